@@ -1,0 +1,1 @@
+//! The built-in handlers: `echo`, `sleep`, `pdf-text` and `image-normalize`.

@@ -1,0 +1,11 @@
+//! Marie's actors — Gateway, CapacityManager, Executor — the pure logic they call
+//! (queues, placement, leases, retries), the job store and the built-in handlers.
+//!
+//! Actors hold state and move messages; every decision is made by plain code in
+//! [`scheduling`], with time passed in.
+
+#![warn(missing_docs)]
+
+pub mod handler;
+pub mod handlers;
+pub mod store;

@@ -1,0 +1,123 @@
+//! The job store: the durable truth about every job.
+//!
+//! Accepted means committed here. The [`JobStore`] trait is what actors use; it says
+//! nothing about SQL, so a shared Postgres backend can sit beside the embedded
+//! [`sqlite::SqliteStore`] and the non-durable [`memory::MemoryStore`] (benchmarks and
+//! tests of the store-independent parts).
+
+pub mod memory;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunRef};
+use marie_protocol::{JobId, JobSpec, JobState, JobStatus};
+
+/// A job to write at submit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJob {
+    /// Its id.
+    pub id: JobId,
+    /// What it is (the payload is stored with it).
+    pub spec: JobSpec,
+    /// Runs allowed.
+    pub max_attempts: u32,
+    /// Longest one run may take, in milliseconds.
+    pub timeout_ms: u64,
+    /// Accepted at, Unix milliseconds.
+    pub created_at_ms: u64,
+}
+
+/// What became of one [`NewJob`] on insert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inserted {
+    /// Written as a new job.
+    New(JobId),
+    /// Not written: a live or succeeded job has the same (`ref_type`, `ref_id`) and the
+    /// spec's policy is `ReturnExisting`.
+    Existing(JobId),
+    /// Not written: same key exists and the policy is `Reject`.
+    Duplicate(JobId),
+}
+
+/// A state change of a stored job. Changes are applied in the order given; a change to
+/// a job that is already terminal is ignored (a job ends exactly once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobUpdate {
+    /// A run started: state `running`, `attempt = run.attempt`.
+    Started {
+        /// The run.
+        run: RunRef,
+        /// The executor running it.
+        executor: String,
+        /// When, Unix milliseconds.
+        at_ms: u64,
+    },
+    /// A run was lost or failed and the job waits for another: state `queued`.
+    Requeued {
+        /// The job.
+        id: JobId,
+        /// Runs started so far.
+        attempts_done: u32,
+        /// Why the last run ended without a result.
+        error: String,
+        /// When, Unix milliseconds.
+        at_ms: u64,
+    },
+    /// The job ended.
+    Finished {
+        /// The job.
+        id: JobId,
+        /// The terminal state.
+        state: JobState,
+        /// Why it did not succeed.
+        error: Option<String>,
+        /// The output, when it succeeded.
+        output: Option<Vec<u8>>,
+        /// When, Unix milliseconds.
+        at_ms: u64,
+    },
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    #[error("cannot open the job store at {path}: {reason}")]
+    Open {
+        /// Where.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A read or write failed.
+    #[error("job store failed: {0}")]
+    Backend(String),
+    /// The store's writer is gone (the node is shutting down).
+    #[error("the job store is closed")]
+    Closed,
+}
+
+/// Durable storage of jobs, their payloads, states and outputs.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Writes new jobs, applying each spec's deduplication policy. Returns when the
+    /// write is durable; calls made at the same time share one commit.
+    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError>;
+
+    /// Applies state changes in order. Returns when they are durable.
+    async fn update(&self, updates: Vec<JobUpdate>) -> Result<(), StoreError>;
+
+    /// The status of one job.
+    async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError>;
+
+    /// The output of a job, if it succeeded.
+    async fn output(&self, id: JobId) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// A page of jobs, newest first.
+    async fn list(&self, query: ListQuery) -> Result<JobPage, StoreError>;
+
+    /// Every live job, to rebuild the queues after a start. Jobs that were `running`
+    /// lost their run with the previous process: they are written back as `queued`
+    /// with the run counted, and returned with the others.
+    async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError>;
+}

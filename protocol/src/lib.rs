@@ -1,0 +1,20 @@
+//! Wire types of Marie: the job model, the capacity report, the actor messages and the
+//! codec that carries them between nodes.
+//!
+//! Everything here can cross a process boundary: no actor references, no clocks, no
+//! runtime. Actors and nodes build on these types; this crate knows neither.
+
+#![warn(missing_docs)]
+
+pub mod capacity;
+pub mod codec;
+pub mod error;
+pub mod job;
+pub mod messages;
+pub mod names;
+
+pub use capacity::{CapacityReport, CapacityTotals, PoolCapacity, PoolLoad};
+pub use error::{GatewayError, HandlerError, HandlerErrorKind};
+pub use job::{
+    DedupPolicy, JobId, JobMetadata, JobSpec, JobState, JobStatus, Outcome, TraceContext,
+};

@@ -1,0 +1,15 @@
+//! Process-group names under which Marie's actors are found across the cluster.
+//!
+//! Actors are never addressed by references sent over the wire: every node looks them up
+//! by these names in `ractor::pg`.
+
+/// Group of every Gateway actor.
+pub const GATEWAY_GROUP: &str = "marie.gateway";
+
+/// Group of the one CapacityManager.
+pub const CAPACITY_GROUP: &str = "marie.capacity";
+
+/// Group of the executors of `pool`.
+pub fn executor_group(pool: &str) -> String {
+    format!("marie.executor.{pool}")
+}
