@@ -185,6 +185,14 @@ pub struct Heartbeat {
     pub running: Vec<RunRef>,
 }
 
+/// The CapacityManager's answer to a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    /// False when the executor is unknown (declared lost, or the manager restarted):
+    /// it must register again.
+    pub known: bool,
+}
+
 /// The end of one run, reported by the executor that ran it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Completion {
@@ -223,8 +231,10 @@ pub enum CapacityMsg {
     /// From an executor: it serves a pool with slots.
     #[rpc]
     Register(ExecutorInfo, RpcReplyPort<Registered>),
-    /// From an executor: alive, running these.
-    Heartbeat(Heartbeat),
+    /// From an executor: alive, running these. The answer says whether the executor
+    /// is still known; an executor that was declared lost registers again.
+    #[rpc]
+    Heartbeat(Heartbeat, RpcReplyPort<HeartbeatAck>),
     /// From an executor: a run ended.
     Completed(Completion),
     /// From a Gateway: cancel a job.
@@ -272,6 +282,8 @@ pub enum ExecutorMsg {
     Finished(Completion),
     /// Timer: send a heartbeat.
     HeartbeatTick(Tick),
+    /// Register (again) with the CapacityManager.
+    Register(Tick),
 }
 
 wire_type!(
@@ -293,6 +305,7 @@ wire_type!(
     Registered,
     RunRef,
     Heartbeat,
+    HeartbeatAck,
     Completion,
     ExecutorName,
     CancelAnswer,

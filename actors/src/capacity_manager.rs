@@ -1,0 +1,255 @@
+//! The CapacityManager actor: one per cluster. It owns the queues, slots and leases (in
+//! a [`Scheduler`]), leases jobs to executors, and persists every change through the
+//! [`StoreWriter`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use marie_protocol::messages::{
+    CancelAnswer, CapacityMsg, ExecutorMsg, GatewayMsg, HeartbeatAck, LeaseGrant, LoadReport,
+    Registered, Tick,
+};
+use marie_protocol::names::CAPACITY_GROUP;
+use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
+
+use crate::clock::{MonotonicClock, unix_ms};
+use crate::lookup;
+use crate::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
+use crate::store::{JobStore, JobUpdate};
+use crate::store_writer::StoreWriter;
+
+/// The CapacityManager actor.
+pub struct CapacityManager;
+
+/// What the CapacityManager starts with.
+pub struct CapacityManagerArgs {
+    /// The job store it recovers from and writes to.
+    pub store: Arc<dyn JobStore>,
+    /// Lease, timeout and backoff rules.
+    pub scheduler: SchedulerConfig,
+    /// The configured pools.
+    pub pools: Vec<PoolSetup>,
+    /// How often time is applied (leases, timeouts, backoff) and load published.
+    pub tick: Duration,
+    /// How often executors heartbeat.
+    pub heartbeat: Duration,
+}
+
+/// The CapacityManager's state.
+pub struct CapacityState {
+    scheduler: Scheduler,
+    writer: Option<StoreWriter>,
+    clock: MonotonicClock,
+    executors: HashMap<String, ActorRef<ExecutorMsg>>,
+    heartbeat_ms: u64,
+}
+
+impl Actor for CapacityManager {
+    type Msg = CapacityMsg;
+    type State = CapacityState;
+    type Arguments = CapacityManagerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CapacityMsg>,
+        args: CapacityManagerArgs,
+    ) -> Result<CapacityState, ActorProcessingErr> {
+        let recovered = args.store.recover(unix_ms()).await?;
+        tracing::info!(jobs = recovered.len(), "recovered live jobs from the store");
+        let mut state = CapacityState {
+            scheduler: Scheduler::new(args.scheduler, &args.pools),
+            writer: Some(StoreWriter::spawn(args.store)),
+            clock: MonotonicClock::start(),
+            executors: HashMap::new(),
+            heartbeat_ms: args.heartbeat.as_millis() as u64,
+        };
+        let mut actions = Vec::new();
+        for job in recovered {
+            actions.extend(state.scheduler.enqueue(job, 0));
+        }
+        let updates = state.carry_out(actions);
+        state.writer().write(updates);
+        pg::join(CAPACITY_GROUP.to_string(), vec![myself.get_cell()]);
+        myself.send_interval(args.tick, || CapacityMsg::Tick(Tick));
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<CapacityMsg>,
+        state: &mut CapacityState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(writer) = state.writer.take() {
+            writer.close().await;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<CapacityMsg>,
+        msg: CapacityMsg,
+        state: &mut CapacityState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = state.clock.now_ms();
+        let s = &mut state.scheduler;
+        let mut actions = match msg {
+            CapacityMsg::Enqueue(batch) => {
+                let mut actions = Vec::new();
+                for job in batch.0 {
+                    actions.extend(s.enqueue(job, now));
+                }
+                actions
+            }
+            CapacityMsg::Register(info, reply) => {
+                tracing::info!(executor = %info.name, pool = %info.pool, slots = info.slots, "executor registered");
+                state.executors.remove(&info.name);
+                let actions = s.register(&info.name, &info.pool, info.slots, now);
+                let _ = reply.send(Registered {
+                    heartbeat_ms: state.heartbeat_ms,
+                });
+                actions
+            }
+            CapacityMsg::Heartbeat(hb, reply) => {
+                let actions = s.heartbeat(&hb.executor, &hb.running, now);
+                let _ = reply.send(HeartbeatAck {
+                    known: actions.is_some(),
+                });
+                actions.unwrap_or_default()
+            }
+            CapacityMsg::Completed(c) => s.complete(&c.executor, c.run, c.outcome, now),
+            CapacityMsg::Cancel(id, reply) => match s.cancel(id) {
+                Some(actions) => {
+                    let updates = state.carry_out(actions);
+                    let durable = state.writer().write_acked(updates);
+                    tokio::spawn(async move {
+                        let _ = durable.await;
+                        let _ = reply.send(CancelAnswer::Cancelled);
+                    });
+                    Vec::new()
+                }
+                None => {
+                    let _ = reply.send(CancelAnswer::NotLive);
+                    Vec::new()
+                }
+            },
+            CapacityMsg::Drain(name) => {
+                if s.drain(&name.0) {
+                    tracing::info!(executor = %name.0, "draining executor");
+                    if let Some(executor) = state.executor_ref(&name.0) {
+                        let _ = executor.cast(ExecutorMsg::Drain(Tick));
+                    }
+                }
+                Vec::new()
+            }
+            CapacityMsg::Leave(name) => {
+                tracing::info!(executor = %name.0, "executor left");
+                state.executors.remove(&name.0);
+                s.executor_lost(&name.0, "it stopped", now)
+            }
+            CapacityMsg::Capacity(_, reply) => {
+                let _ = reply.send(s.capacity());
+                Vec::new()
+            }
+            CapacityMsg::Tick(_) => {
+                let actions = s.tick(now);
+                let load = LoadReport(s.loads());
+                for gateway in lookup::gateways() {
+                    let _ = gateway.cast(GatewayMsg::Load(load.clone()));
+                }
+                actions
+            }
+        };
+        actions.extend(state.scheduler.place(now));
+        let updates = state.carry_out(actions);
+        state.writer().write(updates);
+        Ok(())
+    }
+}
+
+impl CapacityState {
+    fn writer(&self) -> &StoreWriter {
+        self.writer.as_ref().expect("the writer lives until post_stop")
+    }
+
+    /// Sends what the scheduler decided and returns the store updates it implies. An
+    /// executor that cannot be reached is declared lost, which may decide more.
+    fn carry_out(&mut self, mut actions: Vec<Action>) -> Vec<JobUpdate> {
+        let mut updates = Vec::new();
+        let at_ms = unix_ms();
+        while !actions.is_empty() {
+            let mut more = Vec::new();
+            for action in actions {
+                match action {
+                    Action::Start { executor, run } => {
+                        let grant = self.scheduler.job(&run.job).map(|job| LeaseGrant {
+                            run,
+                            handler: job.spec.handler.clone(),
+                            payload: job.spec.payload.clone(),
+                            metadata: job.spec.metadata.clone(),
+                            timeout_ms: job.timeout_ms,
+                            trace: job.spec.trace.clone(),
+                        });
+                        let sent = match (grant, self.executor_ref(&executor)) {
+                            (Some(grant), Some(target)) => target.cast(ExecutorMsg::Lease(grant)).is_ok(),
+                            _ => false,
+                        };
+                        if sent {
+                            updates.push(JobUpdate::Started { run, executor, at_ms });
+                        } else {
+                            tracing::warn!(%executor, "executor unreachable; declaring it lost");
+                            self.executors.remove(&executor);
+                            let now = self.clock.now_ms();
+                            more.extend(self.scheduler.executor_lost(&executor, "unreachable", now));
+                            more.extend(self.scheduler.place(now));
+                        }
+                    }
+                    Action::Stop { executor, run } => {
+                        if let Some(target) = self.executor_ref(&executor) {
+                            let _ = target.cast(ExecutorMsg::CancelRun(run));
+                        }
+                    }
+                    Action::Requeued {
+                        id,
+                        attempts_done,
+                        error,
+                    } => {
+                        tracing::info!(job = %id, attempts_done, %error, "job re-queued");
+                        updates.push(JobUpdate::Requeued {
+                            id,
+                            attempts_done,
+                            error,
+                            at_ms,
+                        });
+                    }
+                    Action::Finished {
+                        id,
+                        state,
+                        error,
+                        output,
+                    } => updates.push(JobUpdate::Finished {
+                        id,
+                        state,
+                        error,
+                        output,
+                        at_ms,
+                    }),
+                }
+            }
+            actions = more;
+        }
+        updates
+    }
+
+    /// The executor's actor, looked up in its pool's group once and then cached.
+    fn executor_ref(&mut self, name: &str) -> Option<ActorRef<ExecutorMsg>> {
+        if let Some(actor) = self.executors.get(name) {
+            return Some(actor.clone());
+        }
+        let pool = self.scheduler.executor_pool(name)?;
+        let actor = lookup::executor(pool, name)?;
+        self.executors.insert(name.to_owned(), actor.clone());
+        Some(actor)
+    }
+}

@@ -1,0 +1,223 @@
+//! The Executor actor: serves one pool with a number of slots. It registers with the
+//! CapacityManager, heartbeats the runs it holds, runs each leased job's handler in its
+//! own task, reports the outcome, honours cancellation, and drains before it stops.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use marie_protocol::messages::{
+    CapacityMsg, Completion, ExecutorInfo, ExecutorMsg, ExecutorName, Heartbeat, LeaseGrant,
+    RunRef, Tick,
+};
+use marie_protocol::names::executor_group;
+use marie_protocol::{HandlerError, Outcome};
+use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::handler::{HandlerRegistry, JobInput};
+use crate::lookup;
+
+/// How long the executor waits for the CapacityManager to answer.
+const MANAGER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Wait before registering again when the CapacityManager cannot be reached.
+const REGISTER_RETRY: Duration = Duration::from_millis(500);
+
+/// The Executor actor.
+pub struct Executor;
+
+/// What an executor starts with.
+pub struct ExecutorArgs {
+    /// Cluster-unique name (also the actor's name).
+    pub name: String,
+    /// The pool it serves.
+    pub pool: String,
+    /// Jobs it runs at once.
+    pub slots: u32,
+    /// The pool's handlers.
+    pub handlers: HandlerRegistry,
+}
+
+/// The executor's state.
+pub struct ExecutorState {
+    info: ExecutorInfo,
+    handlers: HandlerRegistry,
+    running: HashMap<RunRef, AbortHandle>,
+    draining: bool,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl Actor for Executor {
+    type Msg = ExecutorMsg;
+    type State = ExecutorState;
+    type Arguments = ExecutorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ExecutorMsg>,
+        args: ExecutorArgs,
+    ) -> Result<ExecutorState, ActorProcessingErr> {
+        pg::join(executor_group(&args.pool), vec![myself.get_cell()]);
+        myself.cast(ExecutorMsg::Register(Tick))?;
+        Ok(ExecutorState {
+            info: ExecutorInfo {
+                name: args.name,
+                pool: args.pool,
+                slots: args.slots,
+            },
+            handlers: args.handlers,
+            running: HashMap::new(),
+            draining: false,
+            heartbeat: None,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ExecutorMsg>,
+        state: &mut ExecutorState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(timer) = state.heartbeat.take() {
+            timer.abort();
+        }
+        for (_, run) in state.running.drain() {
+            run.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ExecutorMsg>,
+        msg: ExecutorMsg,
+        state: &mut ExecutorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ExecutorMsg::Register(_) => state.register(&myself).await,
+            ExecutorMsg::Lease(grant) => state.start(&myself, grant),
+            ExecutorMsg::CancelRun(run) => {
+                if let Some(task) = state.running.remove(&run) {
+                    tracing::info!(job = %run.job, attempt = run.attempt, "run stopped");
+                    task.abort();
+                }
+                state.stop_if_drained(&myself);
+            }
+            ExecutorMsg::Finished(completion) => {
+                if state.running.remove(&completion.run).is_some() {
+                    if let Some(manager) = lookup::capacity_manager() {
+                        let _ = manager.cast(CapacityMsg::Completed(completion));
+                    }
+                }
+                state.stop_if_drained(&myself);
+            }
+            ExecutorMsg::Drain(_) => {
+                tracing::info!(executor = %state.info.name, running = state.running.len(), "draining");
+                state.draining = true;
+                state.stop_if_drained(&myself);
+            }
+            ExecutorMsg::HeartbeatTick(_) => state.heartbeat(&myself),
+        }
+        Ok(())
+    }
+}
+
+impl ExecutorState {
+    async fn register(&mut self, myself: &ActorRef<ExecutorMsg>) {
+        let registered = match lookup::capacity_manager() {
+            Some(manager) => manager
+                .call(|reply| CapacityMsg::Register(self.info.clone(), reply), Some(MANAGER_TIMEOUT))
+                .await
+                .ok()
+                .and_then(|r| r.success_or(()).ok()),
+            None => None,
+        };
+        match registered {
+            Some(ack) => {
+                // Runs from before a re-registration were re-queued by the manager.
+                for (_, run) in self.running.drain() {
+                    run.abort();
+                }
+                if let Some(timer) = self.heartbeat.take() {
+                    timer.abort();
+                }
+                let period = Duration::from_millis(ack.heartbeat_ms.max(10));
+                self.heartbeat = Some(myself.send_interval(period, || ExecutorMsg::HeartbeatTick(Tick)));
+            }
+            None => {
+                tracing::warn!(executor = %self.info.name, "CapacityManager not reachable; registering again soon");
+                myself.send_after(REGISTER_RETRY, || ExecutorMsg::Register(Tick));
+            }
+        }
+    }
+
+    fn start(&mut self, myself: &ActorRef<ExecutorMsg>, grant: LeaseGrant) {
+        let run = grant.run;
+        let handler = self.handlers.get(&grant.handler);
+        let over_slots = self.running.len() >= self.info.slots as usize;
+        let executor = self.info.name.clone();
+        let reply_to = myself.clone();
+        let task = tokio::spawn(async move {
+            let started = Instant::now();
+            let outcome = match (handler, over_slots) {
+                (_, true) => Outcome::Failed(HandlerError::transient("the executor had no free slot")),
+                (None, false) => Outcome::Failed(HandlerError::invalid_input(format!(
+                    "this executor has no handler {:?}",
+                    grant.handler
+                ))),
+                (Some(handler), false) => {
+                    let input = JobInput {
+                        payload: grant.payload,
+                        metadata: grant.metadata,
+                    };
+                    let limit = Duration::from_millis(grant.timeout_ms);
+                    match tokio::time::timeout(limit, handler.run(input)).await {
+                        Ok(Ok(output)) => Outcome::Succeeded(output),
+                        Ok(Err(e)) => Outcome::Failed(e),
+                        Err(_) => Outcome::Failed(HandlerError::transient(format!(
+                            "timed out after {} ms",
+                            grant.timeout_ms
+                        ))),
+                    }
+                }
+            };
+            let took_ms = started.elapsed().as_millis() as u64;
+            let completion = Completion {
+                run,
+                executor,
+                outcome,
+                took_ms,
+            };
+            let _ = reply_to.cast(ExecutorMsg::Finished(completion));
+        });
+        self.running.insert(run, task.abort_handle());
+    }
+
+    fn heartbeat(&self, myself: &ActorRef<ExecutorMsg>) {
+        let Some(manager) = lookup::capacity_manager() else { return };
+        let beat = Heartbeat {
+            executor: self.info.name.clone(),
+            running: self.running.keys().copied().collect(),
+        };
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let ack = manager
+                .call(|reply| CapacityMsg::Heartbeat(beat, reply), Some(MANAGER_TIMEOUT))
+                .await;
+            if let Ok(ractor::rpc::CallResult::Success(ack)) = ack {
+                if !ack.known {
+                    let _ = myself.cast(ExecutorMsg::Register(Tick));
+                }
+            }
+        });
+    }
+
+    fn stop_if_drained(&self, myself: &ActorRef<ExecutorMsg>) {
+        if self.draining && self.running.is_empty() {
+            if let Some(manager) = lookup::capacity_manager() {
+                let _ = manager.cast(CapacityMsg::Leave(ExecutorName(self.info.name.clone())));
+            }
+            tracing::info!(executor = %self.info.name, "drained; stopping");
+            myself.stop(Some("drained".into()));
+        }
+    }
+}

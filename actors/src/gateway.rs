@@ -1,0 +1,281 @@
+//! The Gateway actor: the cluster's front door. It validates and admits jobs, makes them
+//! durable before answering, answers status, result, list and cancel, and holds the
+//! clients that wait for a job to end.
+//!
+//! Anything that waits on the store runs in its own task, so one slow request never
+//! holds up the others, and concurrent submits share the store's group commits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use marie_protocol::messages::{
+    CancelAnswer, CapacityMsg, CapacityQuery, FinishedJobs, GatewayMsg, JobBatch, JobOutput,
+    QueuedJob, Reply, Submitted, WaitFor, WaitTicket,
+};
+use marie_protocol::names::GATEWAY_GROUP;
+use marie_protocol::{GatewayError, JobId, JobSpec, JobState, JobStatus, PoolLoad};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
+
+use crate::admission::{Limits, admit};
+use crate::clock::unix_ms;
+use crate::lookup;
+use crate::store::{Inserted, JobStore, NewJob, StoreError};
+
+/// How long the Gateway waits for the CapacityManager to answer.
+const MANAGER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest wait a client may ask for.
+const MAX_WAIT_MS: u64 = 10 * 60 * 1000;
+
+/// The Gateway actor.
+pub struct Gateway;
+
+/// A client waiting for a job to end: its ticket and where to answer.
+type Waiter = (u64, RpcReplyPort<Reply<JobStatus>>);
+
+/// What a Gateway starts with.
+pub struct GatewayArgs {
+    /// The job store.
+    pub store: Arc<dyn JobStore>,
+    /// Pools, payload and attempt limits.
+    pub limits: Limits,
+}
+
+/// The Gateway's state.
+pub struct GatewayState {
+    store: Arc<dyn JobStore>,
+    limits: Arc<Limits>,
+    waiters: HashMap<JobId, Vec<Waiter>>,
+    next_ticket: u64,
+    loads: HashMap<String, PoolLoad>,
+    /// Jobs this Gateway admitted since the last load report, per pool.
+    admitted_since_load: HashMap<String, u64>,
+}
+
+impl Actor for Gateway {
+    type Msg = GatewayMsg;
+    type State = GatewayState;
+    type Arguments = GatewayArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<GatewayMsg>,
+        args: GatewayArgs,
+    ) -> Result<GatewayState, ActorProcessingErr> {
+        pg::join(GATEWAY_GROUP.to_string(), vec![myself.get_cell()]);
+        Ok(GatewayState {
+            store: args.store,
+            limits: Arc::new(args.limits),
+            waiters: HashMap::new(),
+            next_ticket: 0,
+            loads: HashMap::new(),
+            admitted_since_load: HashMap::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<GatewayMsg>,
+        msg: GatewayMsg,
+        state: &mut GatewayState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            GatewayMsg::Submit(spec, reply) => state.submit(spec, reply),
+            GatewayMsg::Status(id, reply) => {
+                let store = state.store.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(Reply(status(&*store, id).await));
+                });
+            }
+            GatewayMsg::Wait(wait, reply) => state.wait(&myself, wait, reply),
+            GatewayMsg::Output(id, reply) => {
+                let store = state.store.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(Reply(output(&*store, id).await));
+                });
+            }
+            GatewayMsg::Cancel(id, reply) => {
+                let store = state.store.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(Reply(cancel(&*store, id).await));
+                });
+            }
+            GatewayMsg::List(query, reply) => {
+                let store = state.store.clone();
+                tokio::spawn(async move {
+                    let page = store.list(query).await.map_err(store_error);
+                    let _ = reply.send(Reply(page));
+                });
+            }
+            GatewayMsg::Capacity(query, reply) => {
+                tokio::spawn(async move {
+                    let _ = reply.send(Reply(capacity(query).await));
+                });
+            }
+            GatewayMsg::JobsFinished(FinishedJobs(jobs)) => {
+                for (id, _) in jobs {
+                    if let Some(waiters) = state.waiters.remove(&id) {
+                        answer_waiters(state.store.clone(), id, waiters);
+                    }
+                }
+            }
+            GatewayMsg::Load(report) => {
+                state.admitted_since_load.clear();
+                state.loads = report.0.into_iter().map(|l| (l.name.clone(), l)).collect();
+            }
+            GatewayMsg::WaitExpired(WaitTicket { id, ticket }) => {
+                if let Some(waiters) = state.waiters.get_mut(&id) {
+                    if let Some(pos) = waiters.iter().position(|(t, _)| *t == ticket) {
+                        let waiter = waiters.swap_remove(pos);
+                        if waiters.is_empty() {
+                            state.waiters.remove(&id);
+                        }
+                        answer_waiters(state.store.clone(), id, vec![waiter]);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GatewayState {
+    fn submit(&mut self, spec: JobSpec, reply: RpcReplyPort<Reply<Submitted>>) {
+        let load = self.loads.get(&spec.pool);
+        let admitted = self.admitted_since_load.get(&spec.pool).copied().unwrap_or(0);
+        let pending = load.map_or(0, |l| l.pending) + admitted;
+        let rate = load.map_or(0.0, |l| l.finish_rate);
+        let (max_attempts, timeout_ms) = match admit(&spec, &self.limits, pending, rate) {
+            Ok(effective) => effective,
+            Err(e) => {
+                let _ = reply.send(Reply(Err(e)));
+                return;
+            }
+        };
+        *self.admitted_since_load.entry(spec.pool.clone()).or_default() += 1;
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let job = NewJob {
+                id: JobId::generate(),
+                spec,
+                max_attempts,
+                timeout_ms,
+                created_at_ms: unix_ms(),
+            };
+            let _ = reply.send(Reply(accept(&*store, job).await));
+        });
+    }
+
+    fn wait(&mut self, myself: &ActorRef<GatewayMsg>, wait: WaitFor, reply: RpcReplyPort<Reply<JobStatus>>) {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.waiters.entry(wait.id).or_default().push((ticket, reply));
+        let id = wait.id;
+        let timeout = Duration::from_millis(wait.timeout_ms.min(MAX_WAIT_MS));
+        myself.send_after(timeout, move || GatewayMsg::WaitExpired(WaitTicket { id, ticket }));
+        // The job may have ended before the waiter was registered: look once, and if so
+        // answer through the same path as a finish notice.
+        let store = self.store.clone();
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let ended = match store.get(id).await {
+                Ok(Some(status)) => status.state.is_terminal().then_some(status.state),
+                Ok(None) | Err(_) => Some(JobState::Failed),
+            };
+            if let Some(state) = ended {
+                let _ = myself.cast(GatewayMsg::JobsFinished(FinishedJobs(vec![(id, state)])));
+            }
+        });
+    }
+}
+
+/// Writes the job, and once it is durable, hands it to the CapacityManager.
+async fn accept(store: &dyn JobStore, job: NewJob) -> Result<Submitted, GatewayError> {
+    let manager = lookup::capacity_manager()
+        .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
+    let (id, ref_type, ref_id) = (job.id, job.spec.metadata.ref_type.clone(), job.spec.metadata.ref_id.clone());
+    let queued = QueuedJob {
+        id: job.id,
+        spec: job.spec.clone(),
+        attempts_done: 0,
+        max_attempts: job.max_attempts,
+        timeout_ms: job.timeout_ms,
+        created_at_ms: job.created_at_ms,
+    };
+    let inserted = store.insert(vec![job]).await.map_err(store_error)?;
+    match inserted.first() {
+        Some(Inserted::New(_)) => {
+            // The job is durable: if this cast is lost, a restart still queues it.
+            let _ = manager.cast(CapacityMsg::Enqueue(JobBatch(vec![queued])));
+            Ok(Submitted { id, deduplicated: false })
+        }
+        Some(Inserted::Existing(existing)) => Ok(Submitted {
+            id: *existing,
+            deduplicated: true,
+        }),
+        Some(Inserted::Duplicate(existing)) => Err(GatewayError::Duplicate {
+            ref_type,
+            ref_id,
+            existing: *existing,
+        }),
+        None => Err(GatewayError::Store("the store returned no outcome for the job".into())),
+    }
+}
+
+async fn status(store: &dyn JobStore, id: JobId) -> Result<JobStatus, GatewayError> {
+    store.get(id).await.map_err(store_error)?.ok_or(GatewayError::NotFound(id))
+}
+
+async fn output(store: &dyn JobStore, id: JobId) -> Result<JobOutput, GatewayError> {
+    if let Some(bytes) = store.output(id).await.map_err(store_error)? {
+        return Ok(JobOutput(bytes));
+    }
+    let st = status(store, id).await?;
+    Err(GatewayError::NoResult { id, state: st.state })
+}
+
+async fn cancel(store: &dyn JobStore, id: JobId) -> Result<JobState, GatewayError> {
+    let manager = lookup::capacity_manager()
+        .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
+    let answer = manager
+        .call(|reply| CapacityMsg::Cancel(id, reply), Some(MANAGER_TIMEOUT))
+        .await
+        .map_err(|e| GatewayError::Unavailable(format!("the CapacityManager did not answer: {e}")))?;
+    match answer.success_or(()) {
+        Ok(CancelAnswer::Cancelled) => Ok(JobState::Cancelled),
+        Ok(CancelAnswer::NotLive) => {
+            let st = status(store, id).await?;
+            if st.state.is_terminal() {
+                Err(GatewayError::AlreadyFinished { id, state: st.state })
+            } else {
+                Err(GatewayError::Unavailable("the job is being queued".into()))
+            }
+        }
+        Err(()) => Err(GatewayError::Unavailable("the CapacityManager did not answer in time".into())),
+    }
+}
+
+async fn capacity(query: CapacityQuery) -> Result<marie_protocol::CapacityReport, GatewayError> {
+    let manager = lookup::capacity_manager()
+        .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
+    manager
+        .call(|reply| CapacityMsg::Capacity(query, reply), Some(MANAGER_TIMEOUT))
+        .await
+        .map_err(|e| GatewayError::Unavailable(format!("the CapacityManager did not answer: {e}")))?
+        .success_or(())
+        .map_err(|()| GatewayError::Unavailable("the CapacityManager did not answer in time".into()))
+}
+
+fn answer_waiters(store: Arc<dyn JobStore>, id: JobId, waiters: Vec<Waiter>) {
+    tokio::spawn(async move {
+        let result = status(&*store, id).await;
+        for (_, reply) in waiters {
+            let _ = reply.send(Reply(result.clone()));
+        }
+    });
+}
+
+fn store_error(e: StoreError) -> GatewayError {
+    GatewayError::Store(e.to_string())
+}

@@ -1,0 +1,242 @@
+//! `marie bench`: no-op jobs through an embedded cluster, with the SQLite store and in
+//! memory, next to a raw local ractor call measured in the same run.
+//!
+//! Closed loop (default): `--in-flight` workers each submit a job and wait for its end,
+//! then take the next. Open loop (`--rate`): jobs start on a fixed schedule and latency
+//! counts from the scheduled start, so a stall shows up in the tail.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use marie_client::Client;
+use marie_protocol::{JobSpec, JobState};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+use tokio::sync::Mutex;
+
+use crate::cluster::{EmbeddedCluster, open_store};
+use crate::config::{Config, PoolConfig, StoreBackend};
+
+/// `marie bench` options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Jobs per case.
+    #[arg(long, default_value_t = 20_000)]
+    pub jobs: u64,
+    /// Jobs in flight at once (closed loop).
+    #[arg(long, default_value_t = 64)]
+    pub in_flight: u64,
+    /// Start jobs at this many per second instead (open loop).
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Which stores to measure.
+    #[arg(long, value_enum, default_value_t = BenchStores::Both)]
+    pub store: BenchStores,
+    /// Executors in the benchmark pool.
+    #[arg(long, default_value_t = 2)]
+    pub executors: u32,
+}
+
+/// The stores `marie bench` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchStores {
+    /// SQLite on disk (durable).
+    Sqlite,
+    /// Memory only.
+    Memory,
+    /// Both, one after the other.
+    Both,
+}
+
+/// One measured case.
+struct Measured {
+    name: String,
+    per_second: f64,
+    latency_us: Histogram<u64>,
+}
+
+/// Runs the benchmark and prints the table.
+pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
+    let mut results = vec![raw_call(&args).await?];
+    let stores = match args.store {
+        BenchStores::Sqlite => vec![StoreBackend::Sqlite],
+        BenchStores::Memory => vec![StoreBackend::Memory],
+        BenchStores::Both => vec![StoreBackend::Memory, StoreBackend::Sqlite],
+    };
+    for backend in stores {
+        results.push(through_marie(base, &args, backend).await?);
+    }
+    print_table(&args, &results);
+    Ok(())
+}
+
+fn print_table(args: &BenchArgs, results: &[Measured]) {
+    let mode = match args.rate {
+        Some(rate) => format!("open loop at {rate} jobs/s"),
+        None => format!("{} in flight", args.in_flight),
+    };
+    println!("\n{} jobs per case, {mode}", args.jobs);
+    println!("{:<28} {:>12} {:>10} {:>10} {:>10} {:>12}", "case", "per second", "p50 µs", "p99 µs", "max µs", "p50 / raw");
+    let raw_p50 = results[0].latency_us.value_at_quantile(0.5).max(1) as f64;
+    for r in results {
+        let h = &r.latency_us;
+        println!(
+            "{:<28} {:>12.0} {:>10} {:>10} {:>10} {:>11.1}x",
+            r.name,
+            r.per_second,
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.max(),
+            h.value_at_quantile(0.5) as f64 / raw_p50
+        );
+    }
+}
+
+async fn through_marie(base: &Config, args: &BenchArgs, backend: StoreBackend) -> anyhow::Result<Measured> {
+    let dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
+    let mut config = base.clone();
+    config.node.name = "bench".into();
+    config.node.data_dir = dir.path().to_path_buf();
+    config.store.backend = backend;
+    config.executor.pools = vec![PoolConfig {
+        name: "bench".into(),
+        replicas: args.executors.max(1),
+        slots: args.in_flight.max(1) as u32,
+        handlers: vec!["echo".into()],
+        max_queued: u64::MAX,
+        ..PoolConfig::default()
+    }];
+    let store = open_store(&config)?;
+    let cluster = EmbeddedCluster::start(&config, store).await?;
+    // Give executors a moment to register before the clock starts.
+    let client = wait_for_slots(&config).await?;
+    let name = match backend {
+        StoreBackend::Sqlite => "marie, sqlite store (durable)",
+        StoreBackend::Memory => "marie, memory store",
+    };
+    let job = move |client: Client| async move {
+        let submitted = client.submit(JobSpec::new("bench", "echo", Vec::new())).await?;
+        let status = client.wait(submitted.id, Duration::from_secs(60)).await?;
+        anyhow::ensure!(status.state == JobState::Succeeded, "job {} ended {}", status.id, status.state);
+        Ok(())
+    };
+    let measured = drive(name, args, client, job).await;
+    cluster.shutdown(Duration::from_secs(10)).await;
+    measured
+}
+
+async fn wait_for_slots(config: &Config) -> anyhow::Result<Client> {
+    let wanted: u64 = config.pool_setups().iter().map(|p| p.target_slots).sum();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let client = Client::local()?;
+        if client.capacity().await?.totals.capacity >= wanted {
+            return Ok(client);
+        }
+        anyhow::ensure!(Instant::now() < deadline, "executors did not register within 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Drives `jobs` calls of `one` with the closed- or open-loop schedule.
+async fn drive<C, F, Fut>(name: &str, args: &BenchArgs, context: C, one: F) -> anyhow::Result<Measured>
+where
+    C: Clone + Send + 'static,
+    F: Fn(C) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3).context("histogram")?));
+    let bar = ProgressBar::new(args.jobs).with_message(name.to_owned());
+    bar.set_style(ProgressStyle::with_template("{msg:<28} {bar:30} {pos}/{len} {per_sec}").expect("valid template"));
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    match args.rate {
+        None => {
+            for _ in 0..args.in_flight.max(1) {
+                let (next, histogram, bar, one, context, total) =
+                    (next.clone(), histogram.clone(), bar.clone(), one.clone(), context.clone(), args.jobs);
+                tasks.spawn(async move {
+                    let mut local = Vec::new();
+                    while next.fetch_add(1, Ordering::Relaxed) < total {
+                        let t = Instant::now();
+                        one(context.clone()).await?;
+                        local.push(t.elapsed().as_micros() as u64);
+                        bar.inc(1);
+                    }
+                    let mut h = histogram.lock().await;
+                    for v in local {
+                        h.record(v.max(1))?;
+                    }
+                    anyhow::Ok(())
+                });
+            }
+        }
+        Some(rate) => {
+            let period = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+            for i in 0..args.jobs {
+                let due = started + period.mul_f64(i as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let (histogram, bar, one, context) = (histogram.clone(), bar.clone(), one.clone(), context.clone());
+                tasks.spawn(async move {
+                    one(context).await?;
+                    histogram.lock().await.record((due.elapsed().as_micros() as u64).max(1))?;
+                    bar.inc(1);
+                    anyhow::Ok(())
+                });
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.context("a benchmark task panicked")??;
+    }
+    let elapsed = started.elapsed();
+    bar.finish_and_clear();
+    let latency_us = Arc::try_unwrap(histogram)
+        .map_err(|_| anyhow::anyhow!("histogram still shared"))?
+        .into_inner();
+    Ok(Measured {
+        name: name.to_owned(),
+        per_second: args.jobs as f64 / elapsed.as_secs_f64(),
+        latency_us,
+    })
+}
+
+/// The baseline: a local actor answering a call.
+struct Pong;
+
+#[derive(RactorMessage)]
+struct Ping(RpcReplyPort<()>);
+
+impl Actor for Pong {
+    type Msg = Ping;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<Ping>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(&self, _: ActorRef<Ping>, Ping(reply): Ping, _: &mut ()) -> Result<(), ActorProcessingErr> {
+        let _ = reply.send(());
+        Ok(())
+    }
+}
+
+async fn raw_call(args: &BenchArgs) -> anyhow::Result<Measured> {
+    let (pong, done) = Actor::spawn(None, Pong, ()).await.context("baseline actor")?;
+    let call = |pong: ActorRef<Ping>| async move {
+        pong.call(Ping, Some(Duration::from_secs(5)))
+            .await?
+            .success_or(anyhow::anyhow!("the baseline actor did not answer"))
+    };
+    let measured = drive("raw local ractor call", args, pong.clone(), call).await;
+    pong.stop(None);
+    let _ = done.await;
+    measured
+}

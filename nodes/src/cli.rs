@@ -1,0 +1,173 @@
+//! The `marie` command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use marie_protocol::{JobId, JobState};
+
+use crate::logging::LogFormat;
+
+/// Marie runs document-AI jobs (OCR, extraction, classification, your own handlers) on
+/// pools of executors, and never loses a job it accepted.
+///
+/// Start everything on this machine with `marie up`, then submit documents with
+/// `marie submit`. Every command but `up` talks to a running cluster through its
+/// cluster port (--connect) with the cluster's cookie.
+#[derive(Debug, Parser)]
+#[command(name = "marie", version, propagate_version = true)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file [default: ./cluster.toml when present, else built-in defaults].
+    #[arg(long, global = true, env = "MARIE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: the job store and the generated cookie [default: .marie].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=marie=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How a client command reaches the cluster.
+#[derive(Debug, Args)]
+pub struct Connect {
+    /// A node's cluster port [default: 127.0.0.1 and cluster.port from the config].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: Option<String>,
+    /// File holding the cluster cookie [default: MARIE_CLUSTER__COOKIE, cluster.cookie,
+    /// or the cookie `marie up` generated in the data dir].
+    #[arg(long, value_name = "FILE")]
+    pub cookie_file: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole cluster in this process: store, scheduler, gateway and every pool's
+    /// executors, serving the cluster port. Ctrl-C drains running jobs and stops.
+    Up,
+    /// Submit one job per file (or one from stdin) and print each job's id.
+    Submit(SubmitArgs),
+    /// Show a job's state, attempts and last error.
+    Status {
+        /// The job.
+        id: JobId,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Wait until jobs end; exits non-zero if any did not succeed.
+    Wait {
+        /// The jobs.
+        #[arg(required = true)]
+        ids: Vec<JobId>,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Write a succeeded job's output to stdout or a file.
+    Result {
+        /// The job.
+        id: JobId,
+        /// Write here instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Cancel a queued or running job.
+    Cancel {
+        /// The job.
+        id: JobId,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// List jobs, newest first.
+    Jobs {
+        /// Only jobs in this state (queued, running, succeeded, failed, cancelled, expired).
+        #[arg(long)]
+        state: Option<JobState>,
+        /// Only jobs of this pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Jobs per page.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Continue after this job id (the `next` of the previous page).
+        #[arg(long, value_name = "ID")]
+        after: Option<JobId>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Print slots per pool (capacity, target, used, available, holders) as JSON, the
+    /// same document as `GET /api/capacity`.
+    Capacity {
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Measure jobs/s and end-to-end latency of no-op jobs through an embedded cluster,
+    /// with the SQLite store and in memory, next to a raw ractor call.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// `marie submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The pool that runs the jobs.
+    #[arg(long)]
+    pub pool: String,
+    /// The handler within the pool (e.g. echo, sleep, pdf-text, image-normalize).
+    #[arg(long)]
+    pub handler: String,
+    /// Documents, one job each; none reads one document from stdin.
+    pub files: Vec<PathBuf>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Project the jobs belong to.
+    #[arg(long, default_value = "")]
+    pub project_id: String,
+    /// Kind of the referenced document; with --ref-id, the deduplication key.
+    #[arg(long, default_value = "")]
+    pub ref_type: String,
+    /// Id of the referenced document (only with one file).
+    #[arg(long, default_value = "")]
+    pub ref_id: String,
+    /// Runs allowed before a job fails [default: gateway.default_max_attempts].
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Longest one run may take, in seconds [default: gateway.default_timeout_secs].
+    #[arg(long)]
+    pub timeout_secs: Option<u64>,
+    /// Wait for every job to end and print its final state.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print one JSON object per job.
+    #[arg(long)]
+    pub json: bool,
+    /// Submissions in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    #[command(flatten)]
+    pub connect: Connect,
+}

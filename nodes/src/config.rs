@@ -1,0 +1,359 @@
+//! The node's configuration: `cluster.toml`, then `MARIE_*` environment variables
+//! (`MARIE_SECTION__KEY`, e.g. `MARIE_CLUSTER__PORT`), then command-line flags.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use marie_actors::admission::{Limits, PoolRules};
+use marie_actors::scheduling::{PoolSetup, SchedulerConfig};
+use serde::{Deserialize, Serialize};
+
+/// Everything a node reads at start.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// This node.
+    pub node: NodeConfig,
+    /// The cluster port and its authentication.
+    pub cluster: ClusterConfig,
+    /// The job store.
+    pub store: StoreConfig,
+    /// Admission limits and job defaults.
+    pub gateway: GatewayConfig,
+    /// Leases, heartbeats and retries.
+    pub scheduler: SchedulerSection,
+    /// The executor pools.
+    pub executor: ExecutorSection,
+}
+
+/// This node's identity and files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeConfig {
+    /// Unique name of the node in the cluster.
+    pub name: String,
+    /// Where the store and the generated cookie live.
+    pub data_dir: PathBuf,
+    /// On shutdown, how long running jobs may take to finish before they are left to
+    /// be re-queued at the next start.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "marie-1".into(),
+            data_dir: PathBuf::from(".marie"),
+            drain_timeout_secs: 30,
+        }
+    }
+}
+
+/// The cluster port.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClusterConfig {
+    /// Address the cluster port listens on.
+    pub host: IpAddr,
+    /// The cluster port (clients and other nodes connect here).
+    pub port: u16,
+    /// The shared secret; unset means read `cookie_file`, or generate one on loopback.
+    pub cookie: Option<String>,
+    /// A file holding the cookie.
+    pub cookie_file: Option<PathBuf>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 52000,
+            cookie: None,
+            cookie_file: None,
+        }
+    }
+}
+
+/// Which store backs the node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// A SQLite file under the data directory: durable.
+    Sqlite,
+    /// Memory only: nothing survives a restart (benchmarks).
+    Memory,
+}
+
+/// The job store.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreConfig {
+    /// `sqlite` or `memory`.
+    pub backend: StoreBackend,
+    /// Sync the disk on every commit (`true`), or leave it to the OS (`false`: a
+    /// process crash loses nothing, a power loss may lose the last commits).
+    pub sync_full: bool,
+    /// Most writes folded into one commit.
+    pub max_batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Sqlite,
+            sync_full: true,
+            max_batch: 1024,
+        }
+    }
+}
+
+/// Admission limits and job defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewayConfig {
+    /// Largest payload accepted, in bytes (must stay under the 16 MiB cluster frame).
+    pub max_payload_bytes: u64,
+    /// Runs allowed when a job does not say.
+    pub default_max_attempts: u32,
+    /// Most runs a job may ask for.
+    pub max_attempts: u32,
+    /// Run timeout when a job does not say, in seconds.
+    pub default_timeout_secs: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_payload_bytes: 10 * 1024 * 1024,
+            default_max_attempts: 3,
+            max_attempts: 10,
+            default_timeout_secs: 300,
+        }
+    }
+}
+
+/// Leases, heartbeats and retries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SchedulerSection {
+    /// How often the CapacityManager applies time (expiry, timeouts, backoff).
+    pub tick_ms: u64,
+    /// How often executors heartbeat.
+    pub heartbeat_ms: u64,
+    /// A lease not renewed for this long expires and its job re-queues.
+    pub lease_ttl_ms: u64,
+    /// An executor silent for this long is lost.
+    pub executor_timeout_ms: u64,
+    /// Wait before the first retry; doubles each attempt.
+    pub backoff_base_ms: u64,
+    /// Longest wait between attempts.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for SchedulerSection {
+    fn default() -> Self {
+        let d = SchedulerConfig::default();
+        SchedulerSection {
+            tick_ms: 100,
+            heartbeat_ms: 1000,
+            lease_ttl_ms: d.lease_ttl_ms,
+            executor_timeout_ms: d.executor_timeout_ms,
+            backoff_base_ms: d.backoff_base_ms,
+            backoff_max_ms: d.backoff_max_ms,
+        }
+    }
+}
+
+/// The executor pools.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExecutorSection {
+    /// One entry per pool.
+    pub pools: Vec<PoolConfig>,
+}
+
+impl Default for ExecutorSection {
+    fn default() -> Self {
+        let all = ["echo", "sleep", "pdf-text", "image-normalize"];
+        ExecutorSection {
+            pools: vec![
+                PoolConfig::new("cpu-general", 2, 4, &all),
+                PoolConfig::new("extract", 1, 4, &["pdf-text", "image-normalize", "echo"]),
+            ],
+        }
+    }
+}
+
+/// One pool of executors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolConfig {
+    /// The pool's name (jobs name it).
+    pub name: String,
+    /// Executors this node runs for the pool.
+    pub replicas: u32,
+    /// Jobs each executor runs at once.
+    pub slots: u32,
+    /// Whether the pool needs a GPU.
+    pub gpu: bool,
+    /// Handlers the pool offers.
+    pub handlers: Vec<String>,
+    /// Most jobs waiting in the pool's queue; more get "queue full, retry after".
+    pub max_queued: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig::new("", 1, 1, &["echo"])
+    }
+}
+
+impl PoolConfig {
+    fn new(name: &str, replicas: u32, slots: u32, handlers: &[&str]) -> Self {
+        PoolConfig {
+            name: name.into(),
+            replicas,
+            slots,
+            gpu: false,
+            handlers: handlers.iter().map(|h| (*h).into()).collect(),
+            max_queued: 100_000,
+        }
+    }
+}
+
+/// Values from the command line that override the file and the environment.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads `path` (or `./cluster.toml` when it exists), the environment, then the
+    /// flags, and checks the result.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match path {
+            Some(path) if !path.exists() => bail!("config file {} does not exist", path.display()),
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None if Path::new("cluster.toml").exists() => figment = figment.merge(Toml::file("cluster.toml")),
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("MARIE_").split("__"));
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("node.data_dir", dir));
+        }
+        let config: Config = figment.extract().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for pool in &self.executor.pools {
+            if pool.name.is_empty() {
+                bail!("executor.pools: every pool needs a name");
+            }
+            if !seen.insert(&pool.name) {
+                bail!("executor.pools: pool {:?} is defined twice", pool.name);
+            }
+            if pool.slots == 0 {
+                bail!("pool {:?}: slots must be at least 1", pool.name);
+            }
+        }
+        let frame_limit = 16 * 1024 * 1024 - 64 * 1024;
+        if self.gateway.max_payload_bytes > frame_limit {
+            bail!(
+                "gateway.max_payload_bytes = {} is over {frame_limit}: a job must fit in one 16 MiB cluster frame",
+                self.gateway.max_payload_bytes
+            );
+        }
+        Ok(())
+    }
+
+    /// The scheduler's rules.
+    pub fn scheduler_config(&self) -> SchedulerConfig {
+        let s = &self.scheduler;
+        SchedulerConfig {
+            lease_ttl_ms: s.lease_ttl_ms,
+            executor_timeout_ms: s.executor_timeout_ms,
+            backoff_base_ms: s.backoff_base_ms,
+            backoff_max_ms: s.backoff_max_ms,
+        }
+    }
+
+    /// The pools with their target slots.
+    pub fn pool_setups(&self) -> Vec<PoolSetup> {
+        self.executor
+            .pools
+            .iter()
+            .map(|p| PoolSetup {
+                name: p.name.clone(),
+                target_slots: u64::from(p.replicas) * u64::from(p.slots),
+            })
+            .collect()
+    }
+
+    /// The Gateway's admission limits.
+    pub fn limits(&self) -> Limits {
+        let g = &self.gateway;
+        Limits {
+            pools: self
+                .executor
+                .pools
+                .iter()
+                .map(|p| {
+                    let rules = PoolRules {
+                        handlers: p.handlers.clone(),
+                        max_queued: p.max_queued,
+                    };
+                    (p.name.clone(), rules)
+                })
+                .collect(),
+            max_payload_bytes: g.max_payload_bytes,
+            default_max_attempts: g.default_max_attempts,
+            max_attempts_cap: g.max_attempts,
+            default_timeout_ms: g.default_timeout_secs.saturating_mul(1000),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_cluster_toml_loads_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.toml");
+        let from_file: Config = Figment::from(Toml::file(&path)).extract().expect("cluster.toml parses");
+        assert_eq!(from_file, Config::default(), "cluster.toml and Config::default() disagree");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cluster.toml", "[cluster]\nport = 1234\n")?;
+            jail.set_env("MARIE_CLUSTER__PORT", "4321");
+            let config = Config::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(config.cluster.port, 4321);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_duplicate_pool_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[[executor.pools]]\nname = \"a\"\n[[executor.pools]]\nname = \"a\"\n",
+            )?;
+            let err = Config::load(Some(Path::new("c.toml")), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains("defined twice"), "{err:#}");
+            Ok(())
+        });
+    }
+}
