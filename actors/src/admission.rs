@@ -61,7 +61,11 @@ pub fn admit(
         });
     }
     let m = &spec.metadata;
-    for (field, value) in [("project_id", &m.project_id), ("ref_type", &m.ref_type), ("ref_id", &m.ref_id)] {
+    for (field, value) in [
+        ("project_id", &m.project_id),
+        ("ref_type", &m.ref_type),
+        ("ref_id", &m.ref_id),
+    ] {
         if value.len() > MAX_FIELD_LEN {
             return Err(invalid(field, format!("longer than {MAX_FIELD_LEN} bytes")));
         }
@@ -135,15 +139,35 @@ mod tests {
 
     #[test]
     fn oversize_payload_is_refused() {
-        let err = admit(&JobSpec::new("extract", "echo", vec![0; 101]), &limits(), 0, 0.0);
-        assert!(matches!(err, Err(GatewayError::PayloadTooLarge { size: 101, limit: 100 })));
+        let err = admit(
+            &JobSpec::new("extract", "echo", vec![0; 101]),
+            &limits(),
+            0,
+            0.0,
+        );
+        assert!(matches!(
+            err,
+            Err(GatewayError::PayloadTooLarge {
+                size: 101,
+                limit: 100
+            })
+        ));
     }
 
     #[test]
     fn a_full_queue_says_when_to_retry() {
         let spec = JobSpec::new("extract", "echo", vec![]);
         let err = admit(&spec, &limits(), 30, 4.0).unwrap_err();
-        assert!(matches!(err, GatewayError::QueueFull { retry_after_secs: 6, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                GatewayError::QueueFull {
+                    retry_after_secs: 6,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert_eq!(retry_after_secs(1, 0.0), 5);
         assert_eq!(retry_after_secs(1_000_000, 1.0), 60);
     }
@@ -153,6 +177,8 @@ mod tests {
         let mut spec = JobSpec::new("extract", "echo", vec![]);
         spec.max_attempts = Some(0);
         let err = admit(&spec, &limits(), 0, 0.0).unwrap_err();
-        assert!(matches!(err, GatewayError::InvalidField { ref field, .. } if field == "max_attempts"));
+        assert!(
+            matches!(err, GatewayError::InvalidField { ref field, .. } if field == "max_attempts")
+        );
     }
 }

@@ -170,7 +170,9 @@ impl Actor for CapacityManager {
 
 impl CapacityState {
     fn writer(&self) -> &StoreWriter {
-        self.writer.as_ref().expect("the writer lives until post_stop")
+        self.writer
+            .as_ref()
+            .expect("the writer lives until post_stop")
     }
 
     /// Sends what the scheduler decided and returns the store updates it implies. An
@@ -192,16 +194,26 @@ impl CapacityState {
                             trace: job.spec.trace.clone(),
                         });
                         let sent = match (grant, self.executor_ref(&executor)) {
-                            (Some(grant), Some(target)) => target.cast(ExecutorMsg::Lease(grant)).is_ok(),
+                            (Some(grant), Some(target)) => {
+                                target.cast(ExecutorMsg::Lease(grant)).is_ok()
+                            }
                             _ => false,
                         };
                         if sent {
-                            updates.push(JobUpdate::Started { run, executor, at_ms });
+                            updates.push(JobUpdate::Started {
+                                run,
+                                executor,
+                                at_ms,
+                            });
                         } else {
                             tracing::warn!(%executor, "executor unreachable; declaring it lost");
                             self.executors.remove(&executor);
                             let now = self.clock.now_ms();
-                            more.extend(self.scheduler.executor_lost(&executor, "unreachable", now));
+                            more.extend(self.scheduler.executor_lost(
+                                &executor,
+                                "unreachable",
+                                now,
+                            ));
                             more.extend(self.scheduler.place(now));
                         }
                     }

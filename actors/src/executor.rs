@@ -125,7 +125,10 @@ impl ExecutorState {
     async fn register(&mut self, myself: &ActorRef<ExecutorMsg>) {
         let registered = match lookup::capacity_manager() {
             Some(manager) => manager
-                .call(|reply| CapacityMsg::Register(self.info.clone(), reply), Some(MANAGER_TIMEOUT))
+                .call(
+                    |reply| CapacityMsg::Register(self.info.clone(), reply),
+                    Some(MANAGER_TIMEOUT),
+                )
                 .await
                 .ok()
                 .and_then(|r| r.success_or(()).ok()),
@@ -141,7 +144,8 @@ impl ExecutorState {
                     timer.abort();
                 }
                 let period = Duration::from_millis(ack.heartbeat_ms.max(10));
-                self.heartbeat = Some(myself.send_interval(period, || ExecutorMsg::HeartbeatTick(Tick)));
+                self.heartbeat =
+                    Some(myself.send_interval(period, || ExecutorMsg::HeartbeatTick(Tick)));
             }
             None => {
                 tracing::warn!(executor = %self.info.name, "CapacityManager not reachable; registering again soon");
@@ -159,7 +163,9 @@ impl ExecutorState {
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let outcome = match (handler, over_slots) {
-                (_, true) => Outcome::Failed(HandlerError::transient("the executor had no free slot")),
+                (_, true) => {
+                    Outcome::Failed(HandlerError::transient("the executor had no free slot"))
+                }
                 (None, false) => Outcome::Failed(HandlerError::invalid_input(format!(
                     "this executor has no handler {:?}",
                     grant.handler
@@ -193,7 +199,9 @@ impl ExecutorState {
     }
 
     fn heartbeat(&self, myself: &ActorRef<ExecutorMsg>) {
-        let Some(manager) = lookup::capacity_manager() else { return };
+        let Some(manager) = lookup::capacity_manager() else {
+            return;
+        };
         let beat = Heartbeat {
             executor: self.info.name.clone(),
             running: self.running.keys().copied().collect(),
@@ -201,7 +209,10 @@ impl ExecutorState {
         let myself = myself.clone();
         tokio::spawn(async move {
             let ack = manager
-                .call(|reply| CapacityMsg::Heartbeat(beat, reply), Some(MANAGER_TIMEOUT))
+                .call(
+                    |reply| CapacityMsg::Heartbeat(beat, reply),
+                    Some(MANAGER_TIMEOUT),
+                )
                 .await;
             if let Ok(ractor::rpc::CallResult::Success(ack)) = ack {
                 if !ack.known {

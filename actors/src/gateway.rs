@@ -143,7 +143,11 @@ impl Actor for Gateway {
 impl GatewayState {
     fn submit(&mut self, spec: JobSpec, reply: RpcReplyPort<Reply<Submitted>>) {
         let load = self.loads.get(&spec.pool);
-        let admitted = self.admitted_since_load.get(&spec.pool).copied().unwrap_or(0);
+        let admitted = self
+            .admitted_since_load
+            .get(&spec.pool)
+            .copied()
+            .unwrap_or(0);
         let pending = load.map_or(0, |l| l.pending) + admitted;
         let rate = load.map_or(0.0, |l| l.finish_rate);
         let (max_attempts, timeout_ms) = match admit(&spec, &self.limits, pending, rate) {
@@ -153,7 +157,10 @@ impl GatewayState {
                 return;
             }
         };
-        *self.admitted_since_load.entry(spec.pool.clone()).or_default() += 1;
+        *self
+            .admitted_since_load
+            .entry(spec.pool.clone())
+            .or_default() += 1;
         let store = self.store.clone();
         tokio::spawn(async move {
             let job = NewJob {
@@ -167,13 +174,23 @@ impl GatewayState {
         });
     }
 
-    fn wait(&mut self, myself: &ActorRef<GatewayMsg>, wait: WaitFor, reply: RpcReplyPort<Reply<JobStatus>>) {
+    fn wait(
+        &mut self,
+        myself: &ActorRef<GatewayMsg>,
+        wait: WaitFor,
+        reply: RpcReplyPort<Reply<JobStatus>>,
+    ) {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        self.waiters.entry(wait.id).or_default().push((ticket, reply));
+        self.waiters
+            .entry(wait.id)
+            .or_default()
+            .push((ticket, reply));
         let id = wait.id;
         let timeout = Duration::from_millis(wait.timeout_ms.min(MAX_WAIT_MS));
-        myself.send_after(timeout, move || GatewayMsg::WaitExpired(WaitTicket { id, ticket }));
+        myself.send_after(timeout, move || {
+            GatewayMsg::WaitExpired(WaitTicket { id, ticket })
+        });
         // The job may have ended before the waiter was registered: look once, and if so
         // answer through the same path as a finish notice.
         let store = self.store.clone();
@@ -194,7 +211,11 @@ impl GatewayState {
 async fn accept(store: &dyn JobStore, job: NewJob) -> Result<Submitted, GatewayError> {
     let manager = lookup::capacity_manager()
         .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
-    let (id, ref_type, ref_id) = (job.id, job.spec.metadata.ref_type.clone(), job.spec.metadata.ref_id.clone());
+    let (id, ref_type, ref_id) = (
+        job.id,
+        job.spec.metadata.ref_type.clone(),
+        job.spec.metadata.ref_id.clone(),
+    );
     let queued = QueuedJob {
         id: job.id,
         spec: job.spec.clone(),
@@ -208,7 +229,10 @@ async fn accept(store: &dyn JobStore, job: NewJob) -> Result<Submitted, GatewayE
         Some(Inserted::New(_)) => {
             // The job is durable: if this cast is lost, a restart still queues it.
             let _ = manager.cast(CapacityMsg::Enqueue(JobBatch(vec![queued])));
-            Ok(Submitted { id, deduplicated: false })
+            Ok(Submitted {
+                id,
+                deduplicated: false,
+            })
         }
         Some(Inserted::Existing(existing)) => Ok(Submitted {
             id: *existing,
@@ -219,12 +243,18 @@ async fn accept(store: &dyn JobStore, job: NewJob) -> Result<Submitted, GatewayE
             ref_id,
             existing: *existing,
         }),
-        None => Err(GatewayError::Store("the store returned no outcome for the job".into())),
+        None => Err(GatewayError::Store(
+            "the store returned no outcome for the job".into(),
+        )),
     }
 }
 
 async fn status(store: &dyn JobStore, id: JobId) -> Result<JobStatus, GatewayError> {
-    store.get(id).await.map_err(store_error)?.ok_or(GatewayError::NotFound(id))
+    store
+        .get(id)
+        .await
+        .map_err(store_error)?
+        .ok_or(GatewayError::NotFound(id))
 }
 
 async fn output(store: &dyn JobStore, id: JobId) -> Result<JobOutput, GatewayError> {
@@ -232,27 +262,40 @@ async fn output(store: &dyn JobStore, id: JobId) -> Result<JobOutput, GatewayErr
         return Ok(JobOutput(bytes));
     }
     let st = status(store, id).await?;
-    Err(GatewayError::NoResult { id, state: st.state })
+    Err(GatewayError::NoResult {
+        id,
+        state: st.state,
+    })
 }
 
 async fn cancel(store: &dyn JobStore, id: JobId) -> Result<JobState, GatewayError> {
     let manager = lookup::capacity_manager()
         .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
     let answer = manager
-        .call(|reply| CapacityMsg::Cancel(id, reply), Some(MANAGER_TIMEOUT))
+        .call(
+            |reply| CapacityMsg::Cancel(id, reply),
+            Some(MANAGER_TIMEOUT),
+        )
         .await
-        .map_err(|e| GatewayError::Unavailable(format!("the CapacityManager did not answer: {e}")))?;
+        .map_err(|e| {
+            GatewayError::Unavailable(format!("the CapacityManager did not answer: {e}"))
+        })?;
     match answer.success_or(()) {
         Ok(CancelAnswer::Cancelled) => Ok(JobState::Cancelled),
         Ok(CancelAnswer::NotLive) => {
             let st = status(store, id).await?;
             if st.state.is_terminal() {
-                Err(GatewayError::AlreadyFinished { id, state: st.state })
+                Err(GatewayError::AlreadyFinished {
+                    id,
+                    state: st.state,
+                })
             } else {
                 Err(GatewayError::Unavailable("the job is being queued".into()))
             }
         }
-        Err(()) => Err(GatewayError::Unavailable("the CapacityManager did not answer in time".into())),
+        Err(()) => Err(GatewayError::Unavailable(
+            "the CapacityManager did not answer in time".into(),
+        )),
     }
 }
 
@@ -260,11 +303,16 @@ async fn capacity(query: CapacityQuery) -> Result<marie_protocol::CapacityReport
     let manager = lookup::capacity_manager()
         .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
     manager
-        .call(|reply| CapacityMsg::Capacity(query, reply), Some(MANAGER_TIMEOUT))
+        .call(
+            |reply| CapacityMsg::Capacity(query, reply),
+            Some(MANAGER_TIMEOUT),
+        )
         .await
         .map_err(|e| GatewayError::Unavailable(format!("the CapacityManager did not answer: {e}")))?
         .success_or(())
-        .map_err(|()| GatewayError::Unavailable("the CapacityManager did not answer in time".into()))
+        .map_err(|()| {
+            GatewayError::Unavailable("the CapacityManager did not answer in time".into())
+        })
 }
 
 fn answer_waiters(store: Arc<dyn JobStore>, id: JobId, waiters: Vec<Waiter>) {

@@ -6,14 +6,14 @@
 
 #![warn(missing_docs)]
 
-pub mod handler;
-pub mod scheduling;
-pub mod handlers;
-pub mod store;
 pub mod admission;
 pub mod capacity_manager;
 pub mod clock;
 pub mod executor;
 pub mod gateway;
+pub mod handler;
+pub mod handlers;
 pub mod lookup;
+pub mod scheduling;
+pub mod store;
 pub mod store_writer;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use marie_protocol::messages::{FinishedJobs, GatewayMsg};
+use marie_protocol::{JobId, JobState};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -79,20 +80,16 @@ async fn run(store: Arc<dyn JobStore>, mut rx: mpsc::UnboundedReceiver<Write>) {
             updates.extend(next.updates);
             acks.extend(next.done);
         }
-        let finished: Vec<_> = updates
-            .iter()
-            .filter_map(|u| match u {
-                JobUpdate::Finished { id, state, .. } => Some((*id, *state)),
-                _ => None,
-            })
-            .collect();
-        write_until_stored(&*store, updates).await;
+        let ended = write_until_stored(&*store, updates).await;
         for ack in acks {
             let _ = ack.send(());
         }
-        if !finished.is_empty() {
+        for (id, state) in &ended {
+            tracing::info!(job = %id, %state, "job ended");
+        }
+        if !ended.is_empty() {
             for gateway in lookup::gateways() {
-                let msg = GatewayMsg::JobsFinished(FinishedJobs(finished.clone()));
+                let msg = GatewayMsg::JobsFinished(FinishedJobs(ended.clone()));
                 if let Err(e) = gateway.cast(msg) {
                     tracing::warn!(error = %e, "could not tell a gateway that jobs ended");
                 }
@@ -103,11 +100,14 @@ async fn run(store: Arc<dyn JobStore>, mut rx: mpsc::UnboundedReceiver<Write>) {
 
 /// Retries a failing store: the updates are the truth about runs that already ended, so
 /// they are never dropped while the process lives.
-async fn write_until_stored(store: &dyn JobStore, updates: Vec<JobUpdate>) {
+async fn write_until_stored(
+    store: &dyn JobStore,
+    updates: Vec<JobUpdate>,
+) -> Vec<(JobId, JobState)> {
     let mut delay = Duration::from_millis(50);
     loop {
         match store.update(updates.clone()).await {
-            Ok(()) => return,
+            Ok(ended) => return ended,
             Err(e) => {
                 tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "job store write failed");
                 tokio::time::sleep(delay).await;

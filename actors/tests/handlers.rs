@@ -1,16 +1,19 @@
 //! The built-in handlers: echo, sleep, pdf-text, image-normalize, and the registry.
 
-use std::io::Cursor;
 use std::time::Duration;
 
+use std::io::Cursor;
+
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
-use lopdf::content::{Content, Operation};
-use lopdf::{Document, Object, Stream, dictionary};
+use lopdf::{Document, Object};
 use marie_actors::handler::{Handler, JobInput};
 use marie_actors::handlers::{
     self, BUILTIN, Echo, ImageNormalize, PdfText, PdfTextOutput, Sleep, normalize_image,
 };
 use marie_protocol::{HandlerError, HandlerErrorKind, JobMetadata};
+
+mod fixtures;
+use fixtures::{colour_image, pdf_with_pages};
 
 fn input(payload: impl Into<Vec<u8>>) -> JobInput {
     JobInput {
@@ -34,73 +37,8 @@ fn assert_invalid_input(result: Result<Vec<u8>, HandlerError>, needle: &str) -> 
     }
 }
 
-/// A PDF with one line of Helvetica text on each page.
-fn pdf_with_pages(lines: &[&str]) -> Vec<u8> {
-    let mut doc = Document::with_version("1.5");
-    let pages_id = doc.new_object_id();
-    let font_id = doc.add_object(dictionary! {
-        "Type" => "Font",
-        "Subtype" => "Type1",
-        "BaseFont" => "Helvetica",
-    });
-    let resources_id = doc.add_object(dictionary! {
-        "Font" => dictionary! { "F1" => font_id },
-    });
-    let mut kids = Vec::new();
-    for line in lines {
-        let content = Content {
-            operations: vec![
-                Operation::new("BT", vec![]),
-                Operation::new("Tf", vec!["F1".into(), 24.into()]),
-                Operation::new("Td", vec![72.into(), 700.into()]),
-                Operation::new("Tj", vec![Object::string_literal(*line)]),
-                Operation::new("ET", vec![]),
-            ],
-        };
-        let content_id = doc.add_object(Stream::new(dictionary! {}, content.encode().unwrap()));
-        let page_id = doc.add_object(dictionary! {
-            "Type" => "Page",
-            "Parent" => pages_id,
-            "Contents" => content_id,
-        });
-        kids.push(page_id.into());
-    }
-    let count = i64::try_from(kids.len()).unwrap();
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! {
-            "Type" => "Pages",
-            "Kids" => kids,
-            "Count" => count,
-            "Resources" => resources_id,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        }),
-    );
-    let catalog_id = doc.add_object(dictionary! {
-        "Type" => "Catalog",
-        "Pages" => pages_id,
-    });
-    doc.trailer.set("Root", catalog_id);
-    doc.compress();
-    let mut bytes = Vec::new();
-    doc.save_to(&mut bytes).unwrap();
-    bytes
-}
-
 fn two_page_pdf() -> Vec<u8> {
     pdf_with_pages(&["Hello from page one", "Second page says goodbye"])
-}
-
-/// A 2000x1000 colour gradient in `format`.
-fn colour_image(format: ImageFormat) -> Vec<u8> {
-    let image = RgbImage::from_fn(2000, 1000, |x, y| {
-        Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
-    });
-    let mut bytes = Cursor::new(Vec::new());
-    DynamicImage::ImageRgb8(image)
-        .write_to(&mut bytes, format)
-        .unwrap();
-    bytes.into_inner()
 }
 
 fn assert_normalized_png(png: &[u8], width: u32, height: u32) {

@@ -49,7 +49,11 @@ pub(crate) async fn join(
     cookie: &str,
     timeout: Duration,
 ) -> Result<(ActorRef<NodeServerMessage>, ActorRef<GatewayMsg>), ClientError> {
-    let name = format!("marie-client-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let name = format!(
+        "marie-client-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
     let server = NodeServer::new(0, cookie.to_owned(), name, "127.0.0.1".into(), None, None)
         .with_listen_addr(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let (node, _) = Actor::spawn(None, server, ())
@@ -62,7 +66,8 @@ pub(crate) async fn join(
     })
     .map_err(|e| ClientError::Local(e.to_string()))?;
 
-    let connected = tokio::time::timeout(timeout, ractor_cluster::client_connect(&node, addr)).await;
+    let connected =
+        tokio::time::timeout(timeout, ractor_cluster::client_connect(&node, addr)).await;
     match connected {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -105,7 +110,9 @@ pub(crate) async fn join(
             }
             Ok(Some(SessionEvent::Closed)) => {
                 node.stop(None);
-                return Err(ClientError::Disconnected("the session closed while joining".into()));
+                return Err(ClientError::Disconnected(
+                    "the session closed while joining".into(),
+                ));
             }
             Ok(None) | Err(_) => {}
         }

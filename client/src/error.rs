@@ -8,7 +8,9 @@ use marie_protocol::GatewayError;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing accepted the TCP connection.
-    #[error("no Marie cluster answers at {addr} ({reason}): start one with `marie up`, or pass --connect HOST:PORT")]
+    #[error(
+        "no Marie cluster answers at {addr} ({reason}): start one with `marie up`, or pass --connect HOST:PORT"
+    )]
     Unreachable {
         /// The address tried.
         addr: String,
@@ -16,13 +18,17 @@ pub enum ClientError {
         reason: String,
     },
     /// The peer closed the session during the handshake.
-    #[error("the cluster at {addr} refused the handshake: the cookie does not match; pass the cluster's cookie with --cookie-file or MARIE_CLUSTER__COOKIE")]
+    #[error(
+        "the cluster at {addr} refused the handshake: the cookie does not match; pass the cluster's cookie with --cookie-file or MARIE_CLUSTER__COOKIE"
+    )]
     Refused {
         /// The address tried.
         addr: String,
     },
     /// Joined, but no Gateway showed up.
-    #[error("joined the cluster at {addr}, but it has no Gateway: is the node starting or stopping?")]
+    #[error(
+        "joined the cluster at {addr}, but it has no Gateway: is the node starting or stopping?"
+    )]
     NoGateway {
         /// The address joined.
         addr: String,

@@ -94,12 +94,14 @@ impl Client {
             let limit = MAX_FRAME_PAYLOAD;
             return Err(GatewayError::PayloadTooLarge { size, limit }.into());
         }
-        self.call(|reply| GatewayMsg::Submit(spec, reply), self.timeout).await
+        self.call(|reply| GatewayMsg::Submit(spec, reply), self.timeout)
+            .await
     }
 
     /// The job's status now.
     pub async fn status(&self, id: JobId) -> Result<JobStatus, ClientError> {
-        self.call(|reply| GatewayMsg::Status(id, reply), self.timeout).await
+        self.call(|reply| GatewayMsg::Status(id, reply), self.timeout)
+            .await
     }
 
     /// The job's status once it ends, or after `wait` if it has not ended by then.
@@ -111,23 +113,31 @@ impl Client {
 
     /// The output bytes of a succeeded job.
     pub async fn output(&self, id: JobId) -> Result<Vec<u8>, ClientError> {
-        let output = self.call(|reply| GatewayMsg::Output(id, reply), self.timeout).await?;
+        let output = self
+            .call(|reply| GatewayMsg::Output(id, reply), self.timeout)
+            .await?;
         Ok(output.0)
     }
 
     /// Cancels a queued or running job; answers its final state.
     pub async fn cancel(&self, id: JobId) -> Result<JobState, ClientError> {
-        self.call(|reply| GatewayMsg::Cancel(id, reply), self.timeout).await
+        self.call(|reply| GatewayMsg::Cancel(id, reply), self.timeout)
+            .await
     }
 
     /// A page of jobs, newest first.
     pub async fn list(&self, query: ListQuery) -> Result<JobPage, ClientError> {
-        self.call(|reply| GatewayMsg::List(query, reply), self.timeout).await
+        self.call(|reply| GatewayMsg::List(query, reply), self.timeout)
+            .await
     }
 
     /// The capacity report of every pool.
     pub async fn capacity(&self) -> Result<CapacityReport, ClientError> {
-        self.call(|reply| GatewayMsg::Capacity(CapacityQuery, reply), self.timeout).await
+        self.call(
+            |reply| GatewayMsg::Capacity(CapacityQuery, reply),
+            self.timeout,
+        )
+        .await
     }
 
     async fn call<T>(

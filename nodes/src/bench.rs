@@ -81,7 +81,10 @@ fn print_table(args: &BenchArgs, results: &[Measured]) {
         None => format!("{} in flight", args.in_flight),
     };
     println!("\n{} jobs per case, {mode}", args.jobs);
-    println!("{:<28} {:>12} {:>10} {:>10} {:>10} {:>12}", "case", "per second", "p50 µs", "p99 µs", "max µs", "p50 / raw");
+    println!(
+        "{:<28} {:>12} {:>10} {:>10} {:>10} {:>12}",
+        "case", "per second", "p50 µs", "p99 µs", "max µs", "p50 / raw"
+    );
     let raw_p50 = results[0].latency_us.value_at_quantile(0.5).max(1) as f64;
     for r in results {
         let h = &r.latency_us;
@@ -97,7 +100,11 @@ fn print_table(args: &BenchArgs, results: &[Measured]) {
     }
 }
 
-async fn through_marie(base: &Config, args: &BenchArgs, backend: StoreBackend) -> anyhow::Result<Measured> {
+async fn through_marie(
+    base: &Config,
+    args: &BenchArgs,
+    backend: StoreBackend,
+) -> anyhow::Result<Measured> {
     let dir = tempfile::tempdir().context("cannot create a temporary data dir")?;
     let mut config = base.clone();
     config.node.name = "bench".into();
@@ -120,9 +127,16 @@ async fn through_marie(base: &Config, args: &BenchArgs, backend: StoreBackend) -
         StoreBackend::Memory => "marie, memory store",
     };
     let job = move |client: Client| async move {
-        let submitted = client.submit(JobSpec::new("bench", "echo", Vec::new())).await?;
+        let submitted = client
+            .submit(JobSpec::new("bench", "echo", Vec::new()))
+            .await?;
         let status = client.wait(submitted.id, Duration::from_secs(60)).await?;
-        anyhow::ensure!(status.state == JobState::Succeeded, "job {} ended {}", status.id, status.state);
+        anyhow::ensure!(
+            status.state == JobState::Succeeded,
+            "job {} ended {}",
+            status.id,
+            status.state
+        );
         Ok(())
     };
     let measured = drive(name, args, client, job).await;
@@ -138,13 +152,21 @@ async fn wait_for_slots(config: &Config) -> anyhow::Result<Client> {
         if client.capacity().await?.totals.capacity >= wanted {
             return Ok(client);
         }
-        anyhow::ensure!(Instant::now() < deadline, "executors did not register within 10 s");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "executors did not register within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
 /// Drives `jobs` calls of `one` with the closed- or open-loop schedule.
-async fn drive<C, F, Fut>(name: &str, args: &BenchArgs, context: C, one: F) -> anyhow::Result<Measured>
+async fn drive<C, F, Fut>(
+    name: &str,
+    args: &BenchArgs,
+    context: C,
+    one: F,
+) -> anyhow::Result<Measured>
 where
     C: Clone + Send + 'static,
     F: Fn(C) -> Fut + Send + Sync + Clone + 'static,
@@ -152,15 +174,24 @@ where
 {
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new(3).context("histogram")?));
     let bar = ProgressBar::new(args.jobs).with_message(name.to_owned());
-    bar.set_style(ProgressStyle::with_template("{msg:<28} {bar:30} {pos}/{len} {per_sec}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{msg:<28} {bar:30} {pos}/{len} {per_sec}")
+            .expect("valid template"),
+    );
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     match args.rate {
         None => {
             for _ in 0..args.in_flight.max(1) {
-                let (next, histogram, bar, one, context, total) =
-                    (next.clone(), histogram.clone(), bar.clone(), one.clone(), context.clone(), args.jobs);
+                let (next, histogram, bar, one, context, total) = (
+                    next.clone(),
+                    histogram.clone(),
+                    bar.clone(),
+                    one.clone(),
+                    context.clone(),
+                    args.jobs,
+                );
                 tasks.spawn(async move {
                     let mut local = Vec::new();
                     while next.fetch_add(1, Ordering::Relaxed) < total {
@@ -182,10 +213,14 @@ where
             for i in 0..args.jobs {
                 let due = started + period.mul_f64(i as f64);
                 tokio::time::sleep_until(due.into()).await;
-                let (histogram, bar, one, context) = (histogram.clone(), bar.clone(), one.clone(), context.clone());
+                let (histogram, bar, one, context) =
+                    (histogram.clone(), bar.clone(), one.clone(), context.clone());
                 tasks.spawn(async move {
                     one(context).await?;
-                    histogram.lock().await.record((due.elapsed().as_micros() as u64).max(1))?;
+                    histogram
+                        .lock()
+                        .await
+                        .record((due.elapsed().as_micros() as u64).max(1))?;
                     bar.inc(1);
                     anyhow::Ok(())
                 });
@@ -222,14 +257,21 @@ impl Actor for Pong {
         Ok(())
     }
 
-    async fn handle(&self, _: ActorRef<Ping>, Ping(reply): Ping, _: &mut ()) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<Ping>,
+        Ping(reply): Ping,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
         let _ = reply.send(());
         Ok(())
     }
 }
 
 async fn raw_call(args: &BenchArgs) -> anyhow::Result<Measured> {
-    let (pong, done) = Actor::spawn(None, Pong, ()).await.context("baseline actor")?;
+    let (pong, done) = Actor::spawn(None, Pong, ())
+        .await
+        .context("baseline actor")?;
     let call = |pong: ActorRef<Ping>| async move {
         pong.call(Ping, Some(Duration::from_secs(5)))
             .await?

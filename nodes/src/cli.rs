@@ -162,6 +162,9 @@ pub struct SubmitArgs {
     /// Wait for every job to end and print its final state.
     #[arg(long)]
     pub wait: bool,
+    /// With --wait: write each succeeded job's output to DIR/<job id>.
+    #[arg(long, value_name = "DIR", requires = "wait")]
+    pub output_dir: Option<PathBuf>,
     /// Print one JSON object per job.
     #[arg(long)]
     pub json: bool,

@@ -115,7 +115,10 @@ impl EmbeddedCluster {
             }
         };
         if tokio::time::timeout(drain_timeout, drained).await.is_err() {
-            tracing::warn!(?drain_timeout, "executors still busy at the drain deadline; their jobs re-queue at the next start");
+            tracing::warn!(
+                ?drain_timeout,
+                "executors still busy at the drain deadline; their jobs re-queue at the next start"
+            );
             for cell in cells {
                 cell.stop(Some("drain deadline".into()));
             }

@@ -26,9 +26,15 @@ pub async fn connect(config: &Config, connect: &Connect) -> anyhow::Result<Clien
     Ok(Client::connect(&addr, &cookie).await?)
 }
 
+/// One submitted job: its id, whether it was an existing job, and its end with --wait.
+type Submission = (JobId, bool, Option<JobStatus>);
+
 /// `marie submit`. Returns false if `--wait` saw a job that did not succeed.
 pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
     let inputs = read_inputs(&args.files)?;
+    if let Some(dir) = &args.output_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     if !args.ref_id.is_empty() && inputs.len() > 1 {
         anyhow::bail!("--ref-id names one document; submit one file at a time with it");
     }
@@ -40,39 +46,52 @@ pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
         );
         bar
     });
-    let outcomes: Vec<(String, anyhow::Result<(JobId, bool, Option<JobStatus>)>)> =
-        futures::stream::iter(inputs)
-            .map(|(name, payload)| {
-                let mut spec = JobSpec::new(args.pool.clone(), args.handler.clone(), payload);
-                spec.priority = args.priority;
-                spec.metadata = JobMetadata {
-                    project_id: args.project_id.clone(),
-                    ref_type: args.ref_type.clone(),
-                    ref_id: args.ref_id.clone(),
-                };
-                spec.max_attempts = args.max_attempts;
-                spec.timeout_ms = args.timeout_secs.map(|s| s.saturating_mul(1000));
-                let progress = progress.clone();
-                async move {
-                    let result = async {
-                        let submitted = client.submit(spec).await?;
-                        let status = if args.wait {
-                            Some(client.wait(submitted.id, Duration::from_secs(24 * 3600)).await?)
-                        } else {
-                            None
-                        };
-                        Ok((submitted.id, submitted.deduplicated, status))
+    let outcomes: Vec<(String, anyhow::Result<Submission>)> = futures::stream::iter(inputs)
+        .map(|(name, payload)| {
+            let mut spec = JobSpec::new(args.pool.clone(), args.handler.clone(), payload);
+            spec.priority = args.priority;
+            spec.metadata = JobMetadata {
+                project_id: args.project_id.clone(),
+                ref_type: args.ref_type.clone(),
+                ref_id: args.ref_id.clone(),
+            };
+            spec.max_attempts = args.max_attempts;
+            spec.timeout_ms = args.timeout_secs.map(|s| s.saturating_mul(1000));
+            let progress = progress.clone();
+            let (wait, output_dir) = (args.wait, args.output_dir.as_deref());
+            async move {
+                let result = async {
+                    let submitted = client.submit(spec).await?;
+                    let status = if wait {
+                        Some(
+                            client
+                                .wait(submitted.id, Duration::from_secs(24 * 3600))
+                                .await?,
+                        )
+                    } else {
+                        None
+                    };
+                    let succeeded = status
+                        .as_ref()
+                        .is_some_and(|s| s.state == JobState::Succeeded);
+                    if let (Some(dir), true) = (output_dir, succeeded) {
+                        let path = dir.join(submitted.id.to_string());
+                        let bytes = client.output(submitted.id).await?;
+                        std::fs::write(&path, bytes)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
                     }
-                    .await;
-                    if let Some(bar) = &progress {
-                        bar.inc(1);
-                    }
-                    (name, result)
+                    Ok((submitted.id, submitted.deduplicated, status))
                 }
-            })
-            .buffered(args.concurrency.max(1))
-            .collect()
-            .await;
+                .await;
+                if let Some(bar) = &progress {
+                    bar.inc(1);
+                }
+                (name, result)
+            }
+        })
+        .buffered(args.concurrency.max(1))
+        .collect()
+        .await;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -93,7 +112,10 @@ pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
                     println!("{line}");
                 } else {
                     let note = if deduplicated { " (existing job)" } else { "" };
-                    let error = status.and_then(|s| s.last_error).map(|e| format!(": {e}")).unwrap_or_default();
+                    let error = status
+                        .and_then(|s| s.last_error)
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
                     println!("{id}  {name}  {state}{note}{error}");
                 }
             }
@@ -111,7 +133,9 @@ pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
     }
     match last_error {
         Some(e) if !args.json && !many => Err(e),
-        Some(_) if !args.json => anyhow::bail!("{failures} of the submissions were refused (see above)"),
+        Some(_) if !args.json => {
+            anyhow::bail!("{failures} of the submissions were refused (see above)")
+        }
         _ => Ok(all_ok),
     }
 }
@@ -119,13 +143,16 @@ pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
 fn read_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     if files.is_empty() {
         let mut payload = Vec::new();
-        std::io::stdin().read_to_end(&mut payload).context("cannot read stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut payload)
+            .context("cannot read stdin")?;
         return Ok(vec![("-".into(), payload)]);
     }
     files
         .iter()
         .map(|path| {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             Ok((path.display().to_string(), bytes))
         })
         .collect()
@@ -159,7 +186,12 @@ fn print_status(s: &JobStatus) {
 }
 
 /// `marie wait`. Returns false if any job did not succeed.
-pub async fn wait(client: &Client, ids: &[JobId], timeout: Duration, json: bool) -> anyhow::Result<bool> {
+pub async fn wait(
+    client: &Client,
+    ids: &[JobId],
+    timeout: Duration,
+    json: bool,
+) -> anyhow::Result<bool> {
     let mut all_ok = true;
     for id in ids {
         let s = client.wait(*id, timeout).await?;
@@ -178,7 +210,8 @@ pub async fn wait(client: &Client, ids: &[JobId], timeout: Duration, json: bool)
 pub async fn result(client: &Client, id: JobId, output: Option<PathBuf>) -> anyhow::Result<()> {
     let bytes = client.output(id).await?;
     match output {
-        Some(path) => std::fs::write(&path, &bytes).with_context(|| format!("cannot write {}", path.display()))?,
+        Some(path) => std::fs::write(&path, &bytes)
+            .with_context(|| format!("cannot write {}", path.display()))?,
         None => std::io::stdout().write_all(&bytes)?,
     }
     Ok(())
@@ -198,7 +231,10 @@ pub async fn jobs(client: &Client, query: ListQuery, json: bool) -> anyhow::Resu
         println!("{}", serde_json::to_string(&page)?);
         return Ok(());
     }
-    println!("{:<36}  {:<9}  {:<16}  {:<16}  ATTEMPT", "ID", "STATE", "POOL", "HANDLER");
+    println!(
+        "{:<36}  {:<9}  {:<16}  {:<16}  ATTEMPT",
+        "ID", "STATE", "POOL", "HANDLER"
+    );
     for s in &page.jobs {
         println!(
             "{:<36}  {:<9}  {:<16}  {:<16}  {}/{}",
@@ -214,6 +250,9 @@ pub async fn jobs(client: &Client, query: ListQuery, json: bool) -> anyhow::Resu
 /// `marie capacity`: the seed's `{"status":"OK","result":{…}}` document.
 pub async fn capacity(client: &Client) -> anyhow::Result<()> {
     let report = client.capacity().await?;
-    println!("{}", serde_json::to_string_pretty(&json!({"status": "OK", "result": report}))?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({"status": "OK", "result": report}))?
+    );
     Ok(())
 }

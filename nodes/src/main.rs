@@ -70,7 +70,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             let client = commands::connect(&config, &connect).await?;
             commands::wait(&client, &ids, Duration::from_secs(timeout_secs), json).await
         }
-        Command::Result { id, output, connect } => {
+        Command::Result {
+            id,
+            output,
+            connect,
+        } => {
             let client = commands::connect(&config, &connect).await?;
             commands::result(&client, id, output).await.map(|()| true)
         }
@@ -87,7 +91,12 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             connect,
         } => {
             let client = commands::connect(&config, &connect).await?;
-            let query = ListQuery { state, pool, limit, after };
+            let query = ListQuery {
+                state,
+                pool,
+                limit,
+                after,
+            };
             commands::jobs(&client, query, json).await.map(|()| true)
         }
         Command::Capacity { connect } => {

@@ -13,8 +13,12 @@ use crate::cookie;
 
 /// Runs until SIGINT or SIGTERM, then shuts down cleanly.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.node.data_dir)
-        .with_context(|| format!("cannot create the data dir {}", config.node.data_dir.display()))?;
+    std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
+        format!(
+            "cannot create the data dir {}",
+            config.node.data_dir.display()
+        )
+    })?;
     let cookie = cookie::for_node(&config)?;
     let store = open_store(&config)?;
     let cluster = EmbeddedCluster::start(&config, store).await?;
@@ -49,7 +53,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         pools = %pools.join(", "),
         "marie is up"
     );
-    eprintln!("marie is up on {addr} — pools: {}. Ctrl-C stops it.", pools.join(", "));
+    eprintln!(
+        "marie is up on {addr} — pools: {}. Ctrl-C stops it.",
+        pools.join(", ")
+    );
 
     shutdown_signal().await;
     eprintln!("shutting down: draining running jobs…");
@@ -66,7 +73,9 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(term) => term,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the node");

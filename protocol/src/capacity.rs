@@ -56,11 +56,13 @@ impl CapacityReport {
     /// Builds the report from per-pool entries, sorting them and computing the totals.
     pub fn from_pools(mut slots: Vec<PoolCapacity>) -> Self {
         slots.sort_by(|a, b| a.name.cmp(&b.name));
-        let totals = slots.iter().fold(CapacityTotals::default(), |t, p| CapacityTotals {
-            capacity: t.capacity + p.capacity,
-            used: t.used + p.used,
-            available: t.available + p.available,
-        });
+        let totals = slots
+            .iter()
+            .fold(CapacityTotals::default(), |t, p| CapacityTotals {
+                capacity: t.capacity + p.capacity,
+                used: t.used + p.used,
+                available: t.available + p.available,
+            });
         CapacityReport { slots, totals }
     }
 }

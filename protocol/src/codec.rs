@@ -17,7 +17,9 @@ pub enum DecodeError {
     #[error("empty frame: no version byte")]
     Empty,
     /// The peer speaks another wire version.
-    #[error("wire version {found} is not {WIRE_VERSION}: upgrade every node to the same Marie release")]
+    #[error(
+        "wire version {found} is not {WIRE_VERSION}: upgrade every node to the same Marie release"
+    )]
     Version {
         /// The version byte found.
         found: u8,

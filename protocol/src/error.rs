@@ -82,7 +82,9 @@ pub enum GatewayError {
         reason: String,
     },
     /// The pool's queue is at its admission limit.
-    #[error("queue of pool {pool:?} is full ({pending} jobs waiting): retry after {retry_after_secs} s")]
+    #[error(
+        "queue of pool {pool:?} is full ({pending} jobs waiting): retry after {retry_after_secs} s"
+    )]
     QueueFull {
         /// The pool.
         pool: String,
@@ -92,7 +94,9 @@ pub enum GatewayError {
         retry_after_secs: u32,
     },
     /// A job with the same (`ref_type`, `ref_id`) exists and the policy is `Reject`.
-    #[error("a job for {ref_type}/{ref_id} already exists ({existing}): use its id, or submit with dedup Off")]
+    #[error(
+        "a job for {ref_type}/{ref_id} already exists ({existing}): use its id, or submit with dedup Off"
+    )]
     Duplicate {
         /// The key's type.
         ref_type: String,

@@ -14,15 +14,41 @@ const EXECUTORS: [&str; 4] = ["e0", "e1", "e2", "e3"];
 
 #[derive(Clone, Debug)]
 enum Op {
-    Submit { pool: usize, priority: i32, max_attempts: u32, expire: bool },
-    Register { executor: usize, pool: usize, slots: u32 },
-    Lost { executor: usize },
-    Drain { executor: usize },
-    Complete { pick: usize, outcome: u8 },
-    StaleComplete { pick: usize, executor: usize, attempt_shift: u32 },
-    Heartbeat { executor: usize },
-    Cancel { pick: usize },
-    Advance { ms: u64 },
+    Submit {
+        pool: usize,
+        priority: i32,
+        max_attempts: u32,
+        expire: bool,
+    },
+    Register {
+        executor: usize,
+        pool: usize,
+        slots: u32,
+    },
+    Lost {
+        executor: usize,
+    },
+    Drain {
+        executor: usize,
+    },
+    Complete {
+        pick: usize,
+        outcome: u8,
+    },
+    StaleComplete {
+        pick: usize,
+        executor: usize,
+        attempt_shift: u32,
+    },
+    Heartbeat {
+        executor: usize,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Advance {
+        ms: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -66,11 +92,22 @@ impl Observer {
             match action {
                 Action::Start { executor, run } => {
                     let before = self.leases.insert(run.job, (executor, run.attempt));
-                    assert!(before.is_none(), "job {} leased while its lease {before:?} is live", run.job);
-                    assert!(!self.finished.contains_key(&run.job), "a finished job was leased");
+                    assert!(
+                        before.is_none(),
+                        "job {} leased while its lease {before:?} is live",
+                        run.job
+                    );
+                    assert!(
+                        !self.finished.contains_key(&run.job),
+                        "a finished job was leased"
+                    );
                 }
                 Action::Stop { run, .. } => {
-                    if self.leases.get(&run.job).is_some_and(|(_, a)| *a == run.attempt) {
+                    if self
+                        .leases
+                        .get(&run.job)
+                        .is_some_and(|(_, a)| *a == run.attempt)
+                    {
                         self.leases.remove(&run.job);
                     }
                 }
@@ -79,7 +116,10 @@ impl Observer {
                 }
                 Action::Finished { id, state, .. } => {
                     assert!(state.is_terminal());
-                    assert!(self.submitted.contains(&id), "finished a job never submitted");
+                    assert!(
+                        self.submitted.contains(&id),
+                        "finished a job never submitted"
+                    );
                     let before = self.finished.insert(id, state);
                     assert!(before.is_none(), "job {id} finished twice");
                     self.leases.remove(&id);
@@ -122,21 +162,33 @@ fn outcome(kind: u8) -> Outcome {
 fn run_ops(ops: &[Op]) -> (Scheduler, Observer, u64) {
     let pools: Vec<PoolSetup> = POOLS
         .iter()
-        .map(|p| PoolSetup { name: (*p).into(), target_slots: 4 })
+        .map(|p| PoolSetup {
+            name: (*p).into(),
+            target_slots: 4,
+        })
         .collect();
     let mut s = Scheduler::new(config(), &pools);
     let mut obs = Observer::default();
     let mut now = 0u64;
     for op in ops {
         let actions = match op.clone() {
-            Op::Submit { pool, priority, max_attempts, expire } => {
+            Op::Submit {
+                pool,
+                priority,
+                max_attempts,
+                expire,
+            } => {
                 let j = job(POOLS[pool], priority, max_attempts, expire);
                 obs.submitted.push(j.id);
                 let mut a = s.enqueue(j, now);
                 a.extend(s.place(now));
                 a
             }
-            Op::Register { executor, pool, slots } => {
+            Op::Register {
+                executor,
+                pool,
+                slots,
+            } => {
                 let mut a = s.register(EXECUTORS[executor], POOLS[pool], slots, now);
                 a.extend(s.place(now));
                 a
@@ -150,22 +202,32 @@ fn run_ops(ops: &[Op]) -> (Scheduler, Observer, u64) {
                 s.drain(EXECUTORS[executor]);
                 Vec::new()
             }
-            Op::Complete { pick, outcome: kind } => match obs.pick_lease(pick) {
+            Op::Complete {
+                pick,
+                outcome: kind,
+            } => match obs.pick_lease(pick) {
                 Some((id, executor, attempt)) => {
-                    let mut a = s.complete(&executor, RunRef { job: id, attempt }, outcome(kind), now);
+                    let mut a =
+                        s.complete(&executor, RunRef { job: id, attempt }, outcome(kind), now);
                     a.extend(s.place(now));
                     a
                 }
                 None => Vec::new(),
             },
-            Op::StaleComplete { pick, executor, attempt_shift } => {
+            Op::StaleComplete {
+                pick,
+                executor,
+                attempt_shift,
+            } => {
                 let Some(&id) = obs.submitted.get(pick % obs.submitted.len().max(1)) else {
                     continue;
                 };
                 let current = obs.leases.get(&id).cloned();
                 let attempt = current.as_ref().map_or(1, |(_, a)| *a) + attempt_shift;
                 let name = EXECUTORS[executor];
-                let is_current = current.as_ref().is_some_and(|(e, a)| e == name && *a == attempt);
+                let is_current = current
+                    .as_ref()
+                    .is_some_and(|(e, a)| e == name && *a == attempt);
                 if is_current {
                     Vec::new()
                 } else {
@@ -184,7 +246,10 @@ fn run_ops(ops: &[Op]) -> (Scheduler, Observer, u64) {
                     .leases
                     .iter()
                     .filter(|(_, (e, _))| e == name)
-                    .map(|(id, (_, a))| RunRef { job: *id, attempt: *a })
+                    .map(|(id, (_, a))| RunRef {
+                        job: *id,
+                        attempt: *a,
+                    })
                     .collect();
                 s.heartbeat(name, &running, now).unwrap_or_default()
             }
@@ -218,8 +283,11 @@ fn drive_to_the_end(s: &mut Scheduler, obs: &mut Observer, mut now: u64) {
         if s.live_jobs() == 0 {
             return;
         }
-        let leases: Vec<(JobId, String, u32)> =
-            obs.leases.iter().map(|(id, (e, a))| (*id, e.clone(), *a)).collect();
+        let leases: Vec<(JobId, String, u32)> = obs
+            .leases
+            .iter()
+            .map(|(id, (e, a))| (*id, e.clone(), *a))
+            .collect();
         for (id, executor, attempt) in leases {
             let a = s.complete(&executor, RunRef { job: id, attempt }, outcome(0), now);
             obs.apply(a);
@@ -231,7 +299,10 @@ fn drive_to_the_end(s: &mut Scheduler, obs: &mut Observer, mut now: u64) {
                 .leases
                 .iter()
                 .filter(|(_, (e, _))| *e == name)
-                .map(|(id, (_, a))| RunRef { job: *id, attempt: *a })
+                .map(|(id, (_, a))| RunRef {
+                    job: *id,
+                    attempt: *a,
+                })
                 .collect();
             obs.apply(s.heartbeat(&name, &running, now).unwrap_or_default());
         }
@@ -257,10 +328,23 @@ proptest! {
 #[test]
 fn a_lost_executor_requeues_its_jobs_with_the_next_attempt() {
     let ops = [
-        Op::Register { executor: 0, pool: 0, slots: 2 },
-        Op::Submit { pool: 0, priority: 0, max_attempts: 3, expire: false },
+        Op::Register {
+            executor: 0,
+            pool: 0,
+            slots: 2,
+        },
+        Op::Submit {
+            pool: 0,
+            priority: 0,
+            max_attempts: 3,
+            expire: false,
+        },
         Op::Lost { executor: 0 },
-        Op::Register { executor: 1, pool: 0, slots: 2 },
+        Op::Register {
+            executor: 1,
+            pool: 0,
+            slots: 2,
+        },
         Op::Advance { ms: 1_000 },
     ];
     let (s, obs, _) = run_ops(&ops);
@@ -272,9 +356,21 @@ fn a_lost_executor_requeues_its_jobs_with_the_next_attempt() {
 #[test]
 fn a_job_over_its_attempts_fails_with_the_reason() {
     let ops = [
-        Op::Register { executor: 0, pool: 0, slots: 1 },
-        Op::Submit { pool: 0, priority: 0, max_attempts: 1, expire: false },
-        Op::Complete { pick: 0, outcome: 1 },
+        Op::Register {
+            executor: 0,
+            pool: 0,
+            slots: 1,
+        },
+        Op::Submit {
+            pool: 0,
+            priority: 0,
+            max_attempts: 1,
+            expire: false,
+        },
+        Op::Complete {
+            pick: 0,
+            outcome: 1,
+        },
     ];
     let (_, obs, _) = run_ops(&ops);
     assert_eq!(obs.finished.get(&obs.submitted[0]), Some(&JobState::Failed));
@@ -289,7 +385,14 @@ fn a_run_past_its_timeout_is_stopped_and_retried() {
     s.register("e0", "extract", 1, 0);
     s.enqueue(j, 0);
     assert!(matches!(s.place(0).as_slice(), [Action::Start { .. }]));
-    s.heartbeat("e0", &[RunRef { job: id, attempt: 1 }], 900);
+    s.heartbeat(
+        "e0",
+        &[RunRef {
+            job: id,
+            attempt: 1,
+        }],
+        900,
+    );
     let actions = s.tick(1_500);
     assert!(matches!(&actions[0], Action::Stop { run, .. } if run.attempt == 1));
     assert!(matches!(&actions[1], Action::Requeued { error, .. } if error.contains("timed out")));
@@ -309,8 +412,22 @@ fn a_draining_executor_gets_no_new_job_but_finishes_its_own() {
     s.drain("e0");
     s.enqueue(job("extract", 0, 1, false), 0);
     assert!(s.place(0).is_empty());
-    let done = s.complete("e0", RunRef { job: first_id, attempt: 1 }, outcome(0), 10);
-    assert!(matches!(done.as_slice(), [Action::Finished { state: JobState::Succeeded, .. }]));
+    let done = s.complete(
+        "e0",
+        RunRef {
+            job: first_id,
+            attempt: 1,
+        },
+        outcome(0),
+        10,
+    );
+    assert!(matches!(
+        done.as_slice(),
+        [Action::Finished {
+            state: JobState::Succeeded,
+            ..
+        }]
+    ));
     assert_eq!(s.running_on("e0"), Some(0));
     assert!(s.place(10).is_empty());
 }
@@ -326,7 +443,15 @@ fn higher_priority_runs_first_then_oldest() {
     s.register("e0", "extract", 1, 0);
     let actions = s.place(0);
     assert!(matches!(actions.as_slice(), [Action::Start { run, .. }] if run.job == high_id));
-    s.complete("e0", RunRef { job: high_id, attempt: 1 }, outcome(0), 1);
+    s.complete(
+        "e0",
+        RunRef {
+            job: high_id,
+            attempt: 1,
+        },
+        outcome(0),
+        1,
+    );
     let actions = s.place(1);
     assert!(matches!(actions.as_slice(), [Action::Start { run, .. }] if run.job == low_id));
 }
@@ -338,5 +463,7 @@ fn a_queued_job_past_its_expiry_ends_expired() {
     let id = j.id;
     s.enqueue(j, 0);
     let actions = s.tick(3_001);
-    assert!(matches!(actions.as_slice(), [Action::Finished { id: f, state: JobState::Expired, .. }] if *f == id));
+    assert!(
+        matches!(actions.as_slice(), [Action::Finished { id: f, state: JobState::Expired, .. }] if *f == id)
+    );
 }

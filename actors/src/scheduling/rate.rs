@@ -46,7 +46,11 @@ mod tests {
             meter.record(100);
             meter.roll(second * 1000);
         }
-        assert!((meter.per_second() - 100.0).abs() < 1.0, "{}", meter.per_second());
+        assert!(
+            (meter.per_second() - 100.0).abs() < 1.0,
+            "{}",
+            meter.per_second()
+        );
     }
 
     #[test]

@@ -288,7 +288,9 @@ impl Scheduler {
         }
         self.end_run(run.job);
         match outcome {
-            Outcome::Succeeded(output) => self.finish(run.job, JobState::Succeeded, None, Some(output)),
+            Outcome::Succeeded(output) => {
+                self.finish(run.job, JobState::Succeeded, None, Some(output))
+            }
             Outcome::Failed(err) if err.kind == HandlerErrorKind::InvalidInput => {
                 self.finish(run.job, JobState::Failed, Some(err.message), None)
             }
@@ -349,7 +351,11 @@ impl Scheduler {
         let mut actions = Vec::new();
         for id in lost {
             self.end_run(id);
-            actions.extend(self.retry_or_fail(id, format!("executor {name} was lost: {reason}"), now_ms));
+            actions.extend(self.retry_or_fail(
+                id,
+                format!("executor {name} was lost: {reason}"),
+                now_ms,
+            ));
         }
         actions
     }
@@ -401,17 +407,27 @@ impl Scheduler {
     pub fn place(&mut self, now_ms: u64) -> Vec<Action> {
         let mut actions = Vec::new();
         for pool_name in std::mem::take(&mut self.dirty) {
-            while self.pools.get(&pool_name).is_some_and(|p| !p.queue.is_empty()) {
-                let loads = self.executors.iter().filter(|(_, e)| e.pool == pool_name).map(
-                    |(name, e)| ExecutorLoad {
+            while self
+                .pools
+                .get(&pool_name)
+                .is_some_and(|p| !p.queue.is_empty())
+            {
+                let loads = self
+                    .executors
+                    .iter()
+                    .filter(|(_, e)| e.pool == pool_name)
+                    .map(|(name, e)| ExecutorLoad {
                         name,
                         slots: e.slots,
                         used: e.running.len() as u32,
                         draining: e.draining,
-                    },
-                );
-                let Some(executor) = choose_executor(loads).map(str::to_owned) else { break };
-                let Some(id) = self.pop_ready(&pool_name) else { break };
+                    });
+                let Some(executor) = choose_executor(loads).map(str::to_owned) else {
+                    break;
+                };
+                let Some(id) = self.pop_ready(&pool_name) else {
+                    break;
+                };
                 actions.push(self.lease(id, executor, now_ms));
             }
         }
@@ -462,7 +478,10 @@ impl Scheduler {
     pub(crate) fn check_invariants(&self) {
         let mut leased = HashSet::new();
         for (name, e) in &self.executors {
-            assert!(e.running.len() <= e.slots as usize, "{name} runs more jobs than its slots");
+            assert!(
+                e.running.len() <= e.slots as usize,
+                "{name} runs more jobs than its slots"
+            );
             for id in &e.running {
                 assert!(leased.insert(*id), "job {id} is leased to two executors");
                 match self.jobs.get(id).map(|j| &j.phase) {
@@ -472,20 +491,42 @@ impl Scheduler {
             }
         }
         for (id, job) in &self.jobs {
-            assert!(!matches!(job.phase, Phase::Settling), "job {id} left settling");
+            assert!(
+                !matches!(job.phase, Phase::Settling),
+                "job {id} left settling"
+            );
             if let Phase::Running(lease) = &job.phase {
-                assert!(leased.contains(id), "job {id} runs on {} without a slot", lease.executor);
+                assert!(
+                    leased.contains(id),
+                    "job {id} runs on {} without a slot",
+                    lease.executor
+                );
                 assert_eq!(lease.attempt, job.job.attempts_done);
             }
         }
         for (name, pool) in &self.pools {
-            let live: Vec<&LiveJob> = self.jobs.values().filter(|j| &j.job.spec.pool == name).collect();
-            let running = live.iter().filter(|j| matches!(j.phase, Phase::Running(_))).count() as u64;
+            let live: Vec<&LiveJob> = self
+                .jobs
+                .values()
+                .filter(|j| &j.job.spec.pool == name)
+                .collect();
+            let running = live
+                .iter()
+                .filter(|j| matches!(j.phase, Phase::Running(_)))
+                .count() as u64;
             assert_eq!(pool.running, running, "running count of {name}");
-            assert_eq!(pool.waiting, live.len() as u64 - running, "waiting count of {name}");
+            assert_eq!(
+                pool.waiting,
+                live.len() as u64 - running,
+                "waiting count of {name}"
+            );
         }
         for p in self.capacity().slots {
-            assert!(p.used <= p.capacity, "pool {} uses more than its capacity", p.name);
+            assert!(
+                p.used <= p.capacity,
+                "pool {} uses more than its capacity",
+                p.name
+            );
             assert!(p.available <= p.capacity - p.used);
         }
     }
@@ -517,7 +558,10 @@ impl Scheduler {
             deadline_ms: now_ms.saturating_add(self.config.lease_ttl_ms),
             started_ms: now_ms,
         });
-        let pool = self.pools.get_mut(&job.job.spec.pool).expect("pools of live jobs exist");
+        let pool = self
+            .pools
+            .get_mut(&job.job.spec.pool)
+            .expect("pools of live jobs exist");
         pool.waiting -= 1;
         pool.running += 1;
         self.executors
@@ -533,11 +577,16 @@ impl Scheduler {
 
     /// Frees the slot of a running job; the job stays live with no phase change yet.
     fn end_run(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
         let Phase::Running(lease) = std::mem::replace(&mut job.phase, Phase::Settling) else {
             return;
         };
-        let pool = self.pools.get_mut(&job.job.spec.pool).expect("pools of live jobs exist");
+        let pool = self
+            .pools
+            .get_mut(&job.job.spec.pool)
+            .expect("pools of live jobs exist");
         pool.running -= 1;
         pool.waiting += 1;
         if let Some(e) = self.executors.get_mut(&lease.executor) {
@@ -547,7 +596,9 @@ impl Scheduler {
     }
 
     fn retry_or_fail(&mut self, id: JobId, error: String, now_ms: u64) -> Vec<Action> {
-        let Some(job) = self.jobs.get_mut(&id) else { return Vec::new() };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return Vec::new();
+        };
         let done = job.job.attempts_done;
         if done >= job.job.max_attempts {
             let error = format!("gave up after {done} attempts; last error: {error}");
@@ -568,7 +619,9 @@ impl Scheduler {
     }
 
     fn make_ready(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id) else { return };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
         if !matches!(job.phase, Phase::Backoff { .. }) {
             return;
         }
@@ -591,7 +644,10 @@ impl Scheduler {
                     *id,
                     lease.executor.clone(),
                     lease.attempt,
-                    format!("lease expired: executor {} stopped renewing it", lease.executor),
+                    format!(
+                        "lease expired: executor {} stopped renewing it",
+                        lease.executor
+                    ),
                 )),
                 Phase::Running(lease)
                     if now_ms.saturating_sub(lease.started_ms) > j.job.timeout_ms =>
@@ -626,8 +682,13 @@ impl Scheduler {
         error: Option<String>,
         output: Option<Vec<u8>>,
     ) -> Vec<Action> {
-        let Some(job) = self.jobs.remove(&id) else { return Vec::new() };
-        let pool = self.pools.get_mut(&job.job.spec.pool).expect("pools of live jobs exist");
+        let Some(job) = self.jobs.remove(&id) else {
+            return Vec::new();
+        };
+        let pool = self
+            .pools
+            .get_mut(&job.job.spec.pool)
+            .expect("pools of live jobs exist");
         match job.phase {
             Phase::Running(_) => pool.running -= 1,
             Phase::Ready | Phase::Backoff { .. } | Phase::Settling => pool.waiting -= 1,

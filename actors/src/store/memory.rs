@@ -8,23 +8,7 @@ use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
 use marie_protocol::{DedupPolicy, JobId, JobState, JobStatus};
 
-use super::{Inserted, JobStore, JobUpdate, NewJob, StoreError};
-
-/// Page size when a [`ListQuery`] asks for 0 jobs.
-const DEFAULT_PAGE: usize = 100;
-/// Largest page size.
-const MAX_PAGE: usize = 1000;
-
-/// The error a run lost to a restart is recorded with.
-pub(super) const RESTARTED: &str = "the node restarted while this run was in flight";
-
-/// The page size a list query gets: 0 means the default, and large ones are capped.
-pub(super) fn page_limit(limit: u32) -> usize {
-    match usize::try_from(limit).unwrap_or(MAX_PAGE) {
-        0 => DEFAULT_PAGE,
-        n => n.min(MAX_PAGE),
-    }
-}
+use super::{Inserted, JobStore, JobUpdate, NewJob, RESTARTED, StoreError, page_limit};
 
 /// The job store in a map, lost when dropped.
 #[derive(Default)]
@@ -145,14 +129,13 @@ impl Inner {
         Inserted::New(id)
     }
 
-    fn update(&mut self, change: JobUpdate) {
+    /// Applies one change; returns the terminal state it set, if it ended the job.
+    fn update(&mut self, change: JobUpdate) -> Option<(JobId, JobState)> {
         let id = match &change {
             JobUpdate::Started { run, .. } => run.job,
             JobUpdate::Requeued { id, .. } | JobUpdate::Finished { id, .. } => *id,
         };
-        let Some(record) = self.jobs.get_mut(&id).filter(|r| !r.state.is_terminal()) else {
-            return;
-        };
+        let record = self.jobs.get_mut(&id).filter(|r| !r.state.is_terminal())?;
         match change {
             JobUpdate::Started {
                 run,
@@ -186,8 +169,10 @@ impl Inner {
                 record.last_error = error;
                 record.output = output;
                 record.updated_at_ms = at_ms;
+                return Some((id, state));
             }
         }
+        None
     }
 }
 
@@ -198,10 +183,12 @@ impl JobStore for MemoryStore {
         Ok(jobs.into_iter().map(|job| inner.insert(job)).collect())
     }
 
-    async fn update(&self, updates: Vec<JobUpdate>) -> Result<(), StoreError> {
+    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError> {
         let mut inner = self.lock();
-        updates.into_iter().for_each(|change| inner.update(change));
-        Ok(())
+        Ok(updates
+            .into_iter()
+            .filter_map(|change| inner.update(change))
+            .collect())
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {

@@ -12,6 +12,17 @@ use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunRef};
 use marie_protocol::{JobId, JobSpec, JobState, JobStatus};
 
+/// The error kept on a job whose run was in flight when the node stopped.
+pub(crate) const RESTARTED: &str = "the node restarted while this run was in flight";
+
+/// Page size of a list: 0 means 100, and never more than 1000.
+pub(crate) fn page_limit(limit: u32) -> usize {
+    match limit {
+        0 => 100,
+        n => n.min(1000) as usize,
+    }
+}
+
 /// A job to write at submit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewJob {
@@ -104,8 +115,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// write is durable; calls made at the same time share one commit.
     async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError>;
 
-    /// Applies state changes in order. Returns when they are durable.
-    async fn update(&self, updates: Vec<JobUpdate>) -> Result<(), StoreError>;
+    /// Applies state changes in order. Returns, once they are durable, the terminal
+    /// states that took effect: a `Finished` for a job that had already ended is not
+    /// among them, so each job appears in exactly one answer, ever.
+    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError>;
 
     /// The status of one job.
     async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError>;

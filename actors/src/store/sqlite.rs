@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
-use marie_protocol::{DedupPolicy, JobId, JobMetadata, JobSpec, JobStatus, TraceContext};
+use marie_protocol::{DedupPolicy, JobId, JobMetadata, JobSpec, JobState, JobStatus, TraceContext};
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
@@ -91,7 +91,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 /// A write for the writer thread.
 enum Command {
     Insert(Vec<NewJob>, Reply<Vec<Inserted>>),
-    Update(Vec<JobUpdate>, Reply<()>),
+    Update(Vec<JobUpdate>, Reply<Vec<(JobId, JobState)>>),
     Recover(u64, Reply<Vec<QueuedJob>>),
 }
 
@@ -192,7 +192,7 @@ impl JobStore for SqliteStore {
         self.write(|reply| Command::Insert(jobs, reply)).await
     }
 
-    async fn update(&self, updates: Vec<JobUpdate>) -> Result<(), StoreError> {
+    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError> {
         self.write(|reply| Command::Update(updates, reply)).await
     }
 
@@ -400,7 +400,8 @@ fn insert(conn: &Connection, jobs: Vec<NewJob>) -> rusqlite::Result<Vec<Inserted
     Ok(inserted)
 }
 
-fn update(conn: &Connection, updates: Vec<JobUpdate>) -> rusqlite::Result<()> {
+fn update(conn: &Connection, updates: Vec<JobUpdate>) -> rusqlite::Result<Vec<(JobId, JobState)>> {
+    let mut ended = Vec::new();
     for change in updates {
         match change {
             JobUpdate::Started {
@@ -430,21 +431,27 @@ fn update(conn: &Connection, updates: Vec<JobUpdate>) -> rusqlite::Result<()> {
                 error,
                 output,
                 at_ms,
-            } => conn
-                .prepare_cached(&format!(
-                    "UPDATE jobs SET state = ?2, last_error = ?3, output = ?4, \
-                     updated_at_ms = ?5 WHERE id = ?1 AND {LIVE}"
-                ))?
-                .execute(params![
-                    id.to_string(),
-                    state.as_str(),
-                    error,
-                    output,
-                    at_ms
-                ])?,
+            } => {
+                let changed = conn
+                    .prepare_cached(&format!(
+                        "UPDATE jobs SET state = ?2, last_error = ?3, output = ?4, \
+                         updated_at_ms = ?5 WHERE id = ?1 AND {LIVE}"
+                    ))?
+                    .execute(params![
+                        id.to_string(),
+                        state.as_str(),
+                        error,
+                        output,
+                        at_ms
+                    ])?;
+                if changed == 1 {
+                    ended.push((id, state));
+                }
+                changed
+            }
         };
     }
-    Ok(())
+    Ok(ended)
 }
 
 fn recover(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<QueuedJob>> {
@@ -452,7 +459,7 @@ fn recover(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<QueuedJob>> {
         "UPDATE jobs SET state = 'queued', last_error = ?1, updated_at_ms = ?2 \
          WHERE state = 'running'",
     )?
-    .execute(params![super::memory::RESTARTED, now_ms])?;
+    .execute(params![super::RESTARTED, now_ms])?;
     let mut queued = conn.prepare_cached(
         "SELECT id, pool, handler, payload, project_id, ref_type, ref_id, priority, \
          max_attempts, timeout_ms, expire_after_ms, dedup, trace, attempt, created_at_ms \
@@ -462,7 +469,7 @@ fn recover(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<QueuedJob>> {
 }
 
 fn list(conn: &Connection, query: &ListQuery) -> rusqlite::Result<JobPage> {
-    let limit = super::memory::page_limit(query.limit);
+    let limit = super::page_limit(query.limit);
     let mut sql = format!("SELECT {STATUS_COLUMNS} FROM jobs WHERE 1 = 1");
     let mut args = Vec::new();
     if let Some(state) = query.state {

@@ -1,0 +1,267 @@
+//! Helpers of the end-to-end tests: start a real `marie up` process on a free port in
+//! its own data directory, drive it with the real `marie` CLI, stop it by PID.
+
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+#[path = "../../actors/tests/fixtures/mod.rs"]
+pub mod documents;
+
+/// The `marie` binary under test.
+pub fn marie_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_marie")
+}
+
+/// A `marie up` process and its data directory.
+pub struct Marie {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+    config: Option<PathBuf>,
+    env: Vec<(String, String)>,
+    starts: u32,
+}
+
+impl Marie {
+    /// Starts `marie up` with the built-in configuration.
+    pub fn start() -> Marie {
+        Self::start_with(None, &[])
+    }
+
+    /// Starts `marie up` with `config` (TOML text, if any) and extra environment.
+    pub fn start_with(config: Option<&str>, env: &[(&str, &str)]) -> Marie {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = config.map(|text| {
+            let path = dir.path().join("cluster.toml");
+            std::fs::write(&path, text).expect("write the config");
+            path
+        });
+        let mut marie = Marie {
+            child: None,
+            dir,
+            port: free_port(),
+            config,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            starts: 0,
+        };
+        marie.spawn();
+        marie
+    }
+
+    /// The data directory (also the working directory of every process).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The cluster port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The log of the `n`-th start (1-based).
+    pub fn log(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir().join(format!("marie-{n}.log"))).unwrap_or_default()
+    }
+
+    /// Every start's log, concatenated.
+    pub fn all_logs(&self) -> String {
+        (1..=self.starts).map(|n| self.log(n)).collect()
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(marie_bin());
+        cmd.current_dir(self.dir())
+            .arg("--data-dir")
+            .arg(self.dir().join("data"))
+            .env("MARIE_CLUSTER__PORT", self.port.to_string())
+            .env_remove("MARIE_CLUSTER__COOKIE")
+            .env("NO_COLOR", "1");
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        let log =
+            File::create(self.dir().join(format!("marie-{}.log", self.starts))).expect("log file");
+        let child = self
+            .command()
+            .arg("up")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start marie up");
+        self.child = Some(child);
+        self.wait_until_ready();
+    }
+
+    /// Waits until the node answers and every configured executor has registered.
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("marie up exited with {status}:\n{}", self.log(self.starts));
+            }
+            let out = self.cli(&["capacity"]);
+            if out.status.success() {
+                let report: Value = serde_json::from_slice(&out.stdout).expect("capacity JSON");
+                let result = &report["result"];
+                let ready = result["slots"]
+                    .as_array()
+                    .is_some_and(|pools| pools.iter().all(|p| p["capacity"] == p["target"]));
+                if ready {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "marie up not ready in 30 s:\n{}",
+                self.log(self.starts)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs the CLI against this node.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .output()
+            .expect("run the marie CLI")
+    }
+
+    /// Runs the CLI with `stdin` as its input.
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the marie CLI");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write stdin");
+        child.wait_with_output().expect("CLI output")
+    }
+
+    /// Runs the CLI and parses each stdout line as JSON; panics if the CLI failed to run.
+    pub fn cli_json_lines(&self, args: &[&str]) -> Vec<Value> {
+        let out = self.cli(args);
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "marie {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect()
+    }
+
+    /// Sends `signal` to the node.
+    pub fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("marie is running");
+        kill(Pid::from_raw(child.id() as i32), signal).expect("signal marie");
+    }
+
+    /// Kills the node with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        self.signal(Signal::SIGKILL);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits for the node to exit by itself; returns whether it exited cleanly.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let mut child = self.child.take().expect("marie is running");
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for marie") {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "marie did not exit within {limit:?}:\n{}",
+                    self.log(self.starts)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the node again on the same data directory and port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop marie before restarting it");
+        self.spawn();
+    }
+}
+
+impl Drop for Marie {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// Writes `payloads` as numbered files in `dir`; returns their paths as strings.
+pub fn write_files(dir: &Path, payloads: impl IntoIterator<Item = Vec<u8>>) -> Vec<String> {
+    std::fs::create_dir_all(dir).expect("create the input dir");
+    payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let path = dir.join(format!("doc-{i:05}"));
+            std::fs::write(&path, bytes).expect("write an input");
+            path.display().to_string()
+        })
+        .collect()
+}
+
+/// stderr of a CLI run, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// stdout of a CLI run, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
