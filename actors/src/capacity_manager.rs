@@ -6,11 +6,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use marie_protocol::JobId;
+use marie_protocol::messages::RunRef;
 use marie_protocol::messages::{
     CancelAnswer, CapacityMsg, ExecutorMsg, GatewayMsg, HeartbeatAck, LeaseGrant, LoadReport,
     Registered, Tick,
 };
 use marie_protocol::names::CAPACITY_GROUP;
+use opentelemetry::{Context, KeyValue};
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 
 use crate::clock::{MonotonicClock, unix_ms};
@@ -18,6 +21,8 @@ use crate::lookup;
 use crate::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
 use crate::store::{JobStore, JobUpdate};
 use crate::store_writer::StoreWriter;
+use crate::telemetry::job_trace;
+use crate::telemetry::metrics::{JobMetrics, PoolSnapshot};
 
 /// The CapacityManager actor.
 pub struct CapacityManager;
@@ -43,6 +48,9 @@ pub struct CapacityState {
     clock: MonotonicClock,
     executors: HashMap<String, ActorRef<ExecutorMsg>>,
     heartbeat_ms: u64,
+    metrics: JobMetrics,
+    /// The `job.leased` span of every running job.
+    runs: HashMap<JobId, Context>,
 }
 
 impl Actor for CapacityManager {
@@ -63,6 +71,8 @@ impl Actor for CapacityManager {
             clock: MonotonicClock::start(),
             executors: HashMap::new(),
             heartbeat_ms: args.heartbeat.as_millis() as u64,
+            metrics: JobMetrics::register(),
+            runs: HashMap::new(),
         };
         let mut actions = Vec::new();
         for job in recovered {
@@ -119,7 +129,7 @@ impl Actor for CapacityManager {
                 actions.unwrap_or_default()
             }
             CapacityMsg::Completed(c) => s.complete(&c.executor, c.run, c.outcome, now),
-            CapacityMsg::Cancel(id, reply) => match s.cancel(id) {
+            CapacityMsg::Cancel(id, reply) => match s.cancel(id, now) {
                 Some(actions) => {
                     let updates = state.carry_out(actions);
                     let durable = state.writer().write_acked(updates);
@@ -154,10 +164,14 @@ impl Actor for CapacityManager {
             }
             CapacityMsg::Tick(_) => {
                 let actions = s.tick(now);
-                let load = LoadReport(s.loads());
+                let loads = s.loads();
                 for gateway in lookup::gateways() {
-                    let _ = gateway.cast(GatewayMsg::Load(load.clone()));
+                    let _ = gateway.cast(GatewayMsg::Load(LoadReport(loads.clone())));
                 }
+                state.metrics.set_snapshot(PoolSnapshot {
+                    capacity: s.capacity(),
+                    loads,
+                });
                 actions
             }
         };
@@ -184,15 +198,12 @@ impl CapacityState {
             let mut more = Vec::new();
             for action in actions {
                 match action {
-                    Action::Start { executor, run } => {
-                        let grant = self.scheduler.job(&run.job).map(|job| LeaseGrant {
-                            run,
-                            handler: job.spec.handler.clone(),
-                            payload: job.spec.payload.clone(),
-                            metadata: job.spec.metadata.clone(),
-                            timeout_ms: job.timeout_ms,
-                            trace: job.spec.trace.clone(),
-                        });
+                    Action::Start {
+                        executor,
+                        run,
+                        waited_ms,
+                    } => {
+                        let grant = self.lease_grant(&executor, run, waited_ms);
                         let sent = match (grant, self.executor_ref(&executor)) {
                             (Some(grant), Some(target)) => {
                                 target.cast(ExecutorMsg::Lease(grant)).is_ok()
@@ -228,6 +239,9 @@ impl CapacityState {
                         error,
                     } => {
                         tracing::info!(job = %id, attempts_done, %error, "job re-queued");
+                        if let Some(leased) = self.runs.remove(&id) {
+                            job_trace::end(&leased, format!("requeued: {error}"));
+                        }
                         updates.push(JobUpdate::Requeued {
                             id,
                             attempts_done,
@@ -237,21 +251,62 @@ impl CapacityState {
                     }
                     Action::Finished {
                         id,
+                        pool,
+                        ran_ms,
+                        trace,
                         state,
                         error,
                         output,
-                    } => updates.push(JobUpdate::Finished {
-                        id,
-                        state,
-                        error,
-                        output,
-                        at_ms,
-                    }),
+                    } => {
+                        self.metrics.ended(&pool, state, ran_ms);
+                        if let Some(leased) = self.runs.remove(&id) {
+                            job_trace::end(&leased, state.to_string());
+                        }
+                        let attributes = vec![
+                            KeyValue::new("job.id", id.to_string()),
+                            KeyValue::new("pool", pool),
+                            KeyValue::new("outcome", state.to_string()),
+                        ];
+                        let job_cx = job_trace::context_of(&trace);
+                        job_trace::record_past("job.complete", &job_cx, Duration::ZERO, attributes);
+                        updates.push(JobUpdate::Finished {
+                            id,
+                            state,
+                            error,
+                            output,
+                            at_ms,
+                        });
+                    }
                 }
             }
             actions = more;
         }
         updates
+    }
+
+    /// The lease of `run` for `executor`, with its metrics and spans recorded: the wait
+    /// in the queue (`job.queued`) and the attempt (`job.leased`, open until the run
+    /// ends; its context travels with the lease).
+    fn lease_grant(&mut self, executor: &str, run: RunRef, waited_ms: u64) -> Option<LeaseGrant> {
+        let job = self.scheduler.job(&run.job)?;
+        let (pool, handler) = (&job.spec.pool, &job.spec.handler);
+        self.metrics.started(pool, waited_ms);
+        let job_cx = job_trace::context_of(&job.spec.trace);
+        let mut attributes = job_attributes(run, pool, handler);
+        let waited = Duration::from_millis(waited_ms);
+        job_trace::record_past("job.queued", &job_cx, waited, attributes.clone());
+        attributes.push(KeyValue::new("executor", executor.to_owned()));
+        let leased = job_trace::start("job.leased", &job_cx, attributes);
+        let grant = LeaseGrant {
+            run,
+            handler: handler.clone(),
+            payload: job.spec.payload.clone(),
+            metadata: job.spec.metadata.clone(),
+            timeout_ms: job.timeout_ms,
+            trace: job_trace::carrier_of(&leased),
+        };
+        self.runs.insert(run.job, leased);
+        Some(grant)
     }
 
     /// The executor's actor, looked up in its pool's group once and then cached.
@@ -264,4 +319,14 @@ impl CapacityState {
         self.executors.insert(name.to_owned(), actor.clone());
         Some(actor)
     }
+}
+
+/// The attributes every span of a run carries.
+pub(crate) fn job_attributes(run: RunRef, pool: &str, handler: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("job.id", run.job.to_string()),
+        KeyValue::new("pool", pool.to_owned()),
+        KeyValue::new("handler", handler.to_owned()),
+        KeyValue::new("attempt", i64::from(run.attempt)),
+    ]
 }

@@ -14,8 +14,11 @@ use marie_protocol::{HandlerError, Outcome};
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::task::{AbortHandle, JoinHandle};
 
+use crate::capacity_manager::job_attributes;
 use crate::handler::{HandlerRegistry, JobInput};
 use crate::lookup;
+use crate::telemetry::job_trace;
+use opentelemetry::KeyValue;
 
 /// How long the executor waits for the CapacityManager to answer.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -160,6 +163,13 @@ impl ExecutorState {
         let over_slots = self.running.len() >= self.info.slots as usize;
         let executor = self.info.name.clone();
         let reply_to = myself.clone();
+        let mut attributes = job_attributes(run, &self.info.pool, &grant.handler);
+        attributes.push(KeyValue::new("executor", executor.clone()));
+        let span = job_trace::start(
+            "job.execute",
+            &job_trace::context_of(&grant.trace),
+            attributes,
+        );
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let outcome = match (handler, over_slots) {
@@ -187,6 +197,11 @@ impl ExecutorState {
                 }
             };
             let took_ms = started.elapsed().as_millis() as u64;
+            let result = match &outcome {
+                Outcome::Succeeded(_) => "succeeded".to_owned(),
+                Outcome::Failed(e) => format!("failed: {e}"),
+            };
+            job_trace::end(&span, result);
             let completion = Completion {
                 run,
                 executor,

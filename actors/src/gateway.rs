@@ -21,6 +21,8 @@ use crate::admission::{Limits, admit};
 use crate::clock::unix_ms;
 use crate::lookup;
 use crate::store::{Inserted, JobStore, NewJob, StoreError};
+use crate::telemetry::job_trace;
+use opentelemetry::KeyValue;
 
 /// How long the Gateway waits for the CapacityManager to answer.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -208,9 +210,35 @@ impl GatewayState {
 }
 
 /// Writes the job, and once it is durable, hands it to the CapacityManager.
-async fn accept(store: &dyn JobStore, job: NewJob) -> Result<Submitted, GatewayError> {
+async fn accept(store: &dyn JobStore, mut job: NewJob) -> Result<Submitted, GatewayError> {
     let manager = lookup::capacity_manager()
         .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
+    let attributes = vec![
+        KeyValue::new("job.id", job.id.to_string()),
+        KeyValue::new("pool", job.spec.pool.clone()),
+        KeyValue::new("handler", job.spec.handler.clone()),
+    ];
+    let submit = job_trace::start(
+        "job.submit",
+        &job_trace::context_of(&job.spec.trace),
+        attributes,
+    );
+    job.spec.trace = job_trace::carrier_of(&submit);
+    let accepted = store_and_queue(store, &manager, job).await;
+    let outcome = match &accepted {
+        Ok(s) if s.deduplicated => "deduplicated".to_owned(),
+        Ok(_) => "accepted".to_owned(),
+        Err(e) => format!("refused: {e}"),
+    };
+    job_trace::end(&submit, outcome);
+    accepted
+}
+
+async fn store_and_queue(
+    store: &dyn JobStore,
+    manager: &ActorRef<CapacityMsg>,
+    job: NewJob,
+) -> Result<Submitted, GatewayError> {
     let (id, ref_type, ref_id) = (
         job.id,
         job.spec.metadata.ref_type.clone(),

@@ -17,3 +17,4 @@ pub mod lookup;
 pub mod scheduling;
 pub mod store;
 pub mod store_writer;
+pub mod telemetry;

@@ -123,8 +123,10 @@ impl EmbeddedCluster {
                 cell.stop(Some("drain deadline".into()));
             }
         }
-        self.gateway.stop(Some("shutdown".into()));
-        self.manager.stop(Some("shutdown".into()));
+        // Drain, not stop: completions the executors sent before leaving are still in
+        // the CapacityManager's mailbox and must reach the store.
+        let _ = self.gateway.drain();
+        let _ = self.manager.drain();
         let _ = self.manager_done.await;
     }
 }

@@ -90,7 +90,7 @@ impl Observer {
     fn apply(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Start { executor, run } => {
+                Action::Start { executor, run, .. } => {
                     let before = self.leases.insert(run.job, (executor, run.attempt));
                     assert!(
                         before.is_none(),
@@ -258,7 +258,7 @@ fn run_ops(ops: &[Op]) -> (Scheduler, Observer, u64) {
                     continue;
                 };
                 let was_live = s.job(&id).is_some();
-                let a = s.cancel(id);
+                let a = s.cancel(id, now);
                 assert_eq!(a.is_some(), was_live);
                 a.unwrap_or_default()
             }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use marie_protocol::messages::{QueuedJob, RunRef};
 use marie_protocol::{
     CapacityReport, HandlerErrorKind, JobId, JobState, Outcome, PoolCapacity, PoolLoad,
+    TraceContext,
 };
 
 use super::{ExecutorLoad, PoolQueue, RateMeter, backoff_ms, choose_executor};
@@ -56,6 +57,8 @@ pub enum Action {
         executor: String,
         /// The run.
         run: RunRef,
+        /// How long the job waited in the queue before this run, in milliseconds.
+        waited_ms: u64,
     },
     /// Tell the executor to abandon this run (cancelled, timed out, or no longer its).
     Stop {
@@ -77,6 +80,12 @@ pub enum Action {
     Finished {
         /// The job.
         id: JobId,
+        /// Its pool.
+        pool: String,
+        /// How long its last run took, in milliseconds, if it ran.
+        ran_ms: Option<u64>,
+        /// Its trace context.
+        trace: TraceContext,
         /// The terminal state.
         state: JobState,
         /// Why it did not succeed.
@@ -111,6 +120,10 @@ struct LiveJob {
     job: QueuedJob,
     seq: u64,
     phase: Phase,
+    /// When it last became ready to run.
+    ready_since_ms: u64,
+    /// How long its last run took.
+    last_run_ms: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -194,6 +207,9 @@ impl Scheduler {
         if job.attempts_done >= job.max_attempts {
             return vec![Action::Finished {
                 id: job.id,
+                pool: job.spec.pool,
+                ran_ms: None,
+                trace: job.spec.trace,
                 state: JobState::Failed,
                 error: Some(format!(
                     "gave up after {} attempts; the last run was lost",
@@ -217,6 +233,8 @@ impl Scheduler {
                 job,
                 seq,
                 phase: Phase::Ready,
+                ready_since_ms: now_ms,
+                last_run_ms: None,
             },
         );
         Vec::new()
@@ -286,7 +304,7 @@ impl Scheduler {
         if !self.holds_lease(executor, run) {
             return Vec::new();
         }
-        self.end_run(run.job);
+        self.end_run(run.job, now_ms);
         match outcome {
             Outcome::Succeeded(output) => {
                 self.finish(run.job, JobState::Succeeded, None, Some(output))
@@ -300,7 +318,7 @@ impl Scheduler {
 
     /// Cancels a live job: a queued one ends at once, a running one is stopped on its
     /// executor and ends. `None` if the job is not live here.
-    pub fn cancel(&mut self, id: JobId) -> Option<Vec<Action>> {
+    pub fn cancel(&mut self, id: JobId, now_ms: u64) -> Option<Vec<Action>> {
         let mut actions = Vec::new();
         if let Some(Phase::Running(lease)) = self.jobs.get(&id).map(|j| &j.phase) {
             actions.push(Action::Stop {
@@ -310,7 +328,7 @@ impl Scheduler {
                     attempt: lease.attempt,
                 },
             });
-            self.end_run(id);
+            self.end_run(id, now_ms);
         } else if !self.jobs.contains_key(&id) {
             return None;
         }
@@ -350,7 +368,7 @@ impl Scheduler {
         lost.sort();
         let mut actions = Vec::new();
         for id in lost {
-            self.end_run(id);
+            self.end_run(id, now_ms);
             actions.extend(self.retry_or_fail(
                 id,
                 format!("executor {name} was lost: {reason}"),
@@ -382,7 +400,7 @@ impl Scheduler {
                 break;
             }
             self.backoff.pop_first();
-            self.make_ready(id);
+            self.make_ready(id, now_ms);
         }
         while let Some(&(at, id)) = self.expiry.first() {
             if at > now_ms {
@@ -552,6 +570,7 @@ impl Scheduler {
         let job = self.jobs.get_mut(&id).expect("popped jobs are live");
         job.job.attempts_done += 1;
         let attempt = job.job.attempts_done;
+        let waited_ms = now_ms.saturating_sub(job.ready_since_ms);
         job.phase = Phase::Running(Lease {
             executor: executor.clone(),
             attempt,
@@ -572,17 +591,19 @@ impl Scheduler {
         Action::Start {
             executor,
             run: RunRef { job: id, attempt },
+            waited_ms,
         }
     }
 
     /// Frees the slot of a running job; the job stays live with no phase change yet.
-    fn end_run(&mut self, id: JobId) {
+    fn end_run(&mut self, id: JobId, now_ms: u64) {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
         let Phase::Running(lease) = std::mem::replace(&mut job.phase, Phase::Settling) else {
             return;
         };
+        job.last_run_ms = Some(now_ms.saturating_sub(lease.started_ms));
         let pool = self
             .pools
             .get_mut(&job.job.spec.pool)
@@ -618,7 +639,7 @@ impl Scheduler {
         }]
     }
 
-    fn make_ready(&mut self, id: JobId) {
+    fn make_ready(&mut self, id: JobId, now_ms: u64) {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
@@ -626,6 +647,7 @@ impl Scheduler {
             return;
         }
         job.phase = Phase::Ready;
+        job.ready_since_ms = now_ms;
         let pool = &job.job.spec.pool;
         self.pools
             .get_mut(pool)
@@ -669,7 +691,7 @@ impl Scheduler {
                 executor,
                 run: RunRef { job: id, attempt },
             });
-            self.end_run(id);
+            self.end_run(id, now_ms);
             actions.extend(self.retry_or_fail(id, reason, now_ms));
         }
         actions
@@ -699,6 +721,9 @@ impl Scheduler {
         pool.finished.record(1);
         vec![Action::Finished {
             id,
+            pool: job.job.spec.pool,
+            ran_ms: job.last_run_ms,
+            trace: job.job.spec.trace,
             state,
             error,
             output,
