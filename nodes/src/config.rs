@@ -27,6 +27,10 @@ pub struct Config {
     pub scheduler: SchedulerSection,
     /// The executor pools.
     pub executor: ExecutorSection,
+    /// Trace export.
+    pub telemetry: TelemetryConfig,
+    /// The HTTP API.
+    pub http: HttpConfig,
 }
 
 /// This node's identity and files.
@@ -73,6 +77,49 @@ impl Default for ClusterConfig {
             port: 52000,
             cookie: None,
             cookie_file: None,
+        }
+    }
+}
+
+/// The HTTP API (`/api/jobs`, `/api/capacity`, health).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpConfig {
+    /// Address the HTTP API listens on.
+    pub host: IpAddr,
+    /// The HTTP port.
+    pub port: u16,
+    /// When set, every route but `/healthz`, `/readyz` and `/metrics` wants
+    /// `Authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 54322,
+            auth_token: None,
+        }
+    }
+}
+
+/// Where job traces go.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP endpoint (e.g. `http://127.0.0.1:4318`) that receives job traces; unset
+    /// reads `OTEL_EXPORTER_OTLP_ENDPOINT`, and with neither, traces are off.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            service_name: "marie".into(),
         }
     }
 }

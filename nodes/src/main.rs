@@ -6,10 +6,13 @@ mod cluster;
 mod commands;
 mod config;
 mod cookie;
+mod http;
 mod logging;
+mod telemetry;
 mod up;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -17,6 +20,7 @@ use marie_protocol::messages::ListQuery;
 
 use crate::cli::{Cli, Command};
 use crate::config::{Config, Overrides};
+use crate::telemetry::Telemetry;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,32 +30,52 @@ fn main() -> ExitCode {
         "warn,ractor_cluster=error"
     };
     logging::init(cli.global.log_format, level);
+    let overrides = Overrides {
+        data_dir: cli.global.data_dir.clone(),
+    };
+    let config = match Config::load(cli.global.config.as_deref(), &overrides) {
+        Ok(config) => config,
+        Err(e) => return fail(&e),
+    };
+    // A node exports metrics and traces. The exporters start before the async runtime:
+    // the OTLP exporter runs its own thread with a blocking HTTP client.
+    let telemetry = match cli.command {
+        Command::Up => match Telemetry::install(&config.telemetry) {
+            Ok(telemetry) => Some(Arc::new(telemetry)),
+            Err(e) => return fail(&e),
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli, config, telemetry.clone()));
+    drop(runtime);
+    if let Some(telemetry) = telemetry.and_then(|t| Arc::try_unwrap(t).ok()) {
+        telemetry.shutdown();
+    }
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+        Err(e) => fail(&e),
     }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::from(2)
 }
 
 /// Runs one command; `Ok(false)` means it ran but reports a failure (a job that did not
 /// succeed).
-async fn run(cli: Cli) -> anyhow::Result<bool> {
-    let overrides = Overrides {
-        data_dir: cli.global.data_dir.clone(),
-    };
-    let config = Config::load(cli.global.config.as_deref(), &overrides)?;
+async fn run(cli: Cli, config: Config, telemetry: Option<Arc<Telemetry>>) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Up => up::run(config).await.map(|()| true),
+        Command::Up => {
+            let telemetry =
+                telemetry.ok_or_else(|| anyhow::anyhow!("telemetry is installed for `up`"))?;
+            up::run(config, telemetry).await.map(|()| true)
+        }
         Command::Bench(args) => bench::run(&config, args).await.map(|()| true),
         Command::Submit(args) => {
             let client = commands::connect(&config, &args.connect).await?;

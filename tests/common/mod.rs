@@ -25,6 +25,7 @@ pub struct Marie {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    http_port: u16,
     config: Option<PathBuf>,
     env: Vec<(String, String)>,
     starts: u32,
@@ -48,6 +49,7 @@ impl Marie {
             child: None,
             dir,
             port: free_port(),
+            http_port: free_port(),
             config,
             env: env
                 .iter()
@@ -69,6 +71,21 @@ impl Marie {
         self.port
     }
 
+    /// The HTTP API's port: `MARIE_HTTP__PORT` when the test set it, else a free port
+    /// chosen at start.
+    pub fn http_port(&self) -> u16 {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "MARIE_HTTP__PORT")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(self.http_port)
+    }
+
+    /// `http://127.0.0.1:<http port><path>`.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port())
+    }
+
     /// The log of the `n`-th start (1-based).
     pub fn log(&self, n: u32) -> String {
         std::fs::read_to_string(self.dir().join(format!("marie-{n}.log"))).unwrap_or_default()
@@ -85,6 +102,8 @@ impl Marie {
             .arg("--data-dir")
             .arg(self.dir().join("data"))
             .env("MARIE_CLUSTER__PORT", self.port.to_string())
+            .env("MARIE_HTTP__PORT", self.http_port.to_string())
+            .env_remove("MARIE_HTTP__AUTH_TOKEN")
             .env_remove("MARIE_CLUSTER__COOKIE")
             .env("NO_COLOR", "1");
         if let Some(config) = &self.config {

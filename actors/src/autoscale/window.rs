@@ -1,0 +1,97 @@
+//! Stabilisation windows: the highest (or lowest) recommendation of the last few
+//! seconds, kept in amortised constant time per tick.
+
+use std::collections::VecDeque;
+
+/// Which extreme a [`Window`] keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// The highest value of the window (scale-down stabilisation).
+    Highest,
+    /// The lowest value of the window (scale-up stabilisation).
+    Lowest,
+}
+
+/// The highest or lowest value pushed within the last `length_ms`.
+///
+/// A monotonic queue: values that can never be the answer again (an older value
+/// beaten by a newer one) are dropped as soon as the newer one arrives.
+#[derive(Clone, Debug)]
+pub(crate) struct Window {
+    keep: Keep,
+    length_ms: u64,
+    entries: VecDeque<(u64, u32)>,
+}
+
+impl Window {
+    /// An empty window of `length_ms` keeping the given extreme.
+    pub(crate) fn new(keep: Keep, length_ms: u64) -> Self {
+        Window {
+            keep,
+            length_ms,
+            entries: VecDeque::new(),
+        }
+    }
+
+    /// Adds `value` seen at `now_ms` and returns the extreme of the window,
+    /// `value` included.
+    pub(crate) fn push(&mut self, now_ms: u64, value: u32) -> u32 {
+        while let Some(&(_, last)) = self.entries.back() {
+            let beaten = match self.keep {
+                Keep::Highest => last <= value,
+                Keep::Lowest => last >= value,
+            };
+            if !beaten {
+                break;
+            }
+            self.entries.pop_back();
+        }
+        self.entries.push_back((now_ms, value));
+        let cutoff = now_ms.saturating_sub(self.length_ms);
+        while let Some(&(at, _)) = self.entries.front() {
+            if at >= cutoff || self.entries.len() == 1 {
+                break;
+            }
+            self.entries.pop_front();
+        }
+        self.entries.front().map_or(value, |&(_, v)| v)
+    }
+
+    /// Forgets every value: the next push starts a fresh window.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_highest_of_the_window() {
+        let mut window = Window::new(Keep::Highest, 10_000);
+        assert_eq!(window.push(0, 5), 5);
+        assert_eq!(window.push(1_000, 3), 5);
+        assert_eq!(window.push(9_000, 4), 5);
+        assert_eq!(window.push(10_500, 2), 4);
+        assert_eq!(window.push(19_500, 1), 2);
+        assert_eq!(window.push(30_000, 1), 1);
+    }
+
+    #[test]
+    fn keeps_the_lowest_of_the_window() {
+        let mut window = Window::new(Keep::Lowest, 5_000);
+        assert_eq!(window.push(0, 2), 2);
+        assert_eq!(window.push(1_000, 8), 2);
+        assert_eq!(window.push(6_000, 9), 8);
+        assert_eq!(window.push(7_000, 3), 3);
+    }
+
+    #[test]
+    fn a_zero_window_is_the_value_itself() {
+        let mut window = Window::new(Keep::Highest, 0);
+        assert_eq!(window.push(0, 7), 7);
+        assert_eq!(window.push(0, 3), 7);
+        assert_eq!(window.push(1, 3), 3);
+    }
+}

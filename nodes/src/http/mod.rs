@@ -1,0 +1,162 @@
+//! The HTTP API of a node (axum): jobs, capacity, health and the OpenAPI document,
+//! served on `http.port` next to the cluster port. Every handler is a thin translation
+//! to a [`marie_client::Client`] call on the Gateway of this process; every error has
+//! one JSON shape ([`error::ApiError`]).
+//!
+//! Routes under `/api` need the bearer token when `http.auth_token` is set; `/healthz`,
+//! `/readyz` and the routes passed in as `public` (e.g. `/metrics`) never do.
+
+mod auth;
+mod capacity;
+mod error;
+mod fields;
+mod health;
+mod jobs;
+mod openapi;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use marie_client::Client;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use error::ApiError;
+
+/// Room in a request body for multipart boundaries and field parts, on top of
+/// `gateway.max_payload_bytes`.
+pub const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The Gateway of this process.
+    client: Client,
+    /// The bearer token `/api` routes want, if any.
+    auth_token: Option<Arc<str>>,
+    /// Largest request body, in bytes.
+    body_limit: usize,
+}
+
+impl ApiState {
+    /// The state of a node with `config`, calling the Gateway through `client`.
+    pub fn new(client: Client, config: &Config) -> Self {
+        let payload = usize::try_from(config.gateway.max_payload_bytes).unwrap_or(usize::MAX);
+        ApiState {
+            client,
+            auth_token: config.http.auth_token.as_deref().map(Arc::from),
+            body_limit: payload.saturating_add(MULTIPART_OVERHEAD),
+        }
+    }
+}
+
+/// The whole API. `public` routes (such as `/metrics`) are merged in without the token
+/// check.
+pub fn router(state: ApiState, public: Router) -> Router {
+    let body_limit = state.body_limit;
+    let api = Router::new()
+        .route("/api/jobs", post(jobs::submit).get(jobs::list))
+        .route("/api/jobs/{id}", get(jobs::status).delete(jobs::cancel))
+        .route("/api/jobs/{id}/result", get(jobs::result))
+        .route("/api/capacity", get(capacity::capacity))
+        .route("/api/openapi.json", get(openapi::openapi_json))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
+    let open = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    api.merge(open)
+        .with_state(state)
+        .merge(public)
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute(format!("{method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// A running HTTP server.
+pub struct HttpServer {
+    addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl HttpServer {
+    /// Binds `http.host:http.port` and serves the API on the Gateway of this process.
+    /// Fails with a clear message when the port is taken.
+    pub async fn start(config: &Config, public: Router) -> anyhow::Result<HttpServer> {
+        if config.http.auth_token.as_deref().is_some_and(str::is_empty) {
+            anyhow::bail!("http.auth_token is empty: unset it, or set a real token");
+        }
+        let addr = SocketAddr::new(config.http.host, config.http.port);
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!(
+                "cannot listen on the HTTP port {addr}: is another node running? (set MARIE_HTTP__PORT or http.port)"
+            )
+        })?;
+        let addr = listener
+            .local_addr()
+            .context("the HTTP listener has no address")?;
+        if !addr.ip().is_loopback() && config.http.auth_token.is_none() {
+            tracing::warn!(%addr, "the HTTP API listens beyond loopback without http.auth_token: anyone who reaches it can submit and cancel jobs");
+        }
+        let client = Client::local().context("the HTTP API found no Gateway in this process")?;
+        let app = router(ApiState::new(client, config), public);
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
+            }
+        });
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "HTTP API listening");
+        Ok(HttpServer {
+            addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking connections and lets requests in progress finish for at most
+    /// `grace` (a long-poll `?wait=` is cut then).
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.shutdown.send(());
+        let mut task = self.task;
+        match tokio::time::timeout(grace, &mut task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the HTTP server stopped with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP server task failed"),
+            Err(_) => {
+                tracing::info!(?grace, "HTTP requests still open at shutdown; closing them");
+                task.abort();
+            }
+        }
+    }
+}
