@@ -20,7 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
 use crate::admission::{Limits, admit};
 use crate::clock::unix_ms;
 use crate::lookup;
-use crate::store::{Inserted, JobStore, NewJob, StoreError};
+use crate::store::{GatewayStore, Inserted, NewJob, StoreError};
 use crate::telemetry::job_trace;
 use opentelemetry::KeyValue;
 
@@ -39,14 +39,14 @@ type Waiter = (u64, RpcReplyPort<Reply<JobStatus>>);
 /// What a Gateway starts with.
 pub struct GatewayArgs {
     /// The job store.
-    pub store: Arc<dyn JobStore>,
+    pub store: Arc<dyn GatewayStore>,
     /// Pools, payload and attempt limits.
     pub limits: Limits,
 }
 
 /// The Gateway's state.
 pub struct GatewayState {
-    store: Arc<dyn JobStore>,
+    store: Arc<dyn GatewayStore>,
     limits: Arc<Limits>,
     waiters: HashMap<JobId, Vec<Waiter>>,
     next_ticket: u64,
@@ -210,7 +210,7 @@ impl GatewayState {
 }
 
 /// Writes the job, and once it is durable, hands it to the CapacityManager.
-async fn accept(store: &dyn JobStore, mut job: NewJob) -> Result<Submitted, GatewayError> {
+async fn accept(store: &dyn GatewayStore, mut job: NewJob) -> Result<Submitted, GatewayError> {
     let manager = lookup::capacity_manager()
         .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
     let attributes = vec![
@@ -235,7 +235,7 @@ async fn accept(store: &dyn JobStore, mut job: NewJob) -> Result<Submitted, Gate
 }
 
 async fn store_and_queue(
-    store: &dyn JobStore,
+    store: &dyn GatewayStore,
     manager: &ActorRef<CapacityMsg>,
     job: NewJob,
 ) -> Result<Submitted, GatewayError> {
@@ -277,7 +277,7 @@ async fn store_and_queue(
     }
 }
 
-async fn status(store: &dyn JobStore, id: JobId) -> Result<JobStatus, GatewayError> {
+async fn status(store: &dyn GatewayStore, id: JobId) -> Result<JobStatus, GatewayError> {
     store
         .get(id)
         .await
@@ -285,7 +285,7 @@ async fn status(store: &dyn JobStore, id: JobId) -> Result<JobStatus, GatewayErr
         .ok_or(GatewayError::NotFound(id))
 }
 
-async fn output(store: &dyn JobStore, id: JobId) -> Result<JobOutput, GatewayError> {
+async fn output(store: &dyn GatewayStore, id: JobId) -> Result<JobOutput, GatewayError> {
     if let Some(bytes) = store.output(id).await.map_err(store_error)? {
         return Ok(JobOutput(bytes));
     }
@@ -296,7 +296,7 @@ async fn output(store: &dyn JobStore, id: JobId) -> Result<JobOutput, GatewayErr
     })
 }
 
-async fn cancel(store: &dyn JobStore, id: JobId) -> Result<JobState, GatewayError> {
+async fn cancel(store: &dyn GatewayStore, id: JobId) -> Result<JobState, GatewayError> {
     let manager = lookup::capacity_manager()
         .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
     let answer = manager
@@ -343,7 +343,7 @@ async fn capacity(query: CapacityQuery) -> Result<marie_protocol::CapacityReport
         })
 }
 
-fn answer_waiters(store: Arc<dyn JobStore>, id: JobId, waiters: Vec<Waiter>) {
+fn answer_waiters(store: Arc<dyn GatewayStore>, id: JobId, waiters: Vec<Waiter>) {
     tokio::spawn(async move {
         let result = status(&*store, id).await;
         for (_, reply) in waiters {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use marie_actors::store::memory::MemoryStore;
 use marie_actors::store::sqlite::{SqliteOptions, SqliteStore};
-use marie_actors::store::{Inserted, JobStore, JobUpdate, NewJob};
+use marie_actors::store::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob};
 use marie_protocol::messages::{ListQuery, RunRef};
 use marie_protocol::{DedupPolicy, JobId, JobMetadata, JobSpec, JobState, TraceContext};
 use tempfile::TempDir;

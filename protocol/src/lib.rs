@@ -11,7 +11,9 @@ pub mod codec;
 pub mod error;
 pub mod job;
 pub mod messages;
+pub mod membership;
 pub mod names;
+pub mod store;
 
 pub use capacity::{CapacityReport, CapacityTotals, PoolCapacity, PoolLoad};
 pub use error::{GatewayError, HandlerError, HandlerErrorKind};

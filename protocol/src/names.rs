@@ -9,6 +9,12 @@ pub const GATEWAY_GROUP: &str = "marie.gateway";
 /// Group of the one CapacityManager.
 pub const CAPACITY_GROUP: &str = "marie.capacity";
 
+/// Group of the store service (beside the one job store, on the server node).
+pub const STORE_GROUP: &str = "marie.store";
+
+/// Group of every node's membership actor.
+pub const MEMBERSHIP_GROUP: &str = "marie.node";
+
 /// Group of the executors of `pool`.
 pub fn executor_group(pool: &str) -> String {
     format!("marie.executor.{pool}")

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
 use marie_protocol::{DedupPolicy, JobId, JobState, JobStatus};
 
-use super::{Inserted, JobStore, JobUpdate, NewJob, RESTARTED, StoreError, page_limit};
+use super::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, RESTARTED, StoreError, page_limit};
 
 /// The job store in a map, lost when dropped.
 #[derive(Default)]
@@ -177,18 +177,9 @@ impl Inner {
 }
 
 #[async_trait]
-impl JobStore for MemoryStore {
-    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
+impl GatewayStore for MemoryStore {    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
         let mut inner = self.lock();
         Ok(jobs.into_iter().map(|job| inner.insert(job)).collect())
-    }
-
-    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError> {
-        let mut inner = self.lock();
-        Ok(updates
-            .into_iter()
-            .filter_map(|change| inner.update(change))
-            .collect())
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
@@ -228,6 +219,17 @@ impl JobStore for MemoryStore {
             .then(|| jobs.last().map(|job| job.id))
             .flatten();
         Ok(JobPage { jobs, next })
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError> {
+        let mut inner = self.lock();
+        Ok(updates
+            .into_iter()
+            .filter_map(|change| inner.update(change))
+            .collect())
     }
 
     async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {

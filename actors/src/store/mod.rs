@@ -6,11 +6,15 @@
 //! tests of the store-independent parts).
 
 pub mod memory;
+pub mod remote;
+pub mod service;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunRef};
-use marie_protocol::{JobId, JobSpec, JobState, JobStatus};
+use marie_protocol::{JobId, JobState, JobStatus};
+
+pub use marie_protocol::store::{Inserted, NewJob};
 
 /// The error kept on a job whose run was in flight when the node stopped.
 pub(crate) const RESTARTED: &str = "the node restarted while this run was in flight";
@@ -21,33 +25,6 @@ pub(crate) fn page_limit(limit: u32) -> usize {
         0 => 100,
         n => n.min(1000) as usize,
     }
-}
-
-/// A job to write at submit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewJob {
-    /// Its id.
-    pub id: JobId,
-    /// What it is (the payload is stored with it).
-    pub spec: JobSpec,
-    /// Runs allowed.
-    pub max_attempts: u32,
-    /// Longest one run may take, in milliseconds.
-    pub timeout_ms: u64,
-    /// Accepted at, Unix milliseconds.
-    pub created_at_ms: u64,
-}
-
-/// What became of one [`NewJob`] on insert.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Inserted {
-    /// Written as a new job.
-    New(JobId),
-    /// Not written: a live or succeeded job has the same (`ref_type`, `ref_id`) and the
-    /// spec's policy is `ReturnExisting`.
-    Existing(JobId),
-    /// Not written: same key exists and the policy is `Reject`.
-    Duplicate(JobId),
 }
 
 /// A state change of a stored job. Changes are applied in the order given; a change to
@@ -108,17 +85,14 @@ pub enum StoreError {
     Closed,
 }
 
-/// Durable storage of jobs, their payloads, states and outputs.
+/// What a Gateway needs of the store: write new jobs, read jobs back. A Gateway on the
+/// node of the store uses the store itself; one on another node uses
+/// [`remote::RemoteStore`], which reaches the store through the store service.
 #[async_trait]
-pub trait JobStore: Send + Sync + 'static {
+pub trait GatewayStore: Send + Sync + 'static {
     /// Writes new jobs, applying each spec's deduplication policy. Returns when the
     /// write is durable; calls made at the same time share one commit.
     async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError>;
-
-    /// Applies state changes in order. Returns, once they are durable, the terminal
-    /// states that took effect: a `Finished` for a job that had already ended is not
-    /// among them, so each job appears in exactly one answer, ever.
-    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError>;
 
     /// The status of one job.
     async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError>;
@@ -128,6 +102,16 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// A page of jobs, newest first.
     async fn list(&self, query: ListQuery) -> Result<JobPage, StoreError>;
+}
+
+/// Durable storage of jobs, their payloads, states and outputs: what the
+/// CapacityManager needs besides the Gateway's part.
+#[async_trait]
+pub trait JobStore: GatewayStore {
+    /// Applies state changes in order. Returns, once they are durable, the terminal
+    /// states that took effect: a `Finished` for a job that had already ended is not
+    /// among them, so each job appears in exactly one answer, ever.
+    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError>;
 
     /// Every live job, to rebuild the queues after a start. Jobs that were `running`
     /// lost their run with the previous process: they are written back as `queued`

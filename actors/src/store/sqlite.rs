@@ -25,7 +25,7 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::{Inserted, JobStore, JobUpdate, NewJob, StoreError};
+use super::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError};
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i32 = 1;
@@ -187,13 +187,8 @@ impl Drop for SqliteStore {
 }
 
 #[async_trait]
-impl JobStore for SqliteStore {
-    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
+impl GatewayStore for SqliteStore {    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
         self.write(|reply| Command::Insert(jobs, reply)).await
-    }
-
-    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError> {
-        self.write(|reply| Command::Update(updates, reply)).await
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
@@ -218,6 +213,13 @@ impl JobStore for SqliteStore {
 
     async fn list(&self, query: ListQuery) -> Result<JobPage, StoreError> {
         self.read(move |conn| list(conn, &query)).await
+    }
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError> {
+        self.write(|reply| Command::Update(updates, reply)).await
     }
 
     async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
