@@ -14,7 +14,9 @@ use marie_protocol::messages::{
 };
 use marie_protocol::names::CAPACITY_GROUP;
 use opentelemetry::{Context, KeyValue};
-use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
+use marie_protocol::names::executor_group;
+use ractor::pg::GroupChangeMessage;
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent, pg};
 
 use crate::clock::{MonotonicClock, unix_ms};
 use crate::lookup;
@@ -81,8 +83,36 @@ impl Actor for CapacityManager {
         let updates = state.carry_out(actions);
         state.writer().write(updates);
         pg::join(CAPACITY_GROUP.to_string(), vec![myself.get_cell()]);
+        // An executor whose node left the cluster (connection closed, or cut for
+        // silence) leaves its pool's group: that is the fastest sign it is lost.
+        for pool in &args.pools {
+            pg::monitor(executor_group(&pool.name), myself.get_cell());
+        }
         myself.send_interval(args.tick, || CapacityMsg::Tick(Tick));
         Ok(state)
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<CapacityMsg>,
+        event: SupervisionEvent,
+        state: &mut CapacityState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Leave(_, _, cells)) = event {
+            let now = state.clock.now_ms();
+            let mut actions = Vec::new();
+            for name in cells.iter().filter_map(|cell| cell.get_name()) {
+                if state.scheduler.executor_pool(&name).is_some() {
+                    tracing::warn!(executor = %name, "executor lost: its node left the cluster");
+                    state.executors.remove(&name);
+                    actions.extend(state.scheduler.executor_lost(&name, "its node left the cluster", now));
+                }
+            }
+            actions.extend(state.scheduler.place(now));
+            let updates = state.carry_out(actions);
+            state.writer().write(updates);
+        }
+        Ok(())
     }
 
     async fn post_stop(

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+pub mod autoscale;
 pub mod capacity_manager;
 pub mod clock;
 pub mod executor;

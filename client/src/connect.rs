@@ -1,6 +1,7 @@
 //! Joining a cluster as a light node and finding a Gateway.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use marie_protocol::messages::GatewayMsg;
@@ -8,6 +9,7 @@ use marie_protocol::names::GATEWAY_GROUP;
 use ractor::{Actor, ActorRef, pg};
 use ractor_cluster::node::NodeServerSessionInformation;
 use ractor_cluster::{NodeEventSubscription, NodeServer, NodeServerMessage};
+use rustls::ClientConfig;
 use tokio::sync::mpsc;
 
 use crate::ClientError;
@@ -15,12 +17,37 @@ use crate::ClientError;
 /// How often the client looks for a Gateway while joining.
 const POLL: Duration = Duration::from_millis(5);
 
-/// A Gateway known in this process (local, or announced by a peer node).
+/// A Gateway known in this process: one running here if there is one, else one
+/// announced by a peer node.
 pub(crate) fn any_gateway() -> Option<ActorRef<GatewayMsg>> {
-    pg::get_members(&GATEWAY_GROUP.to_string())
-        .into_iter()
-        .next()
-        .map(ActorRef::from)
+    let mut members = pg::get_members(&GATEWAY_GROUP.to_string());
+    members.sort_by_key(|cell| !cell.get_id().is_local());
+    members.into_iter().next().map(ActorRef::from)
+}
+
+/// Opens a cluster connection from `node` to `addr`, over TLS when `tls` is given; the
+/// handshake with the peer goes on after this returns.
+pub async fn dial(
+    node: &ActorRef<NodeServerMessage>,
+    addr: &str,
+    tls: Option<&Arc<ClientConfig>>,
+    timeout: Duration,
+) -> Result<(), String> {
+    let connecting = async {
+        match tls {
+            None => ractor_cluster::client_connect(node, addr).await,
+            Some(config) => {
+                let name = crate::tls::server_name(addr).map_err(|e| e.to_string())?;
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                ractor_cluster::client_connect_enc(node, addr, connector, name).await
+            }
+        }
+        .map_err(|e| format!("{e:?}"))
+    };
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
 }
 
 #[derive(Debug)]
@@ -47,6 +74,7 @@ impl NodeEventSubscription for Events {
 pub(crate) async fn join(
     addr: &str,
     cookie: &str,
+    tls: Option<&Arc<ClientConfig>>,
     timeout: Duration,
 ) -> Result<(ActorRef<NodeServerMessage>, ActorRef<GatewayMsg>), ClientError> {
     let name = format!(
@@ -66,25 +94,17 @@ pub(crate) async fn join(
     })
     .map_err(|e| ClientError::Local(e.to_string()))?;
 
-    let connected =
-        tokio::time::timeout(timeout, ractor_cluster::client_connect(&node, addr)).await;
-    match connected {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            node.stop(None);
-            return Err(ClientError::Unreachable {
-                addr: addr.into(),
-                reason: format!("{e:?}"),
-            });
-        }
-        Err(_) => {
-            node.stop(None);
-            return Err(ClientError::Unreachable {
-                addr: addr.into(),
-                reason: format!("no answer within {timeout:?}"),
-            });
-        }
+    if let Err(reason) = dial(&node, addr, tls, timeout).await {
+        node.stop(None);
+        return Err(ClientError::Unreachable {
+            addr: addr.into(),
+            reason,
+        });
     }
+    let refused = || ClientError::Refused {
+        addr: addr.into(),
+        tls: tls.is_some(),
+    };
 
     let deadline = Instant::now() + timeout;
     let mut ready = false;
@@ -99,14 +119,14 @@ pub(crate) async fn join(
             return Err(if ready {
                 ClientError::NoGateway { addr: addr.into() }
             } else {
-                ClientError::Refused { addr: addr.into() }
+                refused()
             });
         }
         match tokio::time::timeout(POLL, events.recv()).await {
             Ok(Some(SessionEvent::Ready)) => ready = true,
             Ok(Some(SessionEvent::Closed)) if !ready => {
                 node.stop(None);
-                return Err(ClientError::Refused { addr: addr.into() });
+                return Err(refused());
             }
             Ok(Some(SessionEvent::Closed)) => {
                 node.stop(None);

@@ -18,12 +18,12 @@ pub enum ClientError {
         reason: String,
     },
     /// The peer closed the session during the handshake.
-    #[error(
-        "the cluster at {addr} refused the handshake: the cookie does not match; pass the cluster's cookie with --cookie-file or MARIE_CLUSTER__COOKIE"
-    )]
+    #[error("the cluster at {addr} refused the handshake: {}", refusal_hint(*tls))]
     Refused {
         /// The address tried.
         addr: String,
+        /// Whether TLS was in use.
+        tls: bool,
     },
     /// Joined, but no Gateway showed up.
     #[error(
@@ -45,4 +45,12 @@ pub enum ClientError {
     /// The client's own node could not start.
     #[error("could not start the client node: {0}")]
     Local(String),
+}
+
+fn refusal_hint(tls: bool) -> &'static str {
+    if tls {
+        "the cookie does not match, or the node refused this client's TLS certificate; check --cookie-file / MARIE_CLUSTER__COOKIE and the cluster.tls files"
+    } else {
+        "the cookie does not match; pass the cluster's cookie with --cookie-file or MARIE_CLUSTER__COOKIE"
+    }
 }

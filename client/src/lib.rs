@@ -19,6 +19,7 @@
 
 mod connect;
 mod error;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use marie_protocol::{CapacityReport, GatewayError, JobId, JobSpec, JobState, Job
 use ractor::{ActorRef, RpcReplyPort};
 use ractor_cluster::NodeServerMessage;
 
+pub use connect::dial;
 pub use error::ClientError;
 
 /// Largest payload that fits in one cluster frame (16 MiB, less room for the rest of
@@ -52,16 +54,22 @@ impl Client {
     /// cookie, and finds a Gateway. Fails with a clear error when nothing listens there
     /// or the cookie is wrong.
     pub async fn connect(addr: &str, cookie: &str) -> Result<Client, ClientError> {
-        Self::connect_with_timeout(addr, cookie, Duration::from_secs(5)).await
+        Self::connect_with(addr, cookie, None, Duration::from_secs(5)).await
     }
 
-    /// [`Client::connect`] with a limit on how long joining may take.
-    pub async fn connect_with_timeout(
+    /// [`Client::connect`] over mutual TLS when `tls` is given (see [`tls`]), with a
+    /// limit on how long joining may take.
+    pub async fn connect_with(
         addr: &str,
         cookie: &str,
+        tls: Option<&tls::TlsFiles>,
         join_timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let (node, gateway) = connect::join(addr, cookie, join_timeout).await?;
+        let tls = tls
+            .map(tls::client_config)
+            .transpose()
+            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let (node, gateway) = connect::join(addr, cookie, tls.as_ref(), join_timeout).await?;
         Ok(Client {
             gateway,
             timeout: DEFAULT_TIMEOUT,

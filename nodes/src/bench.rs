@@ -19,7 +19,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tokio::sync::Mutex;
 
-use crate::cluster::{EmbeddedCluster, open_store};
+use crate::cluster::{EmbeddedCluster, Role};
 use crate::config::{Config, PoolConfig, StoreBackend};
 
 /// `marie bench` options.
@@ -40,6 +40,13 @@ pub struct BenchArgs {
     /// Executors in the benchmark pool.
     #[arg(long, default_value_t = 2)]
     pub executors: u32,
+    /// Measure the submit alone (answered once the job is durable), not submit and
+    /// wait for the end: the actor-RPC figure to compare with `POST /api/jobs`.
+    #[arg(long)]
+    pub submit_only: bool,
+    /// Bytes of each job's payload (1024 matches the HTTP benchmark's bodies).
+    #[arg(long, default_value_t = 0)]
+    pub payload_bytes: usize,
 }
 
 /// The stores `marie bench` measures.
@@ -118,26 +125,34 @@ async fn through_marie(
         max_queued: u64::MAX,
         ..PoolConfig::default()
     }];
-    let store = open_store(&config)?;
-    let cluster = EmbeddedCluster::start(&config, store).await?;
+    let cluster = EmbeddedCluster::start(&config, &Role::Up).await?;
     // Give executors a moment to register before the clock starts.
     let client = wait_for_slots(&config).await?;
-    let name = match backend {
-        StoreBackend::Sqlite => "marie, sqlite store (durable)",
-        StoreBackend::Memory => "marie, memory store",
+    let name = match (backend, args.submit_only) {
+        (StoreBackend::Sqlite, false) => "marie, sqlite store (durable)",
+        (StoreBackend::Memory, false) => "marie, memory store",
+        (StoreBackend::Sqlite, true) => "submit only, sqlite store",
+        (StoreBackend::Memory, true) => "submit only, memory store",
     };
-    let job = move |client: Client| async move {
-        let submitted = client
-            .submit(JobSpec::new("bench", "echo", Vec::new()))
-            .await?;
-        let status = client.wait(submitted.id, Duration::from_secs(60)).await?;
-        anyhow::ensure!(
-            status.state == JobState::Succeeded,
-            "job {} ended {}",
-            status.id,
-            status.state
-        );
-        Ok(())
+    let (submit_only, payload) = (args.submit_only, vec![0u8; args.payload_bytes]);
+    let job = move |client: Client| {
+        let payload = payload.clone();
+        async move {
+            let submitted = client
+                .submit(JobSpec::new("bench", "echo", payload))
+                .await?;
+            if submit_only {
+                return Ok(());
+            }
+            let status = client.wait(submitted.id, Duration::from_secs(60)).await?;
+            anyhow::ensure!(
+                status.state == JobState::Succeeded,
+                "job {} ended {}",
+                status.id,
+                status.state
+            );
+            Ok(())
+        }
     };
     let measured = drive(name, args, client, job).await;
     cluster.shutdown(Duration::from_secs(10)).await;

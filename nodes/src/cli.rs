@@ -56,6 +56,18 @@ pub enum Command {
     /// Run the whole cluster in this process: store, scheduler, gateway and every pool's
     /// executors, serving the cluster port. Ctrl-C drains running jobs and stops.
     Up,
+    /// Run one node of a multi-node cluster: `server` (the store and the scheduler, one
+    /// per cluster, plus a Gateway), `gateway` (clients' front door; several may run) or
+    /// `executor --pool NAME` (that pool's executors). Nodes join through
+    /// `cluster.seeds` and connect to every other node.
+    Node {
+        /// What the node runs.
+        #[arg(long, value_enum)]
+        role: crate::cluster::RoleKind,
+        /// The pool an executor node serves.
+        #[arg(long)]
+        pool: Option<String>,
+    },
     /// Submit one job per file (or one from stdin) and print each job's id.
     Submit(SubmitArgs),
     /// Show a job's state, attempts and last error.

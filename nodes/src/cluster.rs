@@ -1,31 +1,99 @@
-//! An embedded cluster: the store, a CapacityManager, a Gateway and the executors of
-//! every pool, in this process. `marie up` serves it on the cluster port; `marie bench`
-//! drives it directly.
+//! The actors one node runs, by role: the store and CapacityManager (`server`), a
+//! Gateway (`server`, `gateway`), the executors of one pool (`executor`), or all of them
+//! (`up`, the embedded default; `marie bench` drives it directly).
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::ValueEnum;
 use marie_actors::capacity_manager::{CapacityManager, CapacityManagerArgs};
 use marie_actors::executor::{Executor, ExecutorArgs};
 use marie_actors::gateway::{Gateway, GatewayArgs};
 use marie_actors::handlers;
 use marie_actors::lookup;
-use marie_actors::store::JobStore;
 use marie_actors::store::memory::MemoryStore;
+use marie_actors::store::remote::RemoteStore;
+use marie_actors::store::service::StoreService;
 use marie_actors::store::sqlite::{SqliteOptions, SqliteStore};
-use marie_protocol::messages::{CapacityMsg, ExecutorName};
-use ractor::{Actor, ActorCell};
+use marie_actors::store::{GatewayStore, JobStore};
+use marie_protocol::messages::{CapacityMsg, ExecutorMsg, ExecutorName, Tick};
+use ractor::{Actor, ActorCell, ActorRef};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, StoreBackend};
+use crate::config::{Config, PoolConfig, StoreBackend};
 
-/// The running actors of an embedded cluster.
+/// What a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleKind {
+    /// The job store, the CapacityManager (one per cluster) and a Gateway.
+    Server,
+    /// A Gateway only; it reaches the store through the server node.
+    Gateway,
+    /// The executors of one pool (`--pool`).
+    Executor,
+}
+
+/// A node's role, with its pool for executor nodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Everything in one process.
+    Up,
+    /// Store, CapacityManager, Gateway.
+    Server,
+    /// A Gateway.
+    Gateway,
+    /// The executors of this pool.
+    Executor(String),
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Up => f.write_str("up"),
+            Role::Server => f.write_str("server"),
+            Role::Gateway => f.write_str("gateway"),
+            Role::Executor(pool) => write!(f, "executor ({pool})"),
+        }
+    }
+}
+
+impl Role {
+    /// Whether the node holds the store and the CapacityManager.
+    pub fn runs_manager(&self) -> bool {
+        matches!(self, Role::Up | Role::Server)
+    }
+
+    /// Whether the node serves clients (a Gateway, and the HTTP API).
+    pub fn runs_gateway(&self) -> bool {
+        matches!(self, Role::Up | Role::Server | Role::Gateway)
+    }
+
+    /// The pools whose executors the node runs.
+    pub fn pools<'a>(&self, config: &'a Config) -> anyhow::Result<Vec<&'a PoolConfig>> {
+        let all = &config.executor.pools;
+        Ok(match self {
+            Role::Up => all.iter().collect(),
+            Role::Server | Role::Gateway => Vec::new(),
+            Role::Executor(pool) => {
+                let known: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
+                let found = all.iter().find(|p| &p.name == pool);
+                vec![found.with_context(|| format!("no pool {pool:?} in the configuration: pools are {known:?}"))?]
+            }
+        })
+    }
+}
+
+/// A running actor and the handle that resolves when it stops.
+type Running = (ActorCell, JoinHandle<()>);
+
+/// The running actors of a node.
 pub struct EmbeddedCluster {
-    manager: ActorCell,
-    manager_done: JoinHandle<()>,
-    gateway: ActorCell,
-    executors: Vec<(String, ActorCell, JoinHandle<()>)>,
+    manager: Option<Running>,
+    store_service: Option<Running>,
+    gateway: Option<Running>,
+    executors: Vec<(String, Running)>,
 }
 
 /// Opens the configured store.
@@ -44,33 +112,50 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
 }
 
 impl EmbeddedCluster {
-    /// Starts every actor over `store`: the CapacityManager first (it recovers the
-    /// queues), then the Gateway, then the executors of each pool.
-    pub async fn start(config: &Config, store: Arc<dyn JobStore>) -> anyhow::Result<Self> {
-        let tick = Duration::from_millis(config.scheduler.tick_ms.max(1));
-        let manager_args = CapacityManagerArgs {
-            store: store.clone(),
-            scheduler: config.scheduler_config(),
-            pools: config.pool_setups(),
-            tick,
-            heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms.max(1)),
+    /// Starts the actors of `role`: the store and CapacityManager first (it recovers
+    /// the queues), then the Gateway, then the executors.
+    pub async fn start(config: &Config, role: &Role) -> anyhow::Result<Self> {
+        let mut node = EmbeddedCluster {
+            manager: None,
+            store_service: None,
+            gateway: None,
+            executors: Vec::new(),
         };
-        let (manager, manager_done) =
-            Actor::spawn(Some("marie-capacity".into()), CapacityManager, manager_args)
+        let mut gateway_store: Option<Arc<dyn GatewayStore>> = None;
+        if role.runs_manager() {
+            let store = open_store(config)?;
+            let manager_args = CapacityManagerArgs {
+                store: store.clone(),
+                scheduler: config.scheduler_config(),
+                pools: config.pool_setups(),
+                tick: Duration::from_millis(config.scheduler.tick_ms.max(1)),
+                heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms.max(1)),
+            };
+            let (manager, done) = Actor::spawn(Some("marie-capacity".into()), CapacityManager, manager_args)
                 .await
                 .context("the CapacityManager did not start")?;
-        let gateway_args = GatewayArgs {
-            store,
-            limits: config.limits(),
-        };
-        let gateway_name = format!("{}-gateway", config.node.name);
-        let (gateway, _) = Actor::spawn(Some(gateway_name), Gateway, gateway_args)
-            .await
-            .context("the Gateway did not start")?;
-        let mut executors = Vec::new();
-        for pool in &config.executor.pools {
-            let registry = handlers::registry(&pool.handlers)
-                .with_context(|| format!("pool {:?}", pool.name))?;
+            node.manager = Some((manager.get_cell(), done));
+            let name = format!("{}-store", config.node.name);
+            let (service, done) = Actor::spawn(Some(name), StoreService, store.clone())
+                .await
+                .context("the store service did not start")?;
+            node.store_service = Some((service.get_cell(), done));
+            gateway_store = Some(store);
+        }
+        if role.runs_gateway() {
+            let store = gateway_store.unwrap_or_else(|| Arc::new(RemoteStore));
+            let gateway_args = GatewayArgs {
+                store,
+                limits: config.limits(),
+            };
+            let name = format!("{}-gateway", config.node.name);
+            let (gateway, done) = Actor::spawn(Some(name), Gateway, gateway_args)
+                .await
+                .context("the Gateway did not start")?;
+            node.gateway = Some((gateway.get_cell(), done));
+        }
+        for pool in role.pools(config)? {
+            let registry = handlers::registry(&pool.handlers).with_context(|| format!("pool {:?}", pool.name))?;
             for i in 1..=pool.replicas {
                 let name = format!("{}-{}-{i}", config.node.name, pool.name);
                 let args = ExecutorArgs {
@@ -82,15 +167,10 @@ impl EmbeddedCluster {
                 let (executor, done) = Actor::spawn(Some(name.clone()), Executor, args)
                     .await
                     .with_context(|| format!("executor {name} did not start"))?;
-                executors.push((name, executor.get_cell(), done));
+                node.executors.push((name, (executor.get_cell(), done)));
             }
         }
-        Ok(EmbeddedCluster {
-            manager: manager.get_cell(),
-            manager_done,
-            gateway: gateway.get_cell(),
-            executors,
-        })
+        Ok(node)
     }
 
     /// Drains every executor (running jobs finish, no new ones start) for at most
@@ -98,17 +178,15 @@ impl EmbeddedCluster {
     /// out every pending state change. Jobs still running at the deadline stay
     /// `running` in the store and re-queue at the next start: nothing is lost.
     pub async fn shutdown(self, drain_timeout: Duration) {
-        if let Some(manager) = lookup::capacity_manager() {
-            for (name, _, _) in &self.executors {
+        let manager = lookup::capacity_manager();
+        for (name, (cell, _)) in &self.executors {
+            if let Some(manager) = &manager {
                 let _ = manager.cast(CapacityMsg::Drain(ExecutorName(name.clone())));
             }
+            // Also tell the executor itself, in case the CapacityManager is out of reach.
+            let _ = ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(Tick));
         }
-        let mut cells = Vec::new();
-        let mut done = Vec::new();
-        for (_, cell, handle) in self.executors {
-            cells.push(cell);
-            done.push(handle);
-        }
+        let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) = self.executors.into_iter().map(|(_, running)| running).unzip();
         let drained = async {
             for handle in done {
                 let _ = handle.await;
@@ -125,8 +203,9 @@ impl EmbeddedCluster {
         }
         // Drain, not stop: completions the executors sent before leaving are still in
         // the CapacityManager's mailbox and must reach the store.
-        let _ = self.gateway.drain();
-        let _ = self.manager.drain();
-        let _ = self.manager_done.await;
+        for (cell, done) in [self.gateway, self.store_service, self.manager].into_iter().flatten() {
+            let _ = cell.drain();
+            let _ = done.await;
+        }
     }
 }

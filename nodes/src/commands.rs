@@ -23,7 +23,8 @@ pub async fn connect(config: &Config, connect: &Connect) -> anyhow::Result<Clien
         .clone()
         .unwrap_or_else(|| format!("127.0.0.1:{}", config.cluster.port));
     let cookie = cookie::for_client(config, connect.cookie_file.as_deref())?;
-    Ok(Client::connect(&addr, &cookie).await?)
+    let tls = config.cluster.tls.as_ref();
+    Ok(Client::connect_with(&addr, &cookie, tls, Duration::from_secs(5)).await?)
 }
 
 /// One submitted job: its id, whether it was an existing job, and its end with --wait.

@@ -1,7 +1,7 @@
 //! The node's configuration: `cluster.toml`, then `MARIE_*` environment variables
 //! (`MARIE_SECTION__KEY`, e.g. `MARIE_CLUSTER__PORT`), then command-line flags.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -9,6 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use marie_actors::admission::{Limits, PoolRules};
 use marie_actors::scheduling::{PoolSetup, SchedulerConfig};
+use marie_client::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
 
 /// Everything a node reads at start.
@@ -68,6 +69,19 @@ pub struct ClusterConfig {
     pub cookie: Option<String>,
     /// A file holding the cookie.
     pub cookie_file: Option<PathBuf>,
+    /// `host:port` other nodes use to reach this one [default: host:port].
+    pub advertise: Option<String>,
+    /// Cluster addresses of nodes to join through (any node of the cluster will do).
+    pub seeds: Vec<String>,
+    /// How often a node greets its peers, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// A peer silent for this long is unreachable: its session is cut and its
+    /// executors' jobs re-queue.
+    pub down_after_ms: u64,
+    /// Mutual TLS on the cluster port, when set.
+    pub tls: Option<TlsFiles>,
+    /// Longest a TLS handshake may take before the connection is dropped, in milliseconds.
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -77,7 +91,22 @@ impl Default for ClusterConfig {
             port: 52000,
             cookie: None,
             cookie_file: None,
+            advertise: None,
+            seeds: Vec::new(),
+            heartbeat_ms: 500,
+            down_after_ms: 3000,
+            tls: None,
+            tls_handshake_timeout_ms: 2000,
         }
+    }
+}
+
+impl ClusterConfig {
+    /// The address other nodes use to reach this one.
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| SocketAddr::new(self.host, self.port).to_string())
     }
 }
 

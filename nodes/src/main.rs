@@ -8,8 +8,9 @@ mod config;
 mod cookie;
 mod http;
 mod logging;
+mod membership;
+mod node;
 mod telemetry;
-mod up;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,13 +20,19 @@ use clap::Parser;
 use marie_protocol::messages::ListQuery;
 
 use crate::cli::{Cli, Command};
+use crate::cluster::{Role, RoleKind};
 use crate::config::{Config, Overrides};
 use crate::telemetry::Telemetry;
 
 fn main() -> ExitCode {
+    // Output piped into `head` and closed early ends the command quietly, as for any
+    // Unix tool, instead of panicking on a broken pipe.
+    // SAFETY: setting a signal's disposition to the default before any thread starts.
+    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
     let cli = Cli::parse();
-    let level = if matches!(cli.command, Command::Up) {
-        "info"
+    let runs_node = matches!(cli.command, Command::Up | Command::Node { .. });
+    let level = if runs_node {
+        "info,ractor_cluster=error"
     } else {
         "warn,ractor_cluster=error"
     };
@@ -39,12 +46,12 @@ fn main() -> ExitCode {
     };
     // A node exports metrics and traces. The exporters start before the async runtime:
     // the OTLP exporter runs its own thread with a blocking HTTP client.
-    let telemetry = match cli.command {
-        Command::Up => match Telemetry::install(&config.telemetry) {
+    let telemetry = match runs_node {
+        true => match Telemetry::install(&config.telemetry) {
             Ok(telemetry) => Some(Arc::new(telemetry)),
             Err(e) => return fail(&e),
         },
-        _ => None,
+        false => None,
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -62,6 +69,11 @@ fn main() -> ExitCode {
     }
 }
 
+async fn run_node(config: Config, role: Role, telemetry: Option<Arc<Telemetry>>) -> anyhow::Result<bool> {
+    let telemetry = telemetry.ok_or_else(|| anyhow::anyhow!("telemetry is installed for nodes"))?;
+    node::run(config, role, telemetry).await.map(|()| true)
+}
+
 fn fail(e: &anyhow::Error) -> ExitCode {
     eprintln!("error: {e:#}");
     ExitCode::from(2)
@@ -71,10 +83,16 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 /// succeed).
 async fn run(cli: Cli, config: Config, telemetry: Option<Arc<Telemetry>>) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Up => {
-            let telemetry =
-                telemetry.ok_or_else(|| anyhow::anyhow!("telemetry is installed for `up`"))?;
-            up::run(config, telemetry).await.map(|()| true)
+        Command::Up => run_node(config, Role::Up, telemetry).await,
+        Command::Node { role, pool } => {
+            let role = match (role, pool) {
+                (RoleKind::Server, None) => Role::Server,
+                (RoleKind::Gateway, None) => Role::Gateway,
+                (RoleKind::Executor, Some(pool)) => Role::Executor(pool),
+                (RoleKind::Executor, None) => anyhow::bail!("an executor node serves one pool: pass --pool NAME"),
+                (_, Some(_)) => anyhow::bail!("--pool is only for --role executor"),
+            };
+            run_node(config, role, telemetry).await
         }
         Command::Bench(args) => bench::run(&config, args).await.map(|()| true),
         Command::Submit(args) => {

@@ -1,6 +1,7 @@
 //! Messages between nodes about the cluster itself: who is in it, where to reach them,
 //! and that they are alive.
 
+use ractor::RpcReplyPort;
 use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,20 @@ pub struct Hello {
     pub peers: Vec<NodeInfo>,
 }
 
+/// A node and where it stands, as one node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node.
+    pub node: NodeInfo,
+    /// `up`, `unreachable` (connected but silent past the deadline), `gone` (its
+    /// connection closed) or `known` (heard of, not connected yet).
+    pub status: String,
+}
+
+/// The nodes one node knows, itself first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeList(pub Vec<NodeStatus>);
+
 /// Messages of a node's membership actor.
 #[derive(RactorClusterMessage)]
 pub enum MembershipMsg {
@@ -34,6 +49,9 @@ pub enum MembershipMsg {
     Hello(Hello),
     /// Timer: greet peers, connect to unknown ones, declare silent ones unreachable.
     Tick(Tick),
+    /// The nodes this node knows and their status.
+    #[rpc]
+    Members(Tick, RpcReplyPort<NodeList>),
 }
 
-wire_type!(Hello);
+wire_type!(Hello, NodeList);

@@ -45,17 +45,6 @@ pub enum Reason {
         /// Executors needed.
         executors: u32,
     },
-    /// Only the executors that will still find work when they are ready are started.
-    ColdStartCap {
-        /// Jobs queued now.
-        queued: u32,
-        /// Jobs still queued when a new executor would be ready.
-        left_at_ready: u32,
-        /// Cold start, in seconds.
-        cold_start_secs: u64,
-        /// Executors wanted.
-        executors: u32,
-    },
     /// The current executors drain the queue before a new one could be ready.
     DrainsBeforeReady {
         /// Jobs queued.
@@ -145,16 +134,6 @@ impl fmt::Display for Reason {
             Reason::Backlog { queued, executors } => {
                 write!(f, "backlog {queued} jobs needs {executors} executors")
             }
-            Reason::ColdStartCap {
-                queued,
-                left_at_ready,
-                cold_start_secs,
-                executors,
-            } => write!(
-                f,
-                "backlog {queued} jobs, {left_at_ready} left when a new executor is ready in \
-                 {cold_start_secs} s: {executors} executors"
-            ),
             Reason::DrainsBeforeReady {
                 queued,
                 drain_secs,
@@ -168,7 +147,13 @@ impl fmt::Display for Reason {
             Reason::Arrivals {
                 per_second,
                 executors,
-            } => write!(f, "arrivals {per_second:.1} jobs/s need {executors} executors"),
+            } => {
+                let digits = if *per_second < 1.0 { 2 } else { 1 };
+                write!(
+                    f,
+                    "arrivals {per_second:.digits$} jobs/s need {executors} executors"
+                )
+            }
             Reason::Running { running, executors } => {
                 write!(f, "running {running} jobs need {executors} executors")
             }

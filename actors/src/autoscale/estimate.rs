@@ -20,13 +20,17 @@ const MAX_TIME_CONSTANT_MS: f64 = 600_000.0;
 /// three times the current rate (and more than four jobs) counts only up to that: a
 /// batch of 500 jobs submitted at once is backlog, which the policy sees in the queue,
 /// not a new rate to provision for. A genuine rise still gets through, tripling per
-/// bucket at most.
+/// bucket at most. The mean is corrected for its start from zero, so the first
+/// seconds already read the rate they saw rather than a fraction of it.
 #[derive(Clone, Debug)]
 pub struct ArrivalRate {
     time_constant_ms: f64,
     bucket_start_ms: u64,
     bucket: u64,
-    rate: f64,
+    /// The weighted mean, biased towards zero until `weight` reaches 1.
+    raw: f64,
+    /// The total weight folded in so far: dividing by it removes the start-up bias.
+    weight: f64,
 }
 
 impl ArrivalRate {
@@ -41,7 +45,8 @@ impl ArrivalRate {
             time_constant_ms: time_constant_ms.max(1) as f64,
             bucket_start_ms: now_ms,
             bucket: 0,
-            rate: 0.0,
+            raw: 0.0,
+            weight: 0.0,
         }
     }
 
@@ -54,12 +59,28 @@ impl ArrivalRate {
     /// The smoothed rate at `now_ms`, jobs per second.
     pub fn per_second(&mut self, now_ms: u64) -> f64 {
         self.roll(now_ms);
-        self.rate
+        self.rate()
+    }
+
+    fn rate(&self) -> f64 {
+        if self.weight > 0.0 {
+            self.raw / self.weight
+        } else {
+            0.0
+        }
+    }
+
+    /// Folds one bucket of `count` arrivals.
+    fn fold(&mut self, count: f64) {
+        let alpha = self.alpha();
+        self.raw += alpha * (count - self.raw);
+        self.weight += alpha * (1.0 - self.weight);
     }
 
     fn alpha(&self) -> f64 {
-        let stretched = if self.rate > 0.0 {
-            (MIN_EVENTS * 1000.0 / self.rate).min(MAX_TIME_CONSTANT_MS)
+        let rate = self.rate();
+        let stretched = if rate > 0.0 {
+            (MIN_EVENTS * 1000.0 / rate).min(MAX_TIME_CONSTANT_MS)
         } else {
             0.0
         };
@@ -71,22 +92,19 @@ impl ArrivalRate {
         if now_ms < self.bucket_start_ms.saturating_add(BUCKET_MS) {
             return;
         }
-        let cap = (BURST_FACTOR * self.rate).max(BURST_FLOOR);
-        let count = (self.bucket as f64).min(cap);
-        let alpha = self.alpha();
-        self.rate += alpha * (count - self.rate);
+        let cap = (BURST_FACTOR * self.rate()).max(BURST_FLOOR);
+        self.fold((self.bucket as f64).min(cap));
         self.bucket = 0;
         self.bucket_start_ms += BUCKET_MS;
         // Whole empty buckets since: fold them one by one while the rate matters.
         while now_ms >= self.bucket_start_ms.saturating_add(BUCKET_MS) {
-            if self.rate < 1e-6 {
-                self.rate = 0.0;
+            if self.raw < 1e-6 {
+                self.raw = 0.0;
                 let empty = (now_ms - self.bucket_start_ms) / BUCKET_MS;
                 self.bucket_start_ms += empty * BUCKET_MS;
                 break;
             }
-            let alpha = self.alpha();
-            self.rate -= alpha * self.rate;
+            self.fold(0.0);
             self.bucket_start_ms += BUCKET_MS;
         }
     }
@@ -170,6 +188,16 @@ mod tests {
     }
 
     #[test]
+    fn the_first_seconds_read_the_rate_already() {
+        let mut rate = ArrivalRate::new(0);
+        for second in 0..5u64 {
+            rate.record(second * 1000, 3);
+        }
+        let measured = rate.per_second(5_000);
+        assert!((measured - 3.0).abs() < 0.3, "{measured}");
+    }
+
+    #[test]
     fn the_rate_decays_in_silence() {
         let mut rate = ArrivalRate::new(0);
         for second in 0..60u64 {
@@ -196,7 +224,8 @@ mod tests {
         assert_eq!(runs.mean_ms(), None);
         runs.record(1000, 2000);
         runs.record(2000, 4000);
-        assert_eq!(runs.mean_ms(), Some(3000));
+        let mean = runs.mean_ms().unwrap_or(0);
+        assert!((3_000..=3_005).contains(&mean), "{mean}");
         // An hour later, new runs outweigh the old ones.
         for i in 0..10 {
             runs.record(3_600_000 + i, 10_000);

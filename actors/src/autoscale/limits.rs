@@ -21,7 +21,9 @@ impl Changes {
 
     /// Drops changes older than `keep_ms`.
     pub(crate) fn prune(&mut self, now_ms: u64, keep_ms: u64) {
-        let cutoff = now_ms.saturating_sub(keep_ms);
+        let Some(cutoff) = now_ms.checked_sub(keep_ms) else {
+            return;
+        };
         while self.events.front().is_some_and(|&(at, _)| at <= cutoff) {
             self.events.pop_front();
         }
@@ -30,11 +32,11 @@ impl Changes {
     /// The count `period_ms` ago: `current` minus what was added plus what was removed
     /// since.
     pub(crate) fn period_start(&self, now_ms: u64, current: u32, period_ms: u64) -> u32 {
-        let cutoff = now_ms.saturating_sub(period_ms);
+        let cutoff = now_ms.checked_sub(period_ms);
         let moved: i64 = self
             .events
             .iter()
-            .filter(|&&(at, _)| at > cutoff)
+            .filter(|&&(at, _)| cutoff.is_none_or(|cutoff| at > cutoff))
             .map(|&(_, delta)| delta)
             .sum();
         let start = i64::from(current) - moved;

@@ -21,6 +21,10 @@ pub struct AutoscaleSettings {
     /// Share of the slots the arrivals should keep busy (0 < u ≤ 1): `0.8` sizes the
     /// pool so that four slots of five run a job at the measured arrival rate.
     pub target_utilization: f64,
+    /// The arrival rate moves the count only when it needs more than this share
+    /// above or below the slots there are (the HPA's tolerance, 0.1): measured rates
+    /// wobble, and a pool should not follow every wobble.
+    pub tolerance: f64,
     /// Scale-up stabilisation: scale up to the lowest need seen in this many seconds.
     /// `0` (the default) scales up at once.
     pub scale_up_window_secs: u64,
@@ -41,6 +45,7 @@ impl Default for AutoscaleSettings {
             min: 1,
             max: 10,
             target_utilization: 0.8,
+            tolerance: 0.1,
             scale_up_window_secs: 0,
             scale_down_window_secs: 60,
             scale_up_limit: None,
@@ -106,6 +111,9 @@ pub enum SettingsError {
     /// Target utilisation outside (0, 1].
     #[error("autoscale target_utilization must be above 0 and at most 1, not {0}")]
     Utilization(f64),
+    /// Tolerance outside [0, 1).
+    #[error("autoscale tolerance must be at least 0 and below 1, not {0}")]
+    Tolerance(f64),
     /// A rate limit that allows no change at all.
     #[error("autoscale {0} limit allows no change: set executors or percent above 0 and period_secs above 0")]
     EmptyLimit(&'static str),
@@ -136,6 +144,10 @@ impl AutoscaleSettings {
         let u = self.target_utilization;
         if !(u > 0.0 && u <= 1.0) {
             return Err(SettingsError::Utilization(u));
+        }
+        let tolerance = self.tolerance;
+        if !(0.0..1.0).contains(&tolerance) {
+            return Err(SettingsError::Tolerance(tolerance));
         }
         for (name, limit) in [
             ("scale_up", &self.scale_up_limit),

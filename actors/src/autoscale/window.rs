@@ -12,7 +12,8 @@ pub(crate) enum Keep {
     Lowest,
 }
 
-/// The highest or lowest value pushed within the last `length_ms`.
+/// The highest or lowest value pushed within the last `length_ms` (strictly later
+/// than `now - length_ms`, as the HPA counts), the newest value always included.
 ///
 /// A monotonic queue: values that can never be the answer again (an older value
 /// beaten by a newer one) are dropped as soon as the newer one arrives.
@@ -36,6 +37,13 @@ impl Window {
     /// Adds `value` seen at `now_ms` and returns the extreme of the window,
     /// `value` included.
     pub(crate) fn push(&mut self, now_ms: u64, value: u32) -> u32 {
+        self.push_within(now_ms, value, self.length_ms)
+    }
+
+    /// As [`Window::push`], with the window stretched to `length_ms` for this push
+    /// (never shorter than the window's own length).
+    pub(crate) fn push_within(&mut self, now_ms: u64, value: u32, length_ms: u64) -> u32 {
+        let length_ms = length_ms.max(self.length_ms);
         while let Some(&(_, last)) = self.entries.back() {
             let beaten = match self.keep {
                 Keep::Highest => last <= value,
@@ -47,19 +55,15 @@ impl Window {
             self.entries.pop_back();
         }
         self.entries.push_back((now_ms, value));
-        let cutoff = now_ms.saturating_sub(self.length_ms);
-        while let Some(&(at, _)) = self.entries.front() {
-            if at >= cutoff || self.entries.len() == 1 {
-                break;
+        if let Some(cutoff) = now_ms.checked_sub(length_ms) {
+            while let Some(&(at, _)) = self.entries.front() {
+                if at > cutoff || self.entries.len() == 1 {
+                    break;
+                }
+                self.entries.pop_front();
             }
-            self.entries.pop_front();
         }
         self.entries.front().map_or(value, |&(_, v)| v)
-    }
-
-    /// Forgets every value: the next push starts a fresh window.
-    pub(crate) fn clear(&mut self) {
-        self.entries.clear();
     }
 }
 
@@ -83,15 +87,23 @@ mod tests {
         let mut window = Window::new(Keep::Lowest, 5_000);
         assert_eq!(window.push(0, 2), 2);
         assert_eq!(window.push(1_000, 8), 2);
-        assert_eq!(window.push(6_000, 9), 8);
+        assert_eq!(window.push(6_000, 9), 9);
         assert_eq!(window.push(7_000, 3), 3);
+    }
+
+    #[test]
+    fn a_stretched_window_remembers_longer() {
+        let mut window = Window::new(Keep::Highest, 10_000);
+        assert_eq!(window.push(0, 5), 5);
+        assert_eq!(window.push_within(15_000, 1, 20_000), 5);
+        assert_eq!(window.push_within(25_000, 1, 20_000), 1);
     }
 
     #[test]
     fn a_zero_window_is_the_value_itself() {
         let mut window = Window::new(Keep::Highest, 0);
         assert_eq!(window.push(0, 7), 7);
-        assert_eq!(window.push(0, 3), 7);
-        assert_eq!(window.push(1, 3), 3);
+        assert_eq!(window.push(0, 3), 3);
+        assert_eq!(window.push(1, 2), 2);
     }
 }

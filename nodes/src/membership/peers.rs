@@ -1,0 +1,265 @@
+//! Who is in the cluster, as one node sees it: the pure bookkeeping behind the
+//! membership actor, with time passed in.
+//!
+//! A peer is **up** while its greetings arrive; **unreachable** when it is still
+//! connected but has said nothing for `down_after_ms` (hung, or cut off); **gone** when
+//! its connection closed (it died or stopped). Addresses of seeds and of peers that are
+//! not up are dialled again with exponential backoff.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use marie_protocol::membership::{Hello, NodeInfo};
+
+/// First wait before dialling an address again.
+const FIRST_BACKOFF_MS: u64 = 200;
+/// Longest wait between two dials of one address.
+const MAX_BACKOFF_MS: u64 = 5_000;
+
+/// Where a peer stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerStatus {
+    /// Greeting us in time.
+    Up,
+    /// Connected but silent past the deadline.
+    Unreachable,
+    /// Its connection closed.
+    Gone,
+    /// Heard of from another node, not connected yet.
+    Known,
+}
+
+impl fmt::Display for PeerStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PeerStatus::Up => "up",
+            PeerStatus::Unreachable => "unreachable",
+            PeerStatus::Gone => "gone",
+            PeerStatus::Known => "known",
+        })
+    }
+}
+
+/// A change worth telling the operator (and acting on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// A node greeted us for the first time, or again after being unreachable or gone.
+    Up(NodeInfo),
+    /// A connected node stayed silent for this many milliseconds: cut its session.
+    Unreachable(NodeInfo, u64),
+    /// A node's connection closed.
+    Gone(NodeInfo),
+    /// Another node uses our name: one of the two is misconfigured.
+    DuplicateName(NodeInfo),
+}
+
+#[derive(Clone, Debug)]
+struct Peer {
+    info: NodeInfo,
+    status: PeerStatus,
+    last_seen_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Redial {
+    next_ms: u64,
+    delay_ms: u64,
+}
+
+/// The peers of one node.
+#[derive(Debug)]
+pub struct PeerTable {
+    me: NodeInfo,
+    seeds: Vec<String>,
+    down_after_ms: u64,
+    peers: BTreeMap<String, Peer>,
+    redials: HashMap<String, Redial>,
+}
+
+impl PeerTable {
+    /// A table for node `me`, which joins through `seeds` and declares a peer
+    /// unreachable after `down_after_ms` of silence.
+    pub fn new(me: NodeInfo, seeds: Vec<String>, down_after_ms: u64) -> Self {
+        PeerTable {
+            me,
+            seeds,
+            down_after_ms,
+            peers: BTreeMap::new(),
+            redials: HashMap::new(),
+        }
+    }
+
+    /// This node.
+    pub fn me(&self) -> &NodeInfo {
+        &self.me
+    }
+
+    /// A greeting arrived.
+    pub fn hello(&mut self, hello: Hello, now_ms: u64) -> Vec<PeerEvent> {
+        let mut events = Vec::new();
+        let from = hello.from;
+        if from.name == self.me.name {
+            if from.addr != self.me.addr {
+                events.push(PeerEvent::DuplicateName(from));
+            }
+            return events;
+        }
+        self.redials.remove(&from.addr);
+        let peer = self.peers.entry(from.name.clone()).or_insert_with(|| Peer {
+            info: from.clone(),
+            status: PeerStatus::Known,
+            last_seen_ms: now_ms,
+        });
+        peer.info = from.clone();
+        peer.last_seen_ms = now_ms;
+        if peer.status != PeerStatus::Up {
+            peer.status = PeerStatus::Up;
+            events.push(PeerEvent::Up(from));
+        }
+        for other in hello.peers {
+            if other.name != self.me.name {
+                self.peers.entry(other.name.clone()).or_insert(Peer {
+                    info: other,
+                    status: PeerStatus::Known,
+                    last_seen_ms: now_ms,
+                });
+            }
+        }
+        events
+    }
+
+    /// `connected` are the peers whose membership actor is reachable now; up peers not
+    /// among them are gone.
+    pub fn connected(&mut self, connected: &[String]) -> Vec<PeerEvent> {
+        let mut events = Vec::new();
+        for (name, peer) in &mut self.peers {
+            let is_connected = connected.contains(name);
+            if matches!(peer.status, PeerStatus::Up | PeerStatus::Unreachable) && !is_connected {
+                peer.status = PeerStatus::Gone;
+                events.push(PeerEvent::Gone(peer.info.clone()));
+            }
+        }
+        events
+    }
+
+    /// Up peers silent for longer than the deadline become unreachable.
+    pub fn overdue(&mut self, now_ms: u64) -> Vec<PeerEvent> {
+        let mut events = Vec::new();
+        for peer in self.peers.values_mut() {
+            let silent = now_ms.saturating_sub(peer.last_seen_ms);
+            if peer.status == PeerStatus::Up && silent > self.down_after_ms {
+                peer.status = PeerStatus::Unreachable;
+                events.push(PeerEvent::Unreachable(peer.info.clone(), silent));
+            }
+        }
+        events
+    }
+
+    /// Addresses to dial now: seeds and peers that are not up, each at most once per
+    /// backoff period (doubling from 200 ms to 5 s while it keeps failing).
+    pub fn to_dial(&mut self, now_ms: u64) -> Vec<String> {
+        let up: Vec<&str> = self
+            .peers
+            .values()
+            .filter(|p| p.status == PeerStatus::Up)
+            .map(|p| p.info.addr.as_str())
+            .collect();
+        let mut wanted: Vec<String> = self
+            .seeds
+            .iter()
+            .cloned()
+            .chain(self.peers.values().filter(|p| p.status != PeerStatus::Up).map(|p| p.info.addr.clone()))
+            .filter(|addr| *addr != self.me.addr && !up.contains(&addr.as_str()))
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        wanted
+            .into_iter()
+            .filter(|addr| {
+                let redial = self.redials.entry(addr.clone()).or_insert(Redial {
+                    next_ms: now_ms,
+                    delay_ms: FIRST_BACKOFF_MS,
+                });
+                if redial.next_ms > now_ms {
+                    return false;
+                }
+                redial.next_ms = now_ms + redial.delay_ms;
+                redial.delay_ms = (redial.delay_ms * 2).min(MAX_BACKOFF_MS);
+                true
+            })
+            .collect()
+    }
+
+    /// Peers that are up, for greetings.
+    pub fn up(&self) -> Vec<NodeInfo> {
+        self.peers
+            .values()
+            .filter(|p| p.status == PeerStatus::Up)
+            .map(|p| p.info.clone())
+            .collect()
+    }
+
+    /// Every peer with its status.
+    pub fn all(&self) -> Vec<(NodeInfo, PeerStatus)> {
+        self.peers.values().map(|p| (p.info.clone(), p.status)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, port: u16) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            addr: format!("127.0.0.1:{port}"),
+            role: "executor".into(),
+        }
+    }
+
+    fn hello(from: NodeInfo, peers: Vec<NodeInfo>) -> Hello {
+        Hello { from, peers }
+    }
+
+    #[test]
+    fn a_greeting_brings_a_peer_up_and_teaches_its_peers() {
+        let mut table = PeerTable::new(node("a", 1), vec!["127.0.0.1:2".into()], 3000);
+        let events = table.hello(hello(node("b", 2), vec![node("c", 3), node("a", 1)]), 10);
+        assert_eq!(events, vec![PeerEvent::Up(node("b", 2))]);
+        // b is up: only c (learnt from b) is dialled, not the seed b nor ourselves.
+        assert_eq!(table.to_dial(10), vec!["127.0.0.1:3".to_string()]);
+    }
+
+    #[test]
+    fn silence_past_the_deadline_makes_a_peer_unreachable_then_a_greeting_brings_it_back() {
+        let mut table = PeerTable::new(node("a", 1), vec![], 3000);
+        table.hello(hello(node("b", 2), vec![]), 0);
+        assert!(table.overdue(3000).is_empty());
+        assert_eq!(table.overdue(3001), vec![PeerEvent::Unreachable(node("b", 2), 3001)]);
+        assert!(table.overdue(9000).is_empty(), "reported once");
+        assert_eq!(table.hello(hello(node("b", 2), vec![]), 9000), vec![PeerEvent::Up(node("b", 2))]);
+    }
+
+    #[test]
+    fn a_closed_connection_is_gone_not_unreachable() {
+        let mut table = PeerTable::new(node("a", 1), vec![], 3000);
+        table.hello(hello(node("b", 2), vec![]), 0);
+        assert_eq!(table.connected(&["b".into()]), vec![]);
+        assert_eq!(table.connected(&[]), vec![PeerEvent::Gone(node("b", 2))]);
+        assert_eq!(table.all(), vec![(node("b", 2), PeerStatus::Gone)]);
+    }
+
+    #[test]
+    fn dials_back_off_while_an_address_keeps_failing() {
+        let mut table = PeerTable::new(node("a", 1), vec!["127.0.0.1:9".into()], 3000);
+        let dials: Vec<u64> = (0..=3000).step_by(50).filter(|t| !table.to_dial(*t).is_empty()).collect();
+        assert_eq!(dials, vec![0, 200, 600, 1400, 3000]);
+    }
+
+    #[test]
+    fn another_node_with_our_name_is_reported() {
+        let mut table = PeerTable::new(node("a", 1), vec![], 3000);
+        assert_eq!(table.hello(hello(node("a", 7), vec![]), 0), vec![PeerEvent::DuplicateName(node("a", 7))]);
+        assert!(table.hello(hello(node("a", 1), vec![]), 0).is_empty());
+    }
+}

@@ -1,0 +1,127 @@
+//! Running a node: `marie up` (everything in one process) and `marie node --role …`.
+//! The node opens its cluster port, joins the cluster through its seeds, starts the
+//! actors of its role and, for roles with a Gateway, the HTTP API; Ctrl-C or SIGTERM
+//! drains it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::header;
+use axum::routing::get;
+use marie_protocol::membership::NodeInfo;
+use ractor::Actor;
+
+use crate::cluster::{EmbeddedCluster, Role};
+use crate::config::Config;
+use crate::cookie;
+use crate::http::HttpServer;
+use crate::membership::{self, Membership, MembershipArgs};
+use crate::telemetry::Telemetry;
+
+/// Runs a node of `role` until SIGINT or SIGTERM, then shuts it down cleanly.
+pub async fn run(config: Config, role: Role, telemetry: Arc<Telemetry>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.node.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", config.node.data_dir.display()))?;
+    let cookie = cookie::for_node(&config)?;
+    let cluster = &config.cluster;
+    let tls = match &cluster.tls {
+        Some(files) => {
+            let server = marie_client::tls::server_config(files)?;
+            let client = marie_client::tls::client_config(files)?;
+            Some((server, client))
+        }
+        None => None,
+    };
+    let addr = SocketAddr::new(cluster.host, cluster.port);
+    let handshake = Duration::from_millis(cluster.tls_handshake_timeout_ms);
+    let port = membership::open_cluster_port(
+        addr,
+        &config.node.name,
+        cookie,
+        tls.as_ref().map(|(server, _)| (server.clone(), handshake)),
+    )
+    .await?;
+
+    let actors = EmbeddedCluster::start(&config, &role).await?;
+    let me = NodeInfo {
+        name: config.node.name.clone(),
+        addr: cluster.advertised(),
+        role: role.to_string(),
+    };
+    let membership_args = MembershipArgs {
+        me,
+        seeds: cluster.seeds.clone(),
+        heartbeat: Duration::from_millis(cluster.heartbeat_ms.max(10)),
+        down_after: Duration::from_millis(cluster.down_after_ms.max(100)),
+        node_server: port.node_server.clone(),
+        tls: tls.map(|(_, client)| client),
+    };
+    let (membership, membership_done) =
+        Actor::spawn(Some(membership::actor_name(&config.node.name)), Membership, membership_args)
+            .await
+            .context("the membership actor did not start")?;
+    let http = match role.runs_gateway() {
+        true => Some(HttpServer::start(&config, metrics_route(telemetry)).await?),
+        false => None,
+    };
+
+    let pools: Vec<String> = role
+        .pools(&config)?
+        .iter()
+        .map(|p| format!("{} ({}×{} slots)", p.name, p.replicas, p.slots))
+        .collect();
+    let http_addr = http.as_ref().map(|h| format!("http://{}", h.addr())).unwrap_or_else(|| "off".into());
+    tracing::info!(%role, cluster = %addr, http = %http_addr, pools = %pools.join(", "), "marie is up");
+    eprintln!(
+        "marie ({role}) is up on {addr}, HTTP API {http_addr}{}{}. Ctrl-C stops it.",
+        if pools.is_empty() { "" } else { " — pools: " },
+        pools.join(", ")
+    );
+
+    shutdown_signal().await;
+    if let Some(http) = http {
+        http.stop(Duration::from_secs(5)).await;
+    }
+    eprintln!("shutting down: draining running jobs…");
+    actors.shutdown(Duration::from_secs(config.node.drain_timeout_secs)).await;
+    membership.stop(None);
+    let _ = membership_done.await;
+    port.close().await;
+    tracing::info!("marie stopped");
+    Ok(())
+}
+
+/// `GET /metrics`: the Prometheus text of every metric.
+fn metrics_route(telemetry: Arc<Telemetry>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || async move {
+            let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+            (content_type, telemetry.metrics_text())
+        }),
+    )
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the node");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
