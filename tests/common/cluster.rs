@@ -77,6 +77,7 @@ impl Cluster {
         };
         node.env.push(("MARIE_CONFIG".into(), self.config.display().to_string()));
         node.spawn();
+        node.wait_listening();
         node
     }
 
@@ -159,6 +160,18 @@ impl Node {
         self.child = Some(child);
     }
 
+    /// Waits until the node's cluster port accepts connections.
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("node {} exited with {status}:\n{}", self.name, self.logs());
+            }
+            assert!(Instant::now() < deadline, "node {} not listening in 30 s:\n{}", self.name, self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Every start's log, concatenated.
     pub fn logs(&self) -> String {
         (1..=self.starts)
@@ -184,6 +197,7 @@ impl Node {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "kill the node first");
         self.spawn();
+        self.wait_listening();
     }
 }
 

@@ -15,6 +15,8 @@ use serde_json::Value;
 #[path = "../../actors/tests/fixtures/mod.rs"]
 pub mod documents;
 
+pub mod cluster;
+
 /// The `marie` binary under test.
 pub fn marie_bin() -> &'static str {
     env!("CARGO_BIN_EXE_marie")

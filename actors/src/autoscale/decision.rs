@@ -45,15 +45,13 @@ pub enum Reason {
         /// Executors needed.
         executors: u32,
     },
-    /// The current executors drain the queue before a new one could be ready.
+    /// The executors there take the queue before a new one could be ready.
     DrainsBeforeReady {
         /// Jobs queued.
         queued: u32,
-        /// Seconds the current executors need to drain it.
-        drain_secs: u64,
         /// Cold start, in seconds.
         cold_start_secs: u64,
-        /// Executors kept.
+        /// Executors there (ready and starting).
         executors: u32,
     },
     /// The arrival rate needs this many executors at the target utilisation.
@@ -136,13 +134,12 @@ impl fmt::Display for Reason {
             }
             Reason::DrainsBeforeReady {
                 queued,
-                drain_secs,
                 cold_start_secs,
                 executors,
             } => write!(
                 f,
-                "backlog {queued} jobs drains in {drain_secs} s, before a new executor is ready \
-                 ({cold_start_secs} s): staying at {executors}"
+                "backlog {queued} jobs: the {executors} executors there take it before a new \
+                 one would be ready ({cold_start_secs} s)"
             ),
             Reason::Arrivals {
                 per_second,

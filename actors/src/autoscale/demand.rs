@@ -32,21 +32,29 @@ fn sane(value: f64) -> f64 {
     }
 }
 
+/// How many standard deviations of the pool's own randomness a queue must exceed
+/// before it counts as backlog.
+const NOISE_SIGMAS: f64 = 2.0;
+
 /// The executors the pool's load needs now.
 ///
 /// With `S` the mean run time, `C` the cold start, `λ` the arrival rate, `u` the
-/// target utilisation, `Q` the queue, `R` the running jobs, `s` the slots per
-/// executor and `p = min(1, S/C)`, the need in slots is the largest of:
+/// target utilisation, `Q` the queue, `s` the slots per executor, `X` the slots there
+/// are (ready plus starting), `W` those working before `C` (ready, plus starting
+/// ones for half the time) and `p = min(1, S/C)`, the need is the largest of:
 ///
-/// - **arrivals**: `λ·S / u`, the slots that keep up with arrivals at `u` busy —
-///   left at the current count while it is within `tolerance` of it;
-/// - **running**: the jobs running on executors that are not draining (a floor);
-/// - **backlog** (when a job is queued): `(R + Q)·p + λ·min(S, C)`, the slots that finish the work in the
-///   pool, and what arrives meanwhile, within one cold start (a job longer than a
-///   cold start holds its slot throughout). An executor asked for now is ready in
-///   `C`: if the current ones (starting ones included) finish everything by then,
-///   this term asks for no more than they are, so no executor is started that would
-///   only be ready once the backlog has drained.
+/// - **arrivals**: `λ·S / (u·s)` executors keep up with arrivals at `u` busy. With
+///   hysteresis: the count moves up only when this exceeds it by more than the
+///   tolerance, and down only when the load fits in one executor fewer with the
+///   tolerance to spare, so a measured rate that wobbles moves nothing.
+/// - **running**: the jobs running on executors that are not draining (a floor).
+/// - **backlog**: an executor asked for now is ready in `C`. By then the working
+///   slots have taken `W·C/S` jobs and `λ·C` more have come: `B = Q + λ·C − W·C/S`
+///   are still waiting, less what the pool's own randomness explains (two standard
+///   deviations of arrivals and completions over `C`). Only if `B > 0` are more
+///   executors worth starting, and then as many as clear `B` within one more cold
+///   start: `X + B·p` slots. So nothing is started that would only be ready once the
+///   backlog has drained, and starting executors count as supply.
 pub(crate) fn load_need(
     observation: &PoolObservation,
     target_utilization: f64,
@@ -58,11 +66,11 @@ pub(crate) fn load_need(
         .mean_run_ms
         .filter(|&ms| ms > 0)
         .map(|ms| ms as f64 / 1000.0);
-    // Before any run has finished, every job in the pool gets a slot of its own and
-    // the arrival rate (of jobs of unknown length) asks for nothing by itself.
+    // Before any run has finished, a job counts as one cold start of work, and the
+    // arrival rate (of jobs of unknown length) asks for nothing by itself.
     let run_s = known_run_s.unwrap_or(cold_s);
     let rate = sane(observation.arrival_rate);
-    let rate_for = |seconds: f64| known_run_s.map_or(0.0, |_| rate * seconds);
+    let sized_rate = known_run_s.map_or(0.0, |_| rate);
     let utilization = if target_utilization.is_finite() {
         target_utilization.clamp(0.01, 1.0)
     } else {
@@ -71,28 +79,27 @@ pub(crate) fn load_need(
     let tolerance = sane(tolerance).min(0.99);
     let counts = observation.executors;
     let supply = counts.supply();
-    let supply_slots = f64::from(supply) * slots;
     let per_job = (run_s / cold_s).min(1.0);
 
-    let mut serve_slots = rate_for(run_s) / utilization;
-    if supply_slots > 0.0 && (serve_slots / supply_slots - 1.0).abs() <= tolerance {
-        serve_slots = supply_slots;
-    }
+    let serve = with_hysteresis(sized_rate * run_s / utilization / slots, supply, tolerance);
+
     let draining_slots = counts
         .draining
         .saturating_mul(observation.slots_per_executor.max(1));
     let running_active = observation.running.saturating_sub(draining_slots);
-    let queued = f64::from(observation.queued);
-    let in_system = queued + f64::from(observation.running);
-    let backlog_slots = if observation.queued > 0 {
-        in_system * per_job + rate_for(run_s.min(cold_s))
-    } else {
-        0.0
-    };
-
-    let serve = executors_for(serve_slots, slots);
     let running = executors_for(f64::from(running_active), slots);
-    let backlog = executors_for(backlog_slots, slots);
+
+    let queued = f64::from(observation.queued);
+    let working_slots = (f64::from(counts.ready) + f64::from(counts.starting) / 2.0) * slots;
+    let completions = working_slots * cold_s / run_s;
+    let arrivals = sized_rate * cold_s;
+    let noise = NOISE_SIGMAS * (arrivals + completions).sqrt();
+    let left_at_ready = queued + arrivals - completions - noise;
+    let backlog = if observation.queued > 0 && left_at_ready > 0.0 {
+        executors_for(f64::from(supply) * slots + left_at_ready * per_job, slots)
+    } else {
+        0
+    };
 
     if backlog > supply && backlog >= serve && backlog >= running {
         return Need {
@@ -120,26 +127,37 @@ pub(crate) fn load_need(
             },
         )
     };
-    // A queue that would fill more executors than there are, but that the current
-    // ones clear before a new one could be ready: say so.
-    let drain_rate = supply_slots / run_s - rate;
-    let naive = executors_for(in_system, slots);
-    if observation.queued > 0 && naive > supply && drain_rate > 0.0 && executors <= supply {
-        let executors = executors.max(backlog);
+    // A queue longer than the free slots, which the executors there take before a
+    // new one could be ready: say so.
+    let free_slots = f64::from(supply) * slots - f64::from(running_active);
+    if queued > free_slots.max(0.0) && executors <= supply && backlog <= supply {
         return Need {
             executors,
             reason: Reason::DrainsBeforeReady {
                 queued: observation.queued,
-                drain_secs: (queued / drain_rate).ceil().min(u64::MAX as f64) as u64,
                 cold_start_secs: observation.cold_start_ms / 1000,
-                executors,
+                executors: supply,
             },
         };
     }
-    Need {
-        executors: executors.max(backlog),
-        reason,
+    Need { executors, reason }
+}
+
+/// Executors for `exact` executors' worth of arrivals, `current` being there: up only
+/// beyond `current × (1 + tolerance)`, down only when `current − 1` would be at most
+/// `1 − tolerance` full, and then to a count with the tolerance to spare.
+fn with_hysteresis(exact: f64, current: u32, tolerance: f64) -> u32 {
+    if !exact.is_finite() || exact <= 0.0 {
+        return 0;
     }
+    let current_f = f64::from(current);
+    if current == 0 || exact > current_f * (1.0 + tolerance) {
+        return executors_for(exact, 1.0);
+    }
+    if exact <= (current_f - 1.0) * (1.0 - tolerance) {
+        return executors_for(exact / (1.0 - tolerance), 1.0);
+    }
+    current
 }
 
 #[cfg(test)]
@@ -214,7 +232,7 @@ mod tests {
         let need = load_need(&observation, 0.8, 0.1);
         assert_eq!(need.executors, 2);
         assert!(
-            matches!(need.reason, Reason::DrainsBeforeReady { drain_secs: 13, .. }),
+            matches!(need.reason, Reason::DrainsBeforeReady { .. }),
             "{:?}",
             need.reason
         );
@@ -240,7 +258,7 @@ mod tests {
         let need = load_need(&observation, 0.8, 0.1);
         assert_eq!(need.executors, 3);
         assert!(
-            matches!(need.reason, Reason::DrainsBeforeReady { drain_secs: 9, .. }),
+            matches!(need.reason, Reason::DrainsBeforeReady { .. }),
             "{:?}",
             need.reason
         );

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use super::ApiState;
 use super::error::ApiError;
 
-/// Lets the request through when no token is configured or it carries
-/// `Authorization: Bearer <token>`; answers 401 otherwise.
+/// Lets the request through when it carries `Authorization: Bearer <token>` (or no
+/// token is configured: the router then leaves this layer out); answers 401 otherwise.
 pub async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
     if let Some(token) = &state.auth_token {
         let given = req

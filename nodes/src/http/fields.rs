@@ -23,6 +23,9 @@ pub const SUBMIT_FIELDS: [&str; 9] = [
     "dedup",
 ];
 
+/// Headers that carry a submit field: `X-Marie-Project-Id` carries `project_id`.
+const HEADER_PREFIX: &str = "x-marie-";
+
 /// Submit fields by name, as text, before they are checked.
 #[derive(Debug, Default)]
 pub struct SubmitFields {
@@ -34,14 +37,20 @@ impl SubmitFields {
     /// the query string, which wins over a header.
     pub fn from_request(headers: &HeaderMap, query: &[(String, String)]) -> Result<Self, ApiError> {
         let mut fields = SubmitFields::default();
-        for name in SUBMIT_FIELDS {
-            let header = format!("x-marie-{}", name.replace('_', "-"));
-            if let Some(value) = headers.get(header.as_str()) {
-                let value = value.to_str().map_err(|_| {
-                    ApiError::field(name, format!("header {header} is not visible ASCII"))
-                })?;
-                fields.values.insert(name, value.to_owned());
-            }
+        for (header, value) in headers {
+            let Some(suffix) = header.as_str().strip_prefix(HEADER_PREFIX) else {
+                continue;
+            };
+            let Some(name) = SUBMIT_FIELDS
+                .into_iter()
+                .find(|f| f.len() == suffix.len() && f.replace('_', "-") == suffix)
+            else {
+                continue;
+            };
+            let value = value.to_str().map_err(|_| {
+                ApiError::field(name, format!("header {header} is not visible ASCII"))
+            })?;
+            fields.values.insert(name, value.to_owned());
         }
         let mut from_query = SubmitFields::default();
         for (name, value) in query {

@@ -64,13 +64,15 @@ impl ApiState {
 /// check.
 pub fn router(state: ApiState, public: Router) -> Router {
     let body_limit = state.body_limit;
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/api/jobs", post(jobs::submit).get(jobs::list))
         .route("/api/jobs/{id}", get(jobs::status).delete(jobs::cancel))
         .route("/api/jobs/{id}/result", get(jobs::result))
         .route("/api/capacity", get(capacity::capacity))
-        .route("/api/openapi.json", get(openapi::openapi_json))
-        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
+        .route("/api/openapi.json", get(openapi::openapi_json));
+    if state.auth_token.is_some() {
+        api = api.route_layer(from_fn_with_state(state.clone(), auth::require_token));
+    }
     let open = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
