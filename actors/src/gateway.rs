@@ -115,6 +115,9 @@ impl Actor for Gateway {
                     let _ = reply.send(Reply(capacity(query).await));
                 });
             }
+            GatewayMsg::Ping(tick, reply) => {
+                let _ = reply.send(tick);
+            }
             GatewayMsg::JobsFinished(FinishedJobs(jobs)) => {
                 for (id, _) in jobs {
                     if let Some(waiters) = state.waiters.remove(&id) {

@@ -25,6 +25,16 @@ pub trait Handler: Send + Sync + 'static {
     /// [`HandlerError::invalid_input`]; anything a retry may fix is
     /// [`HandlerError::transient`].
     async fn run(&self, input: JobInput) -> Result<Vec<u8>, HandlerError>;
+
+    /// Releases what the handler holds while its pool has no running executor here (a
+    /// model and its device memory). The default holds nothing.
+    async fn park(&self) {}
+
+    /// Loads again what [`Handler::park`] released, before the pool runs jobs again.
+    /// The default has nothing to load.
+    async fn unpark(&self) -> Result<(), HandlerError> {
+        Ok(())
+    }
 }
 
 /// The handlers one pool offers, by name.
@@ -47,6 +57,21 @@ impl HandlerRegistry {
     /// The handler called `name`.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Handler>> {
         self.handlers.get(name).cloned()
+    }
+
+    /// Parks every handler (see [`Handler::park`]).
+    pub async fn park(&self) {
+        for handler in self.handlers.values() {
+            handler.park().await;
+        }
+    }
+
+    /// Unparks every handler; the first failure is returned.
+    pub async fn unpark(&self) -> Result<(), HandlerError> {
+        for handler in self.handlers.values() {
+            handler.unpark().await?;
+        }
+        Ok(())
     }
 
     /// Names of every handler, sorted.

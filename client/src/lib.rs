@@ -24,7 +24,7 @@ pub mod tls;
 use std::time::Duration;
 
 use marie_protocol::messages::{
-    CapacityQuery, GatewayMsg, JobPage, ListQuery, Reply, Submitted, WaitFor,
+    CapacityQuery, GatewayMsg, JobPage, ListQuery, Reply, Submitted, Tick, WaitFor,
 };
 use marie_protocol::{CapacityReport, GatewayError, JobId, JobSpec, JobState, JobStatus};
 use ractor::{ActorRef, RpcReplyPort};
@@ -146,6 +146,18 @@ impl Client {
             self.timeout,
         )
         .await
+    }
+
+    /// A round trip to the Gateway that does nothing else: a liveness check, and the
+    /// baseline against which a job's cost is measured.
+    pub async fn ping(&self) -> Result<(), ClientError> {
+        match self.gateway.call(|reply| GatewayMsg::Ping(Tick, reply), Some(self.timeout)).await {
+            Ok(ractor::rpc::CallResult::Success(_)) => Ok(()),
+            Ok(ractor::rpc::CallResult::Timeout) => Err(ClientError::Timeout(self.timeout)),
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
+                Err(ClientError::Disconnected("the Gateway dropped the ping".into()))
+            }
+        }
     }
 
     async fn call<T>(

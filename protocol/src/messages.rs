@@ -120,6 +120,9 @@ pub enum GatewayMsg {
     /// The capacity report.
     #[rpc]
     Capacity(CapacityQuery, RpcReplyPort<Reply<CapacityReport>>),
+    /// Answers at once: a liveness check, and the baseline of remote-call cost.
+    #[rpc]
+    Ping(Tick, RpcReplyPort<Tick>),
     /// From the CapacityManager: these jobs ended.
     JobsFinished(FinishedJobs),
     /// From the CapacityManager: queue pressure per pool.
