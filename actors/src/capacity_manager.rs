@@ -9,7 +9,7 @@ use std::time::Duration;
 use marie_protocol::JobId;
 use marie_protocol::messages::RunRef;
 use marie_protocol::messages::{
-    CancelAnswer, CapacityMsg, ExecutorMsg, GatewayMsg, HeartbeatAck, LeaseGrant, LoadReport,
+    CancelAnswer, CapacityMsg, PoolName, PoolStates, SupervisorMsg, ExecutorMsg, GatewayMsg, HeartbeatAck, LeaseGrant, LoadReport,
     Registered, Tick,
 };
 use marie_protocol::names::CAPACITY_GROUP;
@@ -137,8 +137,19 @@ impl Actor for CapacityManager {
         let mut actions = match msg {
             CapacityMsg::Enqueue(batch) => {
                 let mut actions = Vec::new();
+                let mut cold: Vec<String> = Vec::new();
                 for job in batch.0 {
+                    if !s.has_ready_executor(&job.spec.pool) && !cold.contains(&job.spec.pool) {
+                        cold.push(job.spec.pool.clone());
+                    }
                     actions.extend(s.enqueue(job, now));
+                }
+                // A pool with no executor taking work (scaled to zero, or starting):
+                // the Supervisor decides at once rather than at its next tick.
+                for pool in cold {
+                    for supervisor in lookup::supervisors() {
+                        let _ = supervisor.cast(SupervisorMsg::Wake(PoolName(pool.clone())));
+                    }
                 }
                 actions
             }
@@ -187,6 +198,14 @@ impl Actor for CapacityManager {
                 tracing::info!(executor = %name.0, "executor left");
                 state.executors.remove(&name.0);
                 s.executor_lost(&name.0, "it stopped", now)
+            }
+            CapacityMsg::PoolStates(_, reply) => {
+                let _ = reply.send(PoolStates(s.pool_states()));
+                Vec::new()
+            }
+            CapacityMsg::SetTarget(target) => {
+                s.set_target(&target.pool, target.slots);
+                Vec::new()
             }
             CapacityMsg::Capacity(_, reply) => {
                 let _ = reply.send(s.capacity());

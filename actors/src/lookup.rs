@@ -1,7 +1,7 @@
 //! Finding actors by process-group name, never by references sent over the wire.
 
-use marie_protocol::messages::{CapacityMsg, ExecutorMsg, GatewayMsg};
-use marie_protocol::names::{CAPACITY_GROUP, GATEWAY_GROUP, executor_group};
+use marie_protocol::messages::{CapacityMsg, ExecutorMsg, GatewayMsg, SupervisorMsg};
+use marie_protocol::names::{CAPACITY_GROUP, GATEWAY_GROUP, SUPERVISOR_GROUP, executor_group};
 use ractor::{ActorRef, pg};
 
 /// The CapacityManager, wherever it runs.
@@ -15,6 +15,14 @@ pub fn capacity_manager() -> Option<ActorRef<CapacityMsg>> {
 /// Every Gateway of the cluster.
 pub fn gateways() -> Vec<ActorRef<GatewayMsg>> {
     pg::get_members(&GATEWAY_GROUP.to_string())
+        .into_iter()
+        .map(ActorRef::from)
+        .collect()
+}
+
+/// The Supervisor, if one runs.
+pub fn supervisors() -> Vec<ActorRef<SupervisorMsg>> {
+    pg::get_members(&SUPERVISOR_GROUP.to_string())
         .into_iter()
         .map(ActorRef::from)
         .collect()

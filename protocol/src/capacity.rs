@@ -43,6 +43,36 @@ pub struct PoolLoad {
     pub finish_rate: f64,
 }
 
+/// One executor as the CapacityManager sees it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorLoad {
+    /// Its name.
+    pub name: String,
+    /// Slots it offers.
+    pub slots: u32,
+    /// Slots running a job.
+    pub used: u32,
+    /// Whether it is draining (takes no new job).
+    pub draining: bool,
+}
+
+/// Everything the autoscaler reads about one pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolState {
+    /// The pool's name.
+    pub name: String,
+    /// Jobs waiting for a slot.
+    pub queued: u64,
+    /// Jobs running.
+    pub running: u64,
+    /// Jobs queued since the CapacityManager started (first attempts only).
+    pub arrived_total: u64,
+    /// Mean run time of finished runs, smoothed, in milliseconds.
+    pub mean_run_ms: Option<u64>,
+    /// The pool's registered executors.
+    pub executors: Vec<ExecutorLoad>,
+}
+
 /// `{"slots":[…],"totals":{…}}`: the `result` of `GET /api/capacity`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CapacityReport {

@@ -15,7 +15,9 @@ pub mod membership;
 pub mod names;
 pub mod store;
 
-pub use capacity::{CapacityReport, CapacityTotals, PoolCapacity, PoolLoad};
+pub use capacity::{
+    CapacityReport, CapacityTotals, ExecutorLoad, PoolCapacity, PoolLoad, PoolState,
+};
 pub use error::{GatewayError, HandlerError, HandlerErrorKind};
 pub use job::{
     DedupPolicy, JobId, JobMetadata, JobSpec, JobState, JobStatus, Outcome, TraceContext,

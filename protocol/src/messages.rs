@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CapacityReport, GatewayError, JobId, JobMetadata, JobSpec, JobState, JobStatus, Outcome,
+    CapacityReport, PoolState, GatewayError, JobId, JobMetadata, JobSpec, JobState, JobStatus, Outcome,
     PoolLoad, TraceContext, wire_type,
 };
 
@@ -222,6 +222,33 @@ pub enum CancelAnswer {
     NotLive,
 }
 
+/// The autoscaler's view of every pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PoolStates(pub Vec<PoolState>);
+
+/// The slots a pool should have.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolTarget {
+    /// The pool.
+    pub pool: String,
+    /// Its target, in slots.
+    pub slots: u64,
+}
+
+/// A pool named in a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolName(pub String);
+
+/// Messages of the Supervisor, which scales executor pools.
+#[derive(RactorClusterMessage)]
+pub enum SupervisorMsg {
+    /// From the CapacityManager: a job was queued for a pool with no executor taking
+    /// work; decide now rather than at the next tick.
+    Wake(PoolName),
+    /// Timer: read the pools, decide, carry the decisions out.
+    Tick(Tick),
+}
+
 /// A timer of the CapacityManager.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick;
@@ -252,6 +279,11 @@ pub enum CapacityMsg {
     Capacity(CapacityQuery, RpcReplyPort<CapacityReport>),
     /// Timer: expire leases and timeouts, place queued jobs, publish load.
     Tick(Tick),
+    /// What the autoscaler reads about every pool.
+    #[rpc]
+    PoolStates(Tick, RpcReplyPort<PoolStates>),
+    /// The slots a pool should have, shown as its `target`.
+    SetTarget(PoolTarget),
 }
 
 /// A job leased to an executor for one run.
@@ -314,6 +346,9 @@ wire_type!(
     CancelAnswer,
     Tick,
     LeaseGrant,
+    PoolStates,
+    PoolTarget,
+    PoolName,
 );
 
 #[cfg(test)]

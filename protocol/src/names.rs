@@ -12,6 +12,9 @@ pub const CAPACITY_GROUP: &str = "marie.capacity";
 /// Group of the store service (beside the one job store, on the server node).
 pub const STORE_GROUP: &str = "marie.store";
 
+/// Group of the Supervisor (beside the CapacityManager).
+pub const SUPERVISOR_GROUP: &str = "marie.supervisor";
+
 /// Group of every node's membership actor.
 pub const MEMBERSHIP_GROUP: &str = "marie.node";
 

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use marie_protocol::messages::{QueuedJob, RunRef};
 use marie_protocol::{
-    CapacityReport, HandlerErrorKind, JobId, JobState, Outcome, PoolCapacity, PoolLoad,
-    TraceContext,
+    CapacityReport, ExecutorLoad as ExecutorView, HandlerErrorKind, JobId, JobState, Outcome,
+    PoolCapacity, PoolLoad, PoolState, TraceContext,
 };
 
 use super::{ExecutorLoad, PoolQueue, RateMeter, backoff_ms, choose_executor};
@@ -143,6 +143,10 @@ struct PoolEntry {
     waiting: u64,
     running: u64,
     finished: RateMeter,
+    /// Jobs queued for a first attempt, ever.
+    arrived_total: u64,
+    /// Mean run time of finished runs, smoothed.
+    mean_run_ms: Option<f64>,
 }
 
 /// Queues, executors and leases of every pool.
@@ -226,6 +230,9 @@ impl Scheduler {
         let pool = self.pools.entry(job.spec.pool.clone()).or_default();
         pool.queue.push(job.spec.priority, seq, job.id);
         pool.waiting += 1;
+        if job.attempts_done == 0 {
+            pool.arrived_total += 1;
+        }
         self.dirty.insert(job.spec.pool.clone());
         self.jobs.insert(
             job.id,
@@ -491,6 +498,36 @@ impl Scheduler {
             .collect()
     }
 
+    /// What the autoscaler reads about every pool.
+    pub fn pool_states(&self) -> Vec<PoolState> {
+        self.pools
+            .iter()
+            .map(|(name, p)| PoolState {
+                name: name.clone(),
+                queued: p.waiting,
+                running: p.running,
+                arrived_total: p.arrived_total,
+                mean_run_ms: p.mean_run_ms.map(|m| m.round() as u64),
+                executors: self
+                    .executors
+                    .iter()
+                    .filter(|(_, e)| &e.pool == name)
+                    .map(|(executor, e)| ExecutorView {
+                        name: executor.clone(),
+                        slots: e.slots,
+                        used: e.running.len() as u32,
+                        draining: e.draining,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Whether `pool` has an executor that takes work.
+    pub fn has_ready_executor(&self, pool: &str) -> bool {
+        self.executors.values().any(|e| e.pool == pool && !e.draining)
+    }
+
     /// Checks the invariants every operation keeps; panics with the broken one.
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
@@ -603,13 +640,18 @@ impl Scheduler {
         let Phase::Running(lease) = std::mem::replace(&mut job.phase, Phase::Settling) else {
             return;
         };
-        job.last_run_ms = Some(now_ms.saturating_sub(lease.started_ms));
+        let ran_ms = now_ms.saturating_sub(lease.started_ms);
+        job.last_run_ms = Some(ran_ms);
         let pool = self
             .pools
             .get_mut(&job.job.spec.pool)
             .expect("pools of live jobs exist");
         pool.running -= 1;
         pool.waiting += 1;
+        pool.mean_run_ms = Some(match pool.mean_run_ms {
+            Some(mean) => 0.8 * mean + 0.2 * ran_ms as f64,
+            None => ran_ms as f64,
+        });
         if let Some(e) = self.executors.get_mut(&lease.executor) {
             e.running.remove(&id);
             self.dirty.insert(e.pool.clone());
