@@ -18,4 +18,5 @@ pub mod lookup;
 pub mod scheduling;
 pub mod store;
 pub mod store_writer;
+pub mod supervisor;
 pub mod telemetry;

@@ -67,6 +67,9 @@ pub enum Command {
         /// The pool an executor node serves.
         #[arg(long)]
         pool: Option<String>,
+        /// Executors an executor node runs [default: the pool's `replicas`].
+        #[arg(long)]
+        executors: Option<u32>,
     },
     /// Submit one job per file (or one from stdin) and print each job's id.
     Submit(SubmitArgs),

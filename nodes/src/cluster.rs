@@ -2,7 +2,9 @@
 //! Gateway (`server`, `gateway`), the executors of one pool (`executor`), or all of them
 //! (`up`, the embedded default; `marie bench` drives it directly).
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +20,15 @@ use marie_actors::store::remote::RemoteStore;
 use marie_actors::store::service::StoreService;
 use marie_actors::store::sqlite::{SqliteOptions, SqliteStore};
 use marie_actors::store::{GatewayStore, JobStore};
+use marie_actors::supervisor::{
+    ExternalBackend, LocalBackend, LocalPool, ScaleBackend, ScaledPool, Supervisor, SupervisorArgs,
+};
 use marie_protocol::messages::{CapacityMsg, ExecutorMsg, ExecutorName, Tick};
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, PoolConfig, StoreBackend};
+use crate::config::{Config, PoolConfig, ScaleBackendKind, StoreBackend};
+use crate::process_backend::ProcessBackend;
 
 /// What a node runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -85,12 +91,22 @@ impl Role {
     }
 }
 
+/// What a node knows beyond its configuration, for backends that start processes.
+#[derive(Clone, Debug, Default)]
+pub struct NodeContext {
+    /// The cluster cookie.
+    pub cookie: Option<String>,
+    /// The configuration file the node read, passed on to processes it starts.
+    pub config_path: Option<PathBuf>,
+}
+
 /// A running actor and the handle that resolves when it stops.
 type Running = (ActorCell, JoinHandle<()>);
 
 /// The running actors of a node.
 pub struct EmbeddedCluster {
     manager: Option<Running>,
+    supervisor: Option<Running>,
     store_service: Option<Running>,
     gateway: Option<Running>,
     executors: Vec<(String, Running)>,
@@ -114,9 +130,10 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
 impl EmbeddedCluster {
     /// Starts the actors of `role`: the store and CapacityManager first (it recovers
     /// the queues), then the Gateway, then the executors.
-    pub async fn start(config: &Config, role: &Role) -> anyhow::Result<Self> {
+    pub async fn start(config: &Config, role: &Role, context: &NodeContext) -> anyhow::Result<Self> {
         let mut node = EmbeddedCluster {
             manager: None,
+            supervisor: None,
             store_service: None,
             gateway: None,
             executors: Vec::new(),
@@ -154,7 +171,14 @@ impl EmbeddedCluster {
                 .context("the Gateway did not start")?;
             node.gateway = Some((gateway.get_cell(), done));
         }
+        if role.runs_manager() {
+            node.supervisor = start_supervisor(config, context).await?;
+        }
         for pool in role.pools(config)? {
+            // The Supervisor owns the executors of autoscaled pools.
+            if role.runs_manager() && pool.autoscale.is_some() {
+                continue;
+            }
             let registry = handlers::registry(&pool.handlers).with_context(|| format!("pool {:?}", pool.name))?;
             for i in 1..=pool.replicas {
                 let name = format!("{}-{}-{i}", config.node.name, pool.name);
@@ -177,7 +201,12 @@ impl EmbeddedCluster {
     /// `drain_timeout`, then stops the Gateway and the CapacityManager, which writes
     /// out every pending state change. Jobs still running at the deadline stay
     /// `running` in the store and re-queue at the next start: nothing is lost.
-    pub async fn shutdown(self, drain_timeout: Duration) {
+    pub async fn shutdown(mut self, drain_timeout: Duration) {
+        // The Supervisor first: it must not start executors while the node drains.
+        if let Some((cell, done)) = self.supervisor.take() {
+            cell.stop(Some("shutdown".into()));
+            let _ = done.await;
+        }
         let manager = lookup::capacity_manager();
         for (name, (cell, _)) in &self.executors {
             if let Some(manager) = &manager {
@@ -203,9 +232,63 @@ impl EmbeddedCluster {
         }
         // Drain, not stop: completions the executors sent before leaving are still in
         // the CapacityManager's mailbox and must reach the store.
-        for (cell, done) in [self.gateway, self.store_service, self.manager].into_iter().flatten() {
+        for (cell, done) in [self.supervisor, self.gateway, self.store_service, self.manager]
+            .into_iter()
+            .flatten()
+        {
             let _ = cell.drain();
             let _ = done.await;
         }
     }
+}
+
+/// Starts the Supervisor when some pool has an `autoscale` table.
+async fn start_supervisor(config: &Config, context: &NodeContext) -> anyhow::Result<Option<Running>> {
+    let scaled: Vec<&PoolConfig> = config.executor.pools.iter().filter(|p| p.autoscale.is_some()).collect();
+    if scaled.is_empty() {
+        return Ok(None);
+    }
+    let backend: Arc<dyn ScaleBackend> = match config.supervisor.backend {
+        ScaleBackendKind::External => Arc::new(ExternalBackend),
+        ScaleBackendKind::Local => {
+            let mut pools = BTreeMap::new();
+            for pool in &scaled {
+                let handlers =
+                    handlers::registry(&pool.handlers).with_context(|| format!("pool {:?}", pool.name))?;
+                pools.insert(pool.name.clone(), LocalPool { slots: pool.slots, handlers });
+            }
+            Arc::new(LocalBackend::new(config.node.name.clone(), pools))
+        }
+        ScaleBackendKind::Process => {
+            let cookie = context
+                .cookie
+                .clone()
+                .context("the process backend needs the cluster cookie to pass on")?;
+            Arc::new(ProcessBackend::new(
+                &config.node.name,
+                config.cluster.advertised(),
+                cookie,
+                config.node.data_dir.clone(),
+                context.config_path.clone(),
+            )?)
+        }
+    };
+    let pools = scaled
+        .iter()
+        .map(|p| ScaledPool {
+            name: p.name.clone(),
+            slots: p.slots,
+            settings: p.autoscale.clone().unwrap_or_default(),
+            cold_start_guess_ms: config.supervisor.cold_start_guess_ms,
+        })
+        .collect();
+    let args = SupervisorArgs {
+        pools,
+        backend,
+        tick: Duration::from_millis(config.supervisor.tick_ms.max(10)),
+    };
+    let (supervisor, done) = Actor::spawn(Some(format!("{}-supervisor", config.node.name)), Supervisor, args)
+        .await
+        .context("the Supervisor did not start")?;
+    Ok(Some((supervisor.get_cell(), done)))
 }

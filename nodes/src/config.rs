@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use marie_actors::admission::{Limits, PoolRules};
+use marie_actors::autoscale::AutoscaleSettings;
 use marie_actors::scheduling::{PoolSetup, SchedulerConfig};
 use marie_client::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,8 @@ pub struct Config {
     pub executor: ExecutorSection,
     /// Trace export.
     pub telemetry: TelemetryConfig,
+    /// The Supervisor, which scales pools that have an `autoscale` table.
+    pub supervisor: SupervisorConfig,
     /// The HTTP API.
     pub http: HttpConfig,
 }
@@ -129,6 +132,42 @@ impl Default for HttpConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 54322,
             auth_token: None,
+        }
+    }
+}
+
+/// Who carries the Supervisor's decisions out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleBackendKind {
+    /// Executor actors in the node that runs the Supervisor (`marie up`).
+    Local,
+    /// `marie node --role executor` processes on this machine.
+    Process,
+    /// Decide and export only (`target`, `marie_supervisor_desired_executors`); an
+    /// HPA or KEDA acts on them.
+    External,
+}
+
+/// The Supervisor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SupervisorConfig {
+    /// Who starts and stops executors.
+    pub backend: ScaleBackendKind,
+    /// How often it decides, in milliseconds (it also decides at once when a job is
+    /// queued for a pool with no executor).
+    pub tick_ms: u64,
+    /// First guess of an executor's start time, until one is measured, in milliseconds.
+    pub cold_start_guess_ms: u64,
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            backend: ScaleBackendKind::Local,
+            tick_ms: 250,
+            cold_start_guess_ms: 1000,
         }
     }
 }
@@ -279,6 +318,9 @@ pub struct PoolConfig {
     pub handlers: Vec<String>,
     /// Most jobs waiting in the pool's queue; more get "queue full, retry after".
     pub max_queued: u64,
+    /// When set, the Supervisor scales the pool between `min` and `max` executors by
+    /// queue pressure (and `replicas` is not used).
+    pub autoscale: Option<AutoscaleSettings>,
 }
 
 impl Default for PoolConfig {
@@ -296,6 +338,7 @@ impl PoolConfig {
             gpu: false,
             handlers: handlers.iter().map(|h| (*h).into()).collect(),
             max_queued: 100_000,
+            autoscale: None,
         }
     }
 }
@@ -342,6 +385,11 @@ impl Config {
             if pool.slots == 0 {
                 bail!("pool {:?}: slots must be at least 1", pool.name);
             }
+            if let Some(autoscale) = &pool.autoscale {
+                autoscale
+                    .validate()
+                    .with_context(|| format!("pool {:?}: autoscale", pool.name))?;
+            }
         }
         let frame_limit = 16 * 1024 * 1024 - 64 * 1024;
         if self.gateway.max_payload_bytes > frame_limit {
@@ -371,7 +419,8 @@ impl Config {
             .iter()
             .map(|p| PoolSetup {
                 name: p.name.clone(),
-                target_slots: u64::from(p.replicas) * u64::from(p.slots),
+                target_slots: u64::from(p.autoscale.as_ref().map_or(p.replicas, |a| a.min))
+                    * u64::from(p.slots),
             })
             .collect()
     }

@@ -10,6 +10,7 @@ mod http;
 mod logging;
 mod membership;
 mod node;
+mod process_backend;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -31,6 +32,11 @@ fn main() -> ExitCode {
     let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
     let cli = Cli::parse();
     let runs_node = matches!(cli.command, Command::Up | Command::Node { .. });
+    let config_path = cli
+        .global
+        .config
+        .clone()
+        .or_else(|| std::path::Path::new("cluster.toml").canonicalize().ok());
     let level = if runs_node {
         "info,ractor_cluster=error"
     } else {
@@ -57,7 +63,7 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&anyhow::anyhow!("cannot start the async runtime: {e}")),
     };
-    let result = runtime.block_on(run(cli, config, telemetry.clone()));
+    let result = runtime.block_on(run(cli, config, telemetry.clone(), config_path));
     drop(runtime);
     if let Some(telemetry) = telemetry.and_then(|t| Arc::try_unwrap(t).ok()) {
         telemetry.shutdown();
@@ -69,9 +75,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run_node(config: Config, role: Role, telemetry: Option<Arc<Telemetry>>) -> anyhow::Result<bool> {
+async fn run_node(
+    config: Config,
+    role: Role,
+    telemetry: Option<Arc<Telemetry>>,
+    config_path: Option<std::path::PathBuf>,
+) -> anyhow::Result<bool> {
     let telemetry = telemetry.ok_or_else(|| anyhow::anyhow!("telemetry is installed for nodes"))?;
-    node::run(config, role, telemetry).await.map(|()| true)
+    node::run(config, role, telemetry, config_path).await.map(|()| true)
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
@@ -81,10 +92,21 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 /// Runs one command; `Ok(false)` means it ran but reports a failure (a job that did not
 /// succeed).
-async fn run(cli: Cli, config: Config, telemetry: Option<Arc<Telemetry>>) -> anyhow::Result<bool> {
+async fn run(
+    cli: Cli,
+    config: Config,
+    telemetry: Option<Arc<Telemetry>>,
+    config_path: Option<std::path::PathBuf>,
+) -> anyhow::Result<bool> {
     match cli.command {
-        Command::Up => run_node(config, Role::Up, telemetry).await,
-        Command::Node { role, pool } => {
+        Command::Up => run_node(config, Role::Up, telemetry, config_path).await,
+        Command::Node { role, pool, executors } => {
+            let mut config = config;
+            if let (Some(n), Some(pool)) = (executors, &pool) {
+                if let Some(p) = config.executor.pools.iter_mut().find(|p| &p.name == pool) {
+                    p.replicas = n;
+                }
+            }
             let role = match (role, pool) {
                 (RoleKind::Server, None) => Role::Server,
                 (RoleKind::Gateway, None) => Role::Gateway,
@@ -92,7 +114,7 @@ async fn run(cli: Cli, config: Config, telemetry: Option<Arc<Telemetry>>) -> any
                 (RoleKind::Executor, None) => anyhow::bail!("an executor node serves one pool: pass --pool NAME"),
                 (_, Some(_)) => anyhow::bail!("--pool is only for --role executor"),
             };
-            run_node(config, role, telemetry).await
+            run_node(config, role, telemetry, config_path).await
         }
         Command::Bench(args) => bench::run(&config, args).await.map(|()| true),
         Command::Submit(args) => {

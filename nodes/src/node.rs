@@ -4,6 +4,7 @@
 //! drains it.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use axum::routing::get;
 use marie_protocol::membership::NodeInfo;
 use ractor::Actor;
 
-use crate::cluster::{EmbeddedCluster, Role};
+use crate::cluster::{EmbeddedCluster, NodeContext, Role};
 use crate::config::Config;
 use crate::cookie;
 use crate::http::HttpServer;
@@ -22,7 +23,12 @@ use crate::membership::{self, Membership, MembershipArgs};
 use crate::telemetry::Telemetry;
 
 /// Runs a node of `role` until SIGINT or SIGTERM, then shuts it down cleanly.
-pub async fn run(config: Config, role: Role, telemetry: Arc<Telemetry>) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    role: Role,
+    telemetry: Arc<Telemetry>,
+    config_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.node.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.node.data_dir.display()))?;
     let cookie = cookie::for_node(&config)?;
@@ -40,12 +46,16 @@ pub async fn run(config: Config, role: Role, telemetry: Arc<Telemetry>) -> anyho
     let port = membership::open_cluster_port(
         addr,
         &config.node.name,
-        cookie,
+        cookie.clone(),
         tls.as_ref().map(|(server, _)| (server.clone(), handshake)),
     )
     .await?;
 
-    let actors = EmbeddedCluster::start(&config, &role).await?;
+    let context = NodeContext {
+        cookie: Some(cookie),
+        config_path,
+    };
+    let actors = EmbeddedCluster::start(&config, &role, &context).await?;
     let me = NodeInfo {
         name: config.node.name.clone(),
         addr: cluster.advertised(),

@@ -1,0 +1,43 @@
+//! How the Supervisor's decisions are carried out. The interface assumes nothing about
+//! where executors run: in this process (`local`), as processes on this machine
+//! (`process`, in the node crate), or somewhere an external autoscaler manages
+//! (`external`: decide and export only).
+
+use async_trait::async_trait;
+
+/// Why a backend could not act.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(pub String);
+
+/// Starts and releases executors of a pool.
+#[async_trait]
+pub trait ScaleBackend: Send + Sync + 'static {
+    /// What the backend is called in logs (`local`, `process`, `external`).
+    fn name(&self) -> &'static str;
+
+    /// Asks for one more executor of `pool`. Returns its name (it registers with the
+    /// CapacityManager once ready), or `None` when the backend does not act itself.
+    async fn start(&self, pool: &str) -> Result<Option<String>, BackendError>;
+
+    /// Lets go of an executor that has drained, or whose start is cancelled.
+    async fn release(&self, pool: &str, executor: &str);
+}
+
+/// Decides nothing itself: the Supervisor only exports the desired counts (target,
+/// `marie_supervisor_desired_executors`) for an HPA or KEDA to act on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExternalBackend;
+
+#[async_trait]
+impl ScaleBackend for ExternalBackend {
+    fn name(&self) -> &'static str {
+        "external"
+    }
+
+    async fn start(&self, _pool: &str) -> Result<Option<String>, BackendError> {
+        Ok(None)
+    }
+
+    async fn release(&self, _pool: &str, _executor: &str) {}
+}

@@ -1,0 +1,221 @@
+//! The Supervisor: scales executor pools by queue pressure. It ticks (and wakes at once
+//! when a job is queued for a pool with no executor), reads every pool from the
+//! CapacityManager, asks each pool's [`AutoscalePolicy`] for the desired executor
+//! count, sets the pool's `target`, exports it as `marie_supervisor_desired_executors`,
+//! logs each change with its reason, and has a [`ScaleBackend`] carry it out.
+//!
+//! Scale-down is lossless: the executor to go (still starting first, then idle, then
+//! least busy) is drained — no new leases, its running jobs finish — and released only
+//! once it has left.
+
+mod backend;
+mod local;
+mod plan;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use marie_protocol::PoolState;
+use marie_protocol::messages::{CapacityMsg, ExecutorName, PoolTarget, SupervisorMsg, Tick};
+use marie_protocol::names::SUPERVISOR_GROUP;
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::ObservableGauge;
+use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
+
+pub use backend::{BackendError, ExternalBackend, ScaleBackend};
+pub use local::{LocalBackend, LocalPool};
+pub use plan::{Changes, PoolBook, Victim, choose_victims};
+
+use crate::autoscale::{AutoscalePolicy, AutoscaleSettings};
+use crate::clock::MonotonicClock;
+use crate::lookup;
+
+/// How long the Supervisor waits for the CapacityManager.
+const MANAGER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One pool the Supervisor scales.
+#[derive(Clone, Debug)]
+pub struct ScaledPool {
+    /// The pool's name.
+    pub name: String,
+    /// Slots of each executor.
+    pub slots: u32,
+    /// The policy's settings.
+    pub settings: AutoscaleSettings,
+    /// A first guess of the time from asking for an executor to its first free slot,
+    /// until one is measured, in milliseconds.
+    pub cold_start_guess_ms: u64,
+}
+
+/// What the Supervisor starts with.
+pub struct SupervisorArgs {
+    /// The pools it scales.
+    pub pools: Vec<ScaledPool>,
+    /// Who carries decisions out.
+    pub backend: Arc<dyn ScaleBackend>,
+    /// How often it decides.
+    pub tick: Duration,
+}
+
+/// The Supervisor actor.
+pub struct Supervisor;
+
+struct Scaled {
+    policy: AutoscalePolicy,
+    book: PoolBook,
+    desired: Option<u32>,
+}
+
+/// The Supervisor's state.
+pub struct SupervisorState {
+    pools: BTreeMap<String, Scaled>,
+    backend: Arc<dyn ScaleBackend>,
+    clock: MonotonicClock,
+    desired: Arc<Mutex<BTreeMap<String, u64>>>,
+    _gauge: ObservableGauge<u64>,
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        pg::join(SUPERVISOR_GROUP.to_string(), vec![myself.get_cell()]);
+        let clock = MonotonicClock::start();
+        let desired: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+        let read = desired.clone();
+        let gauge = opentelemetry::global::meter("marie")
+            .u64_observable_gauge("marie_supervisor_desired_executors")
+            .with_description("Executors the Supervisor wants per pool")
+            .with_callback(move |observer| {
+                for (pool, n) in read.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+                    observer.observe(*n, &[KeyValue::new("executor", pool.clone())]);
+                }
+            })
+            .build();
+        let pools = args
+            .pools
+            .into_iter()
+            .map(|p| {
+                let scaled = Scaled {
+                    policy: AutoscalePolicy::new(p.settings),
+                    book: PoolBook::new(p.slots, p.cold_start_guess_ms, 0),
+                    desired: None,
+                };
+                (p.name, scaled)
+            })
+            .collect();
+        myself.send_interval(args.tick, || SupervisorMsg::Tick(Tick));
+        myself.cast(SupervisorMsg::Tick(Tick))?;
+        Ok(SupervisorState {
+            pools,
+            backend: args.backend,
+            clock,
+            desired,
+            _gauge: gauge,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let only = match msg {
+            SupervisorMsg::Wake(pool) => Some(pool.0),
+            SupervisorMsg::Tick(_) => None,
+        };
+        let Some(manager) = lookup::capacity_manager() else {
+            return Ok(());
+        };
+        let states = match manager
+            .call(|reply| CapacityMsg::PoolStates(Tick, reply), Some(MANAGER_TIMEOUT))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(states)) => states.0,
+            _ => return Ok(()),
+        };
+        for pool_state in states {
+            if only.as_ref().is_some_and(|p| *p != pool_state.name) {
+                continue;
+            }
+            state.scale(&manager, &pool_state).await;
+        }
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    /// One decision for one pool, carried out.
+    async fn scale(&mut self, manager: &ActorRef<CapacityMsg>, pool_state: &PoolState) {
+        let now = self.clock.now_ms();
+        let Some(scaled) = self.pools.get_mut(&pool_state.name) else { return };
+        let pool = pool_state.name.as_str();
+        let changes = scaled.book.observe(pool_state, now);
+        for (executor, took_ms) in changes.ready {
+            tracing::info!(pool, %executor, cold_start_ms = took_ms, "executor ready");
+        }
+        for executor in changes.drained {
+            self.backend.release(pool, &executor).await;
+        }
+        let observation = scaled.book.observation(pool_state, now);
+        let decision = scaled.policy.decide(now, &observation);
+        let supply = observation.executors.supply();
+        if scaled.desired != Some(decision.desired) {
+            tracing::info!(
+                pool,
+                from = supply,
+                to = decision.desired,
+                reason = %decision.reason,
+                backend = self.backend.name(),
+                "scaling"
+            );
+            scaled.desired = Some(decision.desired);
+        }
+        if decision.desired > supply {
+            for _ in supply..decision.desired {
+                match self.backend.start(pool).await {
+                    Ok(Some(executor)) => {
+                        scaled.book.starting.insert(executor, now);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::error!(pool, error = %e, "cannot start an executor");
+                        break;
+                    }
+                }
+            }
+        } else if decision.desired < supply {
+            let count = (supply - decision.desired) as usize;
+            for victim in choose_victims(&scaled.book.starting, &pool_state.executors, count) {
+                match victim {
+                    Victim::Starting(executor) => {
+                        scaled.book.starting.remove(&executor);
+                        self.backend.release(pool, &executor).await;
+                    }
+                    Victim::Ready(executor) => {
+                        tracing::info!(pool, %executor, "draining executor to scale down");
+                        scaled.book.draining.insert(executor.clone(), now);
+                        let _ = manager.cast(CapacityMsg::Drain(ExecutorName(executor)));
+                    }
+                }
+            }
+        }
+        let target = u64::from(decision.desired) * u64::from(scaled.book.slots);
+        let _ = manager.cast(CapacityMsg::SetTarget(PoolTarget {
+            pool: pool.to_owned(),
+            slots: target,
+        }));
+        self.desired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(pool.to_owned(), u64::from(decision.desired));
+    }
+}
