@@ -111,6 +111,60 @@ mod tests {
         RESULTS.get_or_init(compare_all)
     }
 
+    /// Marie's policy misses no more jobs than either reference, and strictly fewer
+    /// wherever a reference misses any; it spends no more executor time than the
+    /// cheaper of the two. (Where all three miss nothing, fewer is not possible.)
+    #[test]
+    fn marie_misses_less_and_spends_no_more_than_the_cheaper_reference() {
+        for comparison in results() {
+            let marie = &comparison.marie;
+            let scenario = marie.scenario;
+            let fewest = comparison
+                .hpa
+                .slo_misses
+                .min(comparison.ray_serve.slo_misses);
+            if fewest > 0 {
+                assert!(
+                    marie.slo_misses < fewest,
+                    "{scenario}: marie misses {} ≥ {fewest}",
+                    marie.slo_misses
+                );
+            } else {
+                assert_eq!(marie.slo_misses, 0, "{scenario}");
+            }
+            let cheaper = comparison
+                .hpa
+                .executor_seconds
+                .min(comparison.ray_serve.executor_seconds);
+            assert!(
+                marie.executor_seconds <= cheaper,
+                "{scenario}: marie spends {:.0} executor-seconds, the cheaper reference {cheaper:.0}",
+                marie.executor_seconds
+            );
+        }
+    }
+
+    /// Under steady load the count does not move at all.
+    #[test]
+    fn marie_does_not_flap_under_steady_load() {
+        let steady = results()
+            .iter()
+            .find(|c| c.marie.scenario == Scenario::steady().name)
+            .expect("the steady scenario");
+        assert_eq!(steady.marie.flaps, 0, "{:?}", steady.marie);
+    }
+
+    /// Every policy ran every job of every scenario through the same pool.
+    #[test]
+    fn every_policy_saw_the_same_jobs() {
+        for comparison in results() {
+            let [marie, hpa, ray] = comparison.scores();
+            assert_eq!(marie.jobs, hpa.jobs);
+            assert_eq!(marie.jobs, ray.jobs);
+            assert!(marie.jobs > 0);
+        }
+    }
+
     #[test]
     fn prints_the_comparison_table() {
         let table = markdown_table(results());
@@ -125,112 +179,5 @@ mod tests {
             let updated = format!("{}{}{}", &readme[..from], table, &readme[to..]);
             std::fs::write(path, updated).expect("README.md writable");
         }
-    }
-}
-
-#[cfg(test)]
-mod trace_debug {
-    use super::super::simulator::ScalingPolicy;
-    use super::super::PoolObservation;
-    use super::*;
-
-    struct Tracing(AutoscalePolicy, u32);
-
-    impl ScalingPolicy for Tracing {
-        fn name(&self) -> &'static str {
-            "trace"
-        }
-        fn period_ms(&self) -> u64 {
-            250
-        }
-        fn reacts_to_first_job(&self) -> bool {
-            true
-        }
-        fn desired(&mut self, now_ms: u64, o: &PoolObservation) -> u32 {
-            let d = self.0.decide(now_ms, o);
-            if d.desired != self.1 {
-                println!(
-                    "{:>8.1}s q={} r={} rate={:.2} run={:?} ex={:?} | {}",
-                    now_ms as f64 / 1000.0,
-                    o.queued,
-                    o.running,
-                    o.arrival_rate,
-                    o.mean_run_ms,
-                    (o.executors.ready, o.executors.starting, o.executors.draining),
-                    d
-                );
-                self.1 = d.desired;
-            }
-            d.desired
-        }
-    }
-
-    #[test]
-    #[ignore]
-    fn trace() {
-        let name = std::env::var("SCENARIO").unwrap_or_else(|_| "steady".into());
-        let scenario = Scenario::all()
-            .into_iter()
-            .find(|s| s.name == name)
-            .expect("scenario");
-        let jobs = scenario.jobs();
-        let score = simulate(
-            &scenario,
-            &jobs,
-            &mut Tracing(marie_for(&scenario.pool), u32::MAX),
-        );
-        println!("{score:?}");
-    }
-}
-
-#[cfg(test)]
-mod sweep_debug {
-    use super::super::scenarios::{RunTimes, Traffic};
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn sweep() {
-        let mut worst = 0;
-        for rate in [0.5, 1.0, 2.0, 5.0, 10.0, 20.0] {
-            for run in [500.0, 2000.0, 5000.0, 10000.0] {
-                for cold in [10_000, 30_000, 60_000] {
-                    for slots in [1, 4, 8] {
-                        let scenario = Scenario {
-                            name: "sweep",
-                            about: "",
-                            duration_ms: 3_600_000,
-                            slo_wait_ms: 30_000,
-                            pool: SimPool {
-                                slots,
-                                min: 1,
-                                max: 100,
-                                target_utilization: 0.8,
-                                cold_start_ms: cold,
-                                initial_executors: 1,
-                                scale_to_zero: false,
-                            },
-                            traffic: vec![Traffic::Poisson {
-                                from_ms: 0,
-                                to_ms: 3_600_000,
-                                per_second: rate,
-                            }],
-                            run_times: RunTimes::Exponential { mean_ms: run },
-                            seed: 7,
-                        };
-                        let jobs = scenario.jobs();
-                        let score = simulate(&scenario, &jobs, &mut marie_for(&scenario.pool));
-                        worst = worst.max(score.flaps);
-                        if score.flaps > 1 {
-                            println!(
-                                "rate {rate} run {run} cold {cold} slots {slots}: flaps {} peak {} misses {}",
-                                score.flaps, score.peak_executors, score.slo_misses
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        println!("worst {worst}");
     }
 }

@@ -45,7 +45,8 @@ pub enum Reason {
         /// Executors needed.
         executors: u32,
     },
-    /// The executors there take the queue before a new one could be ready.
+    /// The executors there clear the queue before a new one, ready only after a cold
+    /// start, could help.
     DrainsBeforeReady {
         /// Jobs queued.
         queued: u32,
@@ -138,8 +139,8 @@ impl fmt::Display for Reason {
                 executors,
             } => write!(
                 f,
-                "backlog {queued} jobs: the {executors} executors there take it before a new \
-                 one would be ready ({cold_start_secs} s)"
+                "backlog {queued} jobs: the {executors} executors there clear it before a new \
+                 one would help (ready in {cold_start_secs} s)"
             ),
             Reason::Arrivals {
                 per_second,

@@ -34,14 +34,15 @@ fn sane(value: f64) -> f64 {
 
 /// How many standard deviations of the pool's own randomness a queue must exceed
 /// before it counts as backlog.
-const NOISE_SIGMAS: f64 = 2.0;
+const NOISE_SIGMAS: f64 = 1.0;
 
 /// The executors the pool's load needs now.
 ///
-/// With `S` the mean run time, `C` the cold start, `λ` the arrival rate, `u` the
-/// target utilisation, `Q` the queue, `s` the slots per executor, `X` the slots there
-/// are (ready plus starting), `W` those working before `C` (ready, plus starting
-/// ones for half the time) and `p = min(1, S/C)`, the need is the largest of:
+/// With `S` the mean run time, `C` the cold start, `D` the drain time (the target
+/// queue wait less `C`; by default `C/2`), `λ` the arrival rate, `u` the target
+/// utilisation, `Q` the queue, `R` the running jobs, `s` the slots per executor, `W`
+/// the slots working before `C` (ready, plus starting ones for half the time) and
+/// `p = min(1, S/D)`, the need is the largest of:
 ///
 /// - **arrivals**: `λ·S / (u·s)` executors keep up with arrivals at `u` busy. With
 ///   hysteresis: the count moves up only when this exceeds it by more than the
@@ -50,15 +51,18 @@ const NOISE_SIGMAS: f64 = 2.0;
 /// - **running**: the jobs running on executors that are not draining (a floor).
 /// - **backlog**: an executor asked for now is ready in `C`. By then the working
 ///   slots have taken `W·C/S` jobs and `λ·C` more have come: `B = Q + λ·C − W·C/S`
-///   are still waiting, less what the pool's own randomness explains (two standard
-///   deviations of arrivals and completions over `C`). Only if `B > 0` are more
-///   executors worth starting, and then as many as clear `B` within one more cold
-///   start: `X + B·p` slots. So nothing is started that would only be ready once the
-///   backlog has drained, and starting executors count as supply.
+///   are still waiting, less what the pool's own randomness explains (one standard
+///   deviation of arrivals and completions over `C`). Only if `B > 0` can a new
+///   executor find work, and then the pool needs the slots that clear `B` within
+///   `D` (`B·p`), serve the arrivals meanwhile (`λ·min(S, C)`) and hold the runs
+///   still going at `C` (`R·max(0, 1 − C/S)`). So nothing is started that would
+///   only be ready once the backlog has drained, and starting executors count as
+///   supply.
 pub(crate) fn load_need(
     observation: &PoolObservation,
     target_utilization: f64,
     tolerance: f64,
+    target_wait_ms: Option<u64>,
 ) -> Need {
     let slots = f64::from(observation.slots_per_executor.max(1));
     let cold_s = (observation.cold_start_ms as f64 / 1000.0).max(0.001);
@@ -79,8 +83,14 @@ pub(crate) fn load_need(
     let tolerance = sane(tolerance).min(0.99);
     let counts = observation.executors;
     let supply = counts.supply();
-    let per_job = (run_s / cold_s).min(1.0);
-
+    // A backlog left when new executors are ready is cleared within `drain_s`, so
+    // that its last job waits about the target: a cold start, then the drain.
+    let drain_s = target_wait_ms.map_or(cold_s / 2.0, |ms| ms as f64 / 1000.0 - cold_s);
+    let per_job = if drain_s > 0.0 {
+        (run_s / drain_s).min(1.0)
+    } else {
+        1.0
+    };
     let serve = with_hysteresis(sized_rate * run_s / utilization / slots, supply, tolerance);
 
     let draining_slots = counts
@@ -96,21 +106,14 @@ pub(crate) fn load_need(
     let noise = NOISE_SIGMAS * (arrivals + completions).sqrt();
     let left_at_ready = queued + arrivals - completions - noise;
     let backlog = if observation.queued > 0 && left_at_ready > 0.0 {
-        executors_for(f64::from(supply) * slots + left_at_ready * per_job, slots)
+        let still_running = f64::from(running_active) * (1.0 - cold_s / run_s).max(0.0);
+        let flow = sized_rate * run_s.min(cold_s);
+        executors_for(still_running + left_at_ready * per_job + flow, slots)
     } else {
         0
     };
 
-    if backlog > supply && backlog >= serve && backlog >= running {
-        return Need {
-            executors: backlog,
-            reason: Reason::Backlog {
-                queued: observation.queued,
-                executors: backlog,
-            },
-        };
-    }
-    let (executors, reason) = if running > serve {
+    let (mut executors, mut reason) = if running > serve {
         (
             running,
             Reason::Running {
@@ -127,17 +130,21 @@ pub(crate) fn load_need(
             },
         )
     };
-    // A queue longer than the free slots, which the executors there take before a
-    // new one could be ready: say so.
+    if backlog > executors {
+        executors = backlog;
+        reason = Reason::Backlog {
+            queued: observation.queued,
+            executors: backlog,
+        };
+    }
+    // A queue longer than the free slots, which the executors there clear without a
+    // new one: say so.
     let free_slots = f64::from(supply) * slots - f64::from(running_active);
-    if queued > free_slots.max(0.0) && executors <= supply && backlog <= supply {
-        return Need {
-            executors,
-            reason: Reason::DrainsBeforeReady {
-                queued: observation.queued,
-                cold_start_secs: observation.cold_start_ms / 1000,
-                executors: supply,
-            },
+    if queued > free_slots.max(0.0) && executors <= supply {
+        reason = Reason::DrainsBeforeReady {
+            queued: observation.queued,
+            cold_start_secs: observation.cold_start_ms / 1000,
+            executors: supply,
         };
     }
     Need { executors, reason }
@@ -187,7 +194,7 @@ mod tests {
         observation.arrival_rate = 10.0;
         observation.mean_run_ms = Some(2_000);
         // 10/s × 2 s = 20 busy slots; at 0.8 busy that is 25 slots: 7 executors.
-        let need = load_need(&observation, 0.8, 0.1);
+        let need = load_need(&observation, 0.8, 0.1, None);
         assert_eq!(need.executors, 7);
         assert!(matches!(need.reason, Reason::Arrivals { .. }));
     }
@@ -196,72 +203,97 @@ mod tests {
     fn arrivals_within_the_tolerance_keep_the_count() {
         let mut observation = pool(7, 0);
         observation.mean_run_ms = Some(2_000);
-        // 7 executors are 28 slots; ±10 % is 25.2..=30.8 slots, 10.08..=12.32 jobs/s.
-        for rate in [10.1, 11.0, 12.3] {
+        // λ jobs/s need λ × 2 / 0.8 / 4 executors. From 7: up beyond 7.7 (λ > 12.32),
+        // down only when 6 would be at most 90 % full (λ ≤ 8.64).
+        for rate in [9.0, 11.0, 12.3] {
             observation.arrival_rate = rate;
-            assert_eq!(load_need(&observation, 0.8, 0.1).executors, 7, "{rate}");
+            assert_eq!(
+                load_need(&observation, 0.8, 0.1, None).executors,
+                7,
+                "{rate}"
+            );
         }
         observation.arrival_rate = 12.5;
-        assert_eq!(load_need(&observation, 0.8, 0.1).executors, 8);
-        observation.arrival_rate = 9.5;
-        assert_eq!(load_need(&observation, 0.8, 0.1).executors, 6);
+        assert_eq!(load_need(&observation, 0.8, 0.1, None).executors, 8);
+        // Down to 5 executors' worth: 6 keep the tolerance to spare.
+        observation.arrival_rate = 8.0;
+        assert_eq!(load_need(&observation, 0.8, 0.1, None).executors, 6);
     }
 
     #[test]
-    fn a_big_backlog_starts_what_clears_it_within_a_cold_start() {
+    fn a_big_backlog_starts_what_clears_it_soon_after_a_cold_start() {
         let mut observation = pool(2, 0);
         observation.queued = 2_000;
         observation.running = 8;
-        // 2008 jobs of 1 s finished within 20 s: 100.4 slots, 26 executors.
-        let need = load_need(&observation, 0.8, 0.1);
+        // When a new executor is ready (20 s) the 8 slots have taken 160 jobs: 1840
+        // are left, 1827 less one standard deviation. Cleared within half a cold
+        // start (10 s) at 1 s each: 183 slots, 46 executors.
+        let need = load_need(&observation, 0.8, 0.1, None);
         assert_eq!(
             need.reason,
             Reason::Backlog {
                 queued: 2_000,
-                executors: 26
+                executors: 46
             }
         );
     }
 
     #[test]
     fn a_backlog_that_drains_before_a_cold_start_starts_nothing() {
-        let mut observation = pool(2, 0);
-        observation.queued = 100;
-        observation.running = 8;
-        // 8 slots take 8 jobs/s: 100 jobs are gone in 13 s, before 20 s.
-        let need = load_need(&observation, 0.8, 0.1);
-        assert_eq!(need.executors, 2);
-        assert!(
-            matches!(need.reason, Reason::DrainsBeforeReady { .. }),
-            "{:?}",
-            need.reason
-        );
+        for queued in [100, 200] {
+            let mut observation = pool(2, 0);
+            observation.queued = queued;
+            observation.running = 8;
+            // 8 slots take 160 jobs in 20 s; what is left of 200 they clear in 4 s.
+            let need = load_need(&observation, 0.8, 0.1, None);
+            assert_eq!(need.executors, 2, "{queued}");
+            assert!(
+                matches!(need.reason, Reason::DrainsBeforeReady { executors: 2, .. }),
+                "{:?}",
+                need.reason
+            );
+        }
     }
 
     #[test]
     fn a_backlog_that_outlasts_a_cold_start_adds_what_drains_it() {
         let mut observation = pool(2, 0);
-        observation.queued = 200;
+        observation.queued = 300;
         observation.running = 8;
-        // 208 jobs of 1 s within 20 s: 10.4 slots, 3 executors.
-        let need = load_need(&observation, 0.8, 0.1);
-        assert_eq!(need.executors, 3);
+        // 127 jobs left when a new executor is ready: 12.7 slots clear them in 10 s.
+        let need = load_need(&observation, 0.8, 0.1, None);
+        assert_eq!(need.executors, 4);
         assert!(matches!(need.reason, Reason::Backlog { .. }));
     }
 
     #[test]
     fn starting_executors_count_as_supply() {
         let mut observation = pool(2, 4);
-        observation.queued = 200;
+        observation.queued = 300;
         observation.running = 8;
-        // The same 3 executors' worth of backlog, and 6 there or coming: none more.
-        let need = load_need(&observation, 0.8, 0.1);
-        assert_eq!(need.executors, 3);
+        // The same backlog with four executors starting: they take their share before
+        // a new one could be ready, so nothing more is asked for.
+        let need = load_need(&observation, 0.8, 0.1, None);
+        assert!(need.executors <= 6, "{need:?}");
         assert!(
-            matches!(need.reason, Reason::DrainsBeforeReady { .. }),
+            matches!(need.reason, Reason::DrainsBeforeReady { executors: 6, .. }),
             "{:?}",
             need.reason
         );
+    }
+
+    #[test]
+    fn the_target_wait_sets_how_fast_a_backlog_drains() {
+        let mut observation = pool(2, 0);
+        observation.queued = 300;
+        observation.running = 8;
+        // Target = the cold start: every job left waiting gets a slot.
+        assert_eq!(
+            load_need(&observation, 0.8, 0.1, Some(20_000)).executors,
+            32
+        );
+        // Target = three cold starts: 40 s to drain 127 jobs of 1 s needs 4 slots.
+        assert_eq!(load_need(&observation, 0.8, 0.1, Some(60_000)).executors, 2);
     }
 
     #[test]
@@ -271,7 +303,7 @@ mod tests {
         observation.queued = 10;
         observation.running = 4;
         // 10 jobs of 10 minutes: one slot each (3 executors) besides the busy one.
-        let need = load_need(&observation, 0.8, 0.1);
+        let need = load_need(&observation, 0.8, 0.1, None);
         assert_eq!(need.executors, 4);
     }
 
@@ -280,29 +312,32 @@ mod tests {
         let mut observation = pool(0, 0);
         observation.mean_run_ms = None;
         observation.queued = 1;
-        assert_eq!(load_need(&observation, 0.8, 0.1).executors, 1);
+        assert_eq!(load_need(&observation, 0.8, 0.1, None).executors, 1);
         observation.queued = 9;
-        assert_eq!(load_need(&observation, 0.8, 0.1).executors, 3);
+        assert_eq!(load_need(&observation, 0.8, 0.1, None).executors, 3);
         observation.arrival_rate = 5.0;
-        assert_eq!(load_need(&observation, 0.8, 0.1).executors, 3);
+        assert_eq!(load_need(&observation, 0.8, 0.1, None).executors, 3);
     }
 
     #[test]
     fn running_work_is_a_floor_but_draining_executors_keep_their_own() {
         let mut observation = pool(3, 0);
         observation.running = 12;
-        assert_eq!(load_need(&observation, 0.8, 0.1).executors, 3);
+        assert_eq!(load_need(&observation, 0.8, 0.1, None).executors, 3);
         observation.executors.ready = 2;
         observation.executors.draining = 1;
-        assert_eq!(load_need(&observation, 0.8, 0.1).executors, 2);
+        assert_eq!(load_need(&observation, 0.8, 0.1, None).executors, 2);
     }
 
     #[test]
     fn nonsense_rates_read_as_zero() {
         let mut observation = pool(1, 0);
         observation.arrival_rate = f64::NAN;
-        assert_eq!(load_need(&observation, 0.8, 0.1).executors, 0);
+        assert_eq!(load_need(&observation, 0.8, 0.1, None).executors, 0);
         observation.arrival_rate = -3.0;
-        assert_eq!(load_need(&observation, f64::NAN, f64::NAN).executors, 0);
+        assert_eq!(
+            load_need(&observation, f64::NAN, f64::NAN, None).executors,
+            0
+        );
     }
 }

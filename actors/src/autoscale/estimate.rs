@@ -8,7 +8,7 @@ const BURST_FACTOR: f64 = 3.0;
 /// ... as long as it is above this many jobs (so a rate can rise from zero).
 const BURST_FLOOR: f64 = 4.0;
 /// The rate is smoothed over at least this many arrivals' worth of time.
-const MIN_EVENTS: f64 = 20.0;
+const MIN_EVENTS: f64 = 100.0;
 /// ... but never over more than this long.
 const MAX_TIME_CONSTANT_MS: f64 = 600_000.0;
 
@@ -16,7 +16,7 @@ const MAX_TIME_CONSTANT_MS: f64 = 600_000.0;
 ///
 /// Arrivals are counted in one-second buckets and folded into an exponentially
 /// weighted mean whose time constant is `time_constant_ms`, stretched when arrivals
-/// are rare so that it always spans about twenty of them. A bucket holding more than
+/// are rare so that it always spans about a hundred of them (up to ten minutes). A bucket holding more than
 /// three times the current rate (and more than four jobs) counts only up to that: a
 /// batch of 500 jobs submitted at once is backlog, which the policy sees in the queue,
 /// not a new rate to provision for. A genuine rise still gets through, tripling per
@@ -34,9 +34,9 @@ pub struct ArrivalRate {
 }
 
 impl ArrivalRate {
-    /// An estimator starting at `now_ms` with a 30 s time constant.
+    /// An estimator starting at `now_ms` with a 60 s time constant.
     pub fn new(now_ms: u64) -> Self {
-        ArrivalRate::with_time_constant(now_ms, 30_000)
+        ArrivalRate::with_time_constant(now_ms, 60_000)
     }
 
     /// An estimator with the given time constant, in milliseconds.

@@ -47,8 +47,7 @@ impl Changes {
 /// The highest count a scale-up may reach this period.
 pub(crate) fn up_to(limit: &RateLimit, start: u32) -> u32 {
     let by_count = start.saturating_add(limit.executors);
-    let by_percent =
-        (f64::from(start) * (1.0 + f64::from(limit.percent) / 100.0)).ceil() as u32;
+    let by_percent = (f64::from(start) * (1.0 + f64::from(limit.percent) / 100.0)).ceil() as u32;
     by_count.max(by_percent)
 }
 

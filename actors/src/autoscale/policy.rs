@@ -70,6 +70,7 @@ impl AutoscalePolicy {
             observation,
             self.settings.target_utilization,
             self.settings.tolerance,
+            self.settings.target_queue_wait_secs.map(|secs| secs * 1000),
         );
         let (target, mut reason) = if need.executors > max {
             (
@@ -118,24 +119,14 @@ impl AutoscalePolicy {
                 executors: running_floor,
             };
         }
-        desired = desired.min(max);
+        // `min` holds whatever the rate limits say; `max` beats everything.
+        desired = desired.max(floor).min(max);
 
-        if self.settings.scale_to_zero.enabled && observation.is_idle() {
-            let zero = &self.settings.scale_to_zero;
-            if current == 0 {
-                desired = 0;
-                reason = Reason::IdleAtZero;
-            } else if idle_ms >= zero.last_executor_delay_secs * 1000 {
-                desired = 0;
-                reason = Reason::IdleToZero {
-                    idle_secs: idle_ms / 1000,
-                };
-            } else if idle_ms >= zero.idle_delay_secs * 1000 && desired > 1 {
-                desired = 1;
-                reason = Reason::IdleToOne {
-                    idle_secs: idle_ms / 1000,
-                };
-            }
+        if let Some((parked_to, idle_reason)) =
+            self.idle_rule(current, desired, idle_ms, observation)
+        {
+            desired = parked_to;
+            reason = idle_reason;
         }
         if current == 0 && observation.queued > 0 && desired <= 1 {
             desired = 1;
@@ -150,6 +141,31 @@ impl AutoscalePolicy {
             current,
             need: need.executors,
             reason,
+        }
+    }
+
+    /// Scale-to-zero: an idle pool at zero stays there; idle long enough, it goes to
+    /// one executor, then to none. Returns the count and why, when a rule applies.
+    fn idle_rule(
+        &self,
+        current: u32,
+        desired: u32,
+        idle_ms: u64,
+        observation: &PoolObservation,
+    ) -> Option<(u32, Reason)> {
+        let zero = &self.settings.scale_to_zero;
+        if !zero.enabled || !observation.is_idle() {
+            return None;
+        }
+        let idle_secs = idle_ms / 1000;
+        if current == 0 {
+            Some((0, Reason::IdleAtZero))
+        } else if idle_ms >= zero.last_executor_delay_secs * 1000 {
+            Some((0, Reason::IdleToZero { idle_secs }))
+        } else if idle_ms >= zero.idle_delay_secs * 1000 && desired > 1 {
+            Some((1, Reason::IdleToOne { idle_secs }))
+        } else {
+            None
         }
     }
 
@@ -234,11 +250,183 @@ impl AutoscalePolicy {
     }
 
     fn longest_limit_period_ms(&self) -> u64 {
-        [&self.settings.scale_up_limit, &self.settings.scale_down_limit]
-            .into_iter()
-            .flatten()
-            .map(|limit| limit.period_secs * 1000)
-            .max()
-            .unwrap_or(0)
+        [
+            &self.settings.scale_up_limit,
+            &self.settings.scale_down_limit,
+        ]
+        .into_iter()
+        .flatten()
+        .map(|limit| limit.period_secs * 1000)
+        .max()
+        .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::observation::ExecutorCounts;
+    use super::super::settings::{RateLimit, ScaleToZero};
+    use super::*;
+
+    fn pool(ready: u32) -> PoolObservation {
+        PoolObservation {
+            queued: 0,
+            running: 0,
+            arrival_rate: 0.0,
+            mean_run_ms: Some(1_000),
+            slots_per_executor: 4,
+            executors: ExecutorCounts {
+                ready,
+                ..ExecutorCounts::default()
+            },
+            cold_start_ms: 20_000,
+        }
+    }
+
+    fn to_zero() -> AutoscaleSettings {
+        AutoscaleSettings {
+            min: 0,
+            max: 10,
+            scale_to_zero: ScaleToZero {
+                enabled: true,
+                idle_delay_secs: 60,
+                last_executor_delay_secs: 300,
+            },
+            ..AutoscaleSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_first_job_at_zero_starts_an_executor_at_once() {
+        let mut policy = AutoscalePolicy::new(to_zero());
+        let idle = pool(0);
+        for now in [0, 250, 500] {
+            let decision = policy.decide(now, &idle);
+            assert_eq!(
+                (decision.desired, &decision.reason),
+                (0, &Reason::IdleAtZero)
+            );
+        }
+        let mut queued = pool(0);
+        queued.queued = 1;
+        let decision = policy.decide(600, &queued);
+        assert_eq!(decision.desired, 1);
+        assert_eq!(decision.reason, Reason::FirstJob);
+    }
+
+    #[test]
+    fn an_idle_pool_goes_to_one_then_to_zero() {
+        let mut policy = AutoscalePolicy::new(AutoscaleSettings {
+            scale_down_window_secs: 120,
+            ..to_zero()
+        });
+        let mut busy = pool(3);
+        busy.running = 12;
+        assert_eq!(policy.decide(0, &busy).desired, 3);
+        let mut current = 3;
+        let mut at_one = None;
+        let mut at_zero = None;
+        let mut now = 250;
+        while now <= 400_000 {
+            let decision = policy.decide(now, &pool(current));
+            if decision.desired == 1 && at_one.is_none() {
+                at_one = Some((now, decision.reason.clone()));
+            }
+            if decision.desired == 0 && at_zero.is_none() {
+                at_zero = Some((now, decision.reason.clone()));
+            }
+            current = decision.desired;
+            now += 250;
+        }
+        // Idle from 250 ms: one executor after 60 s (before the 120 s window would
+        // let go), none after 300 s.
+        assert_eq!(at_one, Some((60_250, Reason::IdleToOne { idle_secs: 60 })));
+        assert_eq!(
+            at_zero,
+            Some((300_250, Reason::IdleToZero { idle_secs: 300 }))
+        );
+    }
+
+    #[test]
+    fn without_scale_to_zero_an_idle_pool_keeps_its_min() {
+        let mut policy = AutoscalePolicy::new(AutoscaleSettings {
+            min: 2,
+            ..AutoscaleSettings::default()
+        });
+        let mut current = 5;
+        for step in 0..4_000u64 {
+            current = policy.decide(step * 250, &pool(current)).desired;
+        }
+        assert_eq!(current, 2);
+    }
+
+    #[test]
+    fn scale_down_waits_for_the_window_and_says_so() {
+        let mut policy = AutoscalePolicy::new(AutoscaleSettings::default());
+        let mut busy = pool(2);
+        busy.queued = 2_000;
+        busy.running = 8;
+        let up = policy.decide(0, &busy);
+        assert_eq!(up.desired, 10);
+        assert!(matches!(up.reason, Reason::AtMax { max: 10, .. }));
+        let mut quiet = pool(10);
+        quiet.running = 8;
+        let held = policy.decide(30_000, &quiet);
+        assert_eq!(held.desired, 10);
+        assert!(matches!(
+            held.reason,
+            Reason::Held {
+                executors: 10,
+                needed: 2,
+                window_secs: 60
+            }
+        ));
+        assert_eq!(policy.decide(60_250, &quiet).desired, 2);
+    }
+
+    #[test]
+    fn running_work_is_never_drained_below() {
+        let mut policy = AutoscalePolicy::new(AutoscaleSettings {
+            scale_down_window_secs: 0,
+            ..AutoscaleSettings::default()
+        });
+        let mut full = pool(8);
+        full.running = 30;
+        let decision = policy.decide(0, &full);
+        assert_eq!(decision.desired, 8);
+        // Two of them draining already hold their own jobs.
+        full.executors.ready = 6;
+        full.executors.draining = 2;
+        assert_eq!(policy.decide(1_000, &full).desired, 6);
+    }
+
+    #[test]
+    fn rate_limits_spread_a_scale_up() {
+        let mut policy = AutoscalePolicy::new(AutoscaleSettings {
+            max: 30,
+            scale_up_limit: Some(RateLimit {
+                executors: 2,
+                percent: 0,
+                period_secs: 60,
+            }),
+            ..AutoscaleSettings::default()
+        });
+        let mut busy = pool(2);
+        busy.queued = 2_000;
+        busy.running = 8;
+        let first = policy.decide(0, &busy);
+        assert_eq!(first.desired, 4);
+        assert!(matches!(first.reason, Reason::Limited { up: true, .. }));
+        busy.executors.starting = 2;
+        assert_eq!(policy.decide(30_000, &busy).desired, 4);
+        assert_eq!(policy.decide(60_001, &busy).desired, 6);
+    }
+
+    #[test]
+    fn a_fresh_policy_keeps_what_is_there_for_one_window() {
+        let mut policy = AutoscalePolicy::new(AutoscaleSettings::default());
+        assert_eq!(policy.decide(5_000, &pool(7)).desired, 7);
+        assert_eq!(policy.decide(64_000, &pool(7)).desired, 7);
+        assert_eq!(policy.decide(65_250, &pool(7)).desired, 1);
     }
 }

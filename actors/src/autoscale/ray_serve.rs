@@ -97,9 +97,7 @@ impl RayServePolicy {
     /// The target replica count after this loop (ready plus starting executors).
     pub fn desired(&mut self, now_ms: u64, observation: &PoolObservation) -> u32 {
         self.record(now_ms, observation);
-        let current_target = *self
-            .target
-            .get_or_insert(observation.executors.supply());
+        let current_target = *self.target.get_or_insert(observation.executors.supply());
         let running = observation.executors.ready;
         let decided = if running == 0 {
             let live = f64::from(observation.queued) + f64::from(observation.running);
@@ -133,8 +131,8 @@ impl RayServePolicy {
             self.pushed_until_ms = Some(now_ms);
             self.next_push_ms = Some(now_ms + self.settings.metrics_push_ms);
         }
-        let keep_from = now_ms
-            .saturating_sub(self.settings.look_back_ms + self.settings.metrics_push_ms);
+        let keep_from =
+            now_ms.saturating_sub(self.settings.look_back_ms + self.settings.metrics_push_ms);
         while self.samples.front().is_some_and(|&(at, _)| at < keep_from) {
             self.samples.pop_front();
         }

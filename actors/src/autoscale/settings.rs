@@ -13,8 +13,8 @@ use thiserror::Error;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AutoscaleSettings {
-    /// Fewest executors while the pool has work or has not been idle long enough to
-    /// park its last one. `0` behaves as `1` unless `scale_to_zero` is enabled.
+    /// Fewest executors, counted as `max(min, 1)`: only the idle rules of
+    /// `scale_to_zero` take a pool lower.
     pub min: u32,
     /// Most executors, whatever the load.
     pub max: u32,
@@ -25,15 +25,24 @@ pub struct AutoscaleSettings {
     /// above or below the slots there are (the HPA's tolerance, 0.1): measured rates
     /// wobble, and a pool should not follow every wobble.
     pub tolerance: f64,
+    /// How long a job of a burst should wait for a slot at most, in seconds: when a
+    /// backlog outlasts the cold start, the policy starts the executors that clear
+    /// what is left within `target_queue_wait_secs − cold start` of their being ready.
+    /// Default: one and a half cold starts (measured), so half a cold start to drain.
+    /// Shorter costs more executors per burst; at or below the cold start, every
+    /// job left waiting gets a slot of its own.
+    pub target_queue_wait_secs: Option<u64>,
     /// Scale-up stabilisation: scale up to the lowest need seen in this many seconds.
     /// `0` (the default) scales up at once.
     pub scale_up_window_secs: u64,
     /// Scale-down stabilisation: never go below the highest need seen in this many
-    /// seconds; this is what keeps the count from flapping.
+    /// seconds (and at least one mean run time); this is what keeps the count from
+    /// flapping.
     pub scale_down_window_secs: u64,
     /// At most this many executors added per period; none by default.
     pub scale_up_limit: Option<RateLimit>,
-    /// At most this many executors removed per period; none by default.
+    /// At most this many executors removed per period; none by default. Neither limit
+    /// holds the count below `min` or the running work.
     pub scale_down_limit: Option<RateLimit>,
     /// Parking an idle pool down to one executor and then to none.
     pub scale_to_zero: ScaleToZero,
@@ -46,6 +55,7 @@ impl Default for AutoscaleSettings {
             max: 10,
             target_utilization: 0.8,
             tolerance: 0.1,
+            target_queue_wait_secs: None,
             scale_up_window_secs: 0,
             scale_down_window_secs: 60,
             scale_up_limit: None,
@@ -115,7 +125,9 @@ pub enum SettingsError {
     #[error("autoscale tolerance must be at least 0 and below 1, not {0}")]
     Tolerance(f64),
     /// A rate limit that allows no change at all.
-    #[error("autoscale {0} limit allows no change: set executors or percent above 0 and period_secs above 0")]
+    #[error(
+        "autoscale {0} limit allows no change: set executors or percent above 0 and period_secs above 0"
+    )]
     EmptyLimit(&'static str),
     /// The last executor would go before the others.
     #[error(

@@ -526,7 +526,11 @@ mod tests {
             max: 30,
             ..Default::default()
         };
-        let first = simulate(&scenario, &jobs, &mut AutoscalePolicy::new(settings.clone()));
+        let first = simulate(
+            &scenario,
+            &jobs,
+            &mut AutoscalePolicy::new(settings.clone()),
+        );
         let second = simulate(&scenario, &jobs, &mut AutoscalePolicy::new(settings));
         assert_eq!(first, second);
     }

@@ -88,7 +88,7 @@ impl ScaleBackend for LocalBackend {
     }
 
     async fn release(&self, pool: &str, executor: &str) {
-        if let Some(cell) = ractor::registry::where_is(executor.to_owned()) {
+        if let Some(cell) = ractor::registry::where_is(executor) {
             cell.stop(Some("released by the Supervisor".into()));
         }
         let now_empty = {
