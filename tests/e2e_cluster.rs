@@ -105,6 +105,18 @@ fn jobs_through_either_gateway_complete_and_capacity_sums_the_live_executors() {
         let executors: std::collections::HashSet<&str> = statuses.iter().filter_map(|s| s["executor"].as_str()).collect();
         assert_eq!(executors.len(), 2, "work spread over both cpu-general executors: {executors:?}");
     }
+    let nodes: Value = reqwest::blocking::get(format!("http://127.0.0.1:{}/api/nodes", server.http_port))
+        .and_then(|r| r.json())
+        .expect("GET /api/nodes");
+    let mut up: Vec<&str> = nodes["result"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["status"] == "up")
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    up.sort();
+    assert_eq!(up, ["ex1", "ex2", "ex3", "gw1", "gw2", "server"], "the full mesh as the server sees it");
     let extract = submit_many(&cluster, gateways[1].port, "extract", "echo", b"x", 10);
     let statuses = wait_all(&cluster, gateways[0].port, &extract);
     assert!(statuses.iter().all(|s| s["state"] == "succeeded" && s["executor"] == "ex3-extract-1"));

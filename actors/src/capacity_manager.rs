@@ -9,7 +9,7 @@ use std::time::Duration;
 use marie_protocol::JobId;
 use marie_protocol::messages::RunRef;
 use marie_protocol::messages::{
-    CancelAnswer, CapacityMsg, PoolName, PoolStates, SupervisorMsg, ExecutorMsg, GatewayMsg, HeartbeatAck, LeaseGrant, LoadReport,
+    CancelAnswer, CapacityMsg, ExecutorName, PoolName, PoolStates, SupervisorMsg, ExecutorMsg, GatewayMsg, HeartbeatAck, LeaseGrant, LoadReport,
     Registered, Tick,
 };
 use marie_protocol::names::CAPACITY_GROUP;
@@ -94,23 +94,16 @@ impl Actor for CapacityManager {
 
     async fn handle_supervisor_evt(
         &self,
-        _myself: ActorRef<CapacityMsg>,
+        myself: ActorRef<CapacityMsg>,
         event: SupervisionEvent,
-        state: &mut CapacityState,
+        _state: &mut CapacityState,
     ) -> Result<(), ActorProcessingErr> {
+        // Supervision events jump the mailbox: handle the loss as a message queued
+        // behind whatever the executor sent before it left (its last completions).
         if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Leave(_, _, cells)) = event {
-            let now = state.clock.now_ms();
-            let mut actions = Vec::new();
             for name in cells.iter().filter_map(|cell| cell.get_name()) {
-                if state.scheduler.executor_pool(&name).is_some() {
-                    tracing::warn!(executor = %name, "executor lost: its node left the cluster");
-                    state.executors.remove(&name);
-                    actions.extend(state.scheduler.executor_lost(&name, "its node left the cluster", now));
-                }
+                let _ = myself.cast(CapacityMsg::Lost(ExecutorName(name)));
             }
-            actions.extend(state.scheduler.place(now));
-            let updates = state.carry_out(actions);
-            state.writer().write(updates);
         }
         Ok(())
     }
@@ -193,6 +186,13 @@ impl Actor for CapacityManager {
                     }
                 }
                 Vec::new()
+            }
+            CapacityMsg::Lost(name) => {
+                if s.executor_pool(&name.0).is_some() {
+                    tracing::warn!(executor = %name.0, "executor lost: its node left the cluster");
+                    state.executors.remove(&name.0);
+                }
+                s.executor_lost(&name.0, "its node left the cluster", now)
             }
             CapacityMsg::Leave(name) => {
                 tracing::info!(executor = %name.0, "executor left");

@@ -19,7 +19,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tokio::sync::Mutex;
 
-use crate::cluster::{EmbeddedCluster, Role};
+use crate::cluster::{EmbeddedCluster, NodeContext, Role};
 use crate::config::{Config, PoolConfig, StoreBackend};
 
 /// `marie bench` options.
@@ -65,6 +65,8 @@ struct Measured {
     name: String,
     per_second: f64,
     latency_us: Histogram<u64>,
+    /// CPU time of the whole process (user + system) per job, where the OS tells it.
+    cpu_us_per_job: Option<f64>,
 }
 
 /// Runs the benchmark and prints the table.
@@ -89,19 +91,23 @@ fn print_table(args: &BenchArgs, results: &[Measured]) {
     };
     println!("\n{} jobs per case, {mode}", args.jobs);
     println!(
-        "{:<28} {:>12} {:>10} {:>10} {:>10} {:>12}",
-        "case", "per second", "p50 µs", "p99 µs", "max µs", "p50 / raw"
+        "{:<28} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12}",
+        "case", "per second", "p50 µs", "p99 µs", "max µs", "CPU µs/job", "p50 / raw"
     );
     let raw_p50 = results[0].latency_us.value_at_quantile(0.5).max(1) as f64;
     for r in results {
         let h = &r.latency_us;
+        let cpu = r
+            .cpu_us_per_job
+            .map_or_else(|| "-".to_owned(), |us| format!("{us:.1}"));
         println!(
-            "{:<28} {:>12.0} {:>10} {:>10} {:>10} {:>11.1}x",
+            "{:<28} {:>12.0} {:>10} {:>10} {:>10} {:>12} {:>11.1}x",
             r.name,
             r.per_second,
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99),
             h.max(),
+            cpu,
             h.value_at_quantile(0.5) as f64 / raw_p50
         );
     }
@@ -125,7 +131,7 @@ async fn through_marie(
         max_queued: u64::MAX,
         ..PoolConfig::default()
     }];
-    let cluster = EmbeddedCluster::start(&config, &Role::Up).await?;
+    let cluster = EmbeddedCluster::start(&config, &Role::Up, &NodeContext::default()).await?;
     // Give executors a moment to register before the clock starts.
     let client = wait_for_slots(&config).await?;
     let name = match (backend, args.submit_only) {
@@ -194,6 +200,7 @@ where
             .expect("valid template"),
     );
     let next = Arc::new(AtomicU64::new(0));
+    let cpu_before = process_cpu();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     match args.rate {
@@ -246,6 +253,12 @@ where
         done.context("a benchmark task panicked")??;
     }
     let elapsed = started.elapsed();
+    let cpu_us_per_job = match (cpu_before, process_cpu()) {
+        (Some(before), Some(after)) => {
+            Some(after.saturating_sub(before).as_secs_f64() * 1e6 / args.jobs.max(1) as f64)
+        }
+        _ => None,
+    };
     bar.finish_and_clear();
     let latency_us = Arc::try_unwrap(histogram)
         .map_err(|_| anyhow::anyhow!("histogram still shared"))?
@@ -254,7 +267,19 @@ where
         name: name.to_owned(),
         per_second: args.jobs as f64 / elapsed.as_secs_f64(),
         latency_us,
+        cpu_us_per_job,
     })
+}
+
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`
+/// (Linux); `None` elsewhere.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command name (in parentheses, maybe with spaces) come the fields from
+    // the third on: utime and stime are the 14th and 15th, in 1/100 s.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 /// The baseline: a local actor answering a call.

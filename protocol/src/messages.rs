@@ -274,6 +274,9 @@ pub enum CapacityMsg {
     Drain(ExecutorName),
     /// The executor stops: re-queue whatever it still holds.
     Leave(ExecutorName),
+    /// The executor left its pool's group without saying so (its node is gone):
+    /// handled like `Leave`, after whatever it sent before.
+    Lost(ExecutorName),
     /// The capacity report.
     #[rpc]
     Capacity(CapacityQuery, RpcReplyPort<CapacityReport>),

@@ -62,7 +62,11 @@ impl Cluster {
 
     /// Starts a node `name` with `role` arguments (e.g. `["node", "--role", "server"]`).
     pub fn start(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
-        let port = if args.contains(&"server") { self.server_port } else { free_port() };
+        let port = if args.contains(&"server") {
+            self.server_port
+        } else {
+            free_port()
+        };
         let dir = self.dir.path().join(name);
         std::fs::create_dir_all(&dir).expect("node dir");
         let mut node = Node {
@@ -70,12 +74,16 @@ impl Cluster {
             port,
             http_port: free_port(),
             args: args.iter().map(|a| a.to_string()).collect(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             dir,
             child: None,
             starts: 0,
         };
-        node.env.push(("MARIE_CONFIG".into(), self.config.display().to_string()));
+        node.env
+            .push(("MARIE_CONFIG".into(), self.config.display().to_string()));
         node.spawn();
         node.wait_listening();
         node
@@ -101,14 +109,21 @@ impl Cluster {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run the marie CLI");
-        child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write stdin");
         child.wait_with_output().expect("CLI output")
     }
 
     /// The capacity report through the node on `port`, once it answers.
     pub fn capacity(&self, port: u16) -> Option<Value> {
         let out = self.cli(port, &["capacity"]);
-        out.status.success().then(|| serde_json::from_slice(&out.stdout).expect("capacity JSON"))
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).expect("capacity JSON"))
     }
 
     /// Slots of `pool` in the capacity seen through `port` (0 when unknown).
@@ -125,14 +140,23 @@ impl Cluster {
     }
 
     /// Waits until `pool` has `slots` through `port`; returns how long it took.
-    pub fn wait_for_capacity(&self, port: u16, pool: &str, slots: u64, limit: Duration) -> Duration {
+    pub fn wait_for_capacity(
+        &self,
+        port: u16,
+        pool: &str,
+        slots: u64,
+        limit: Duration,
+    ) -> Duration {
         let start = Instant::now();
         loop {
             let now = self.pool_capacity(port, pool);
             if now == slots {
                 return start.elapsed();
             }
-            assert!(start.elapsed() < limit, "pool {pool} has {now} slots, not {slots}, after {limit:?}");
+            assert!(
+                start.elapsed() < limit,
+                "pool {pool} has {now} slots, not {slots}, after {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -164,10 +188,19 @@ impl Node {
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("node {} exited with {status}:\n{}", self.name, self.logs());
             }
-            assert!(Instant::now() < deadline, "node {} not listening in 30 s:\n{}", self.name, self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "node {} not listening in 30 s:\n{}",
+                self.name,
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -175,7 +208,9 @@ impl Node {
     /// Every start's log, concatenated.
     pub fn logs(&self) -> String {
         (1..=self.starts)
-            .map(|n| std::fs::read_to_string(self.dir.join(format!("node-{n}.log"))).unwrap_or_default())
+            .map(|n| {
+                std::fs::read_to_string(self.dir.join(format!("node-{n}.log"))).unwrap_or_default()
+            })
             .collect()
     }
 

@@ -88,7 +88,7 @@ impl SubmitFields {
         let pool = self.required("pool")?;
         let handler = self.required("handler")?;
         let mut spec = JobSpec::new(pool, handler, payload);
-        if let Some(priority) = self.parsed::<i32>("priority", "an integer, e.g. 5 or -1")? {
+        if let Some(priority) = self.parsed::<i32>("priority", "an integer (e.g. 5 or -1)")? {
             spec.priority = priority;
         }
         spec.metadata = JobMetadata {
@@ -96,7 +96,7 @@ impl SubmitFields {
             ref_type: self.values.remove("ref_type").unwrap_or_default(),
             ref_id: self.values.remove("ref_id").unwrap_or_default(),
         };
-        spec.max_attempts = self.parsed::<u32>("max_attempts", "a whole number, e.g. 3")?;
+        spec.max_attempts = self.parsed::<u32>("max_attempts", "a whole number (e.g. 3)")?;
         if let Some(secs) = self.parsed::<u64>("timeout_secs", "a whole number of seconds")? {
             if secs == 0 {
                 return Err(ApiError::field("timeout_secs", "must be at least 1 second"));

@@ -1,6 +1,11 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the Gateway answers and every
 //! pool's executors have registered, so a job submitted now can run).
+//!
+//! Readiness latches: once every pool has had executors, `/readyz` only asks that the
+//! Gateway answers, so executors coming and going later (a lost node, a pool scaled to
+//! zero) do not take the front door out of a load balancer: jobs still queue.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -26,7 +31,7 @@ pub async fn healthz() -> Response {
     ok(StatusCode::OK, HealthView { state: "alive" })
 }
 
-/// Ready to take jobs: the Gateway answers a capacity call and every pool has live
+/// Ready to take jobs: the Gateway answers a capacity call and every pool has had live
 /// executors.
 #[utoipa::path(
     get,
@@ -44,6 +49,9 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Response, ApiError>
         .capacity()
         .await
         .map_err(|e| ApiError::NotReady(format!("the Gateway does not answer ({e})")))?;
+    if state.ready.load(Ordering::Relaxed) {
+        return Ok(ok(StatusCode::OK, HealthView { state: "ready" }));
+    }
     let waiting: Vec<String> = report
         .slots
         .iter()
@@ -56,5 +64,6 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Response, ApiError>
             waiting.join(", ")
         )));
     }
+    state.ready.store(true, Ordering::Relaxed);
     Ok(ok(StatusCode::OK, HealthView { state: "ready" }))
 }

@@ -12,11 +12,13 @@ mod error;
 mod fields;
 mod health;
 mod jobs;
+mod nodes;
 mod openapi;
 mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -46,6 +48,8 @@ pub struct ApiState {
     auth_token: Option<Arc<str>>,
     /// Largest request body, in bytes.
     body_limit: usize,
+    /// Whether `/readyz` has seen every pool with executors once.
+    ready: Arc<AtomicBool>,
 }
 
 impl ApiState {
@@ -56,6 +60,7 @@ impl ApiState {
             client,
             auth_token: config.http.auth_token.as_deref().map(Arc::from),
             body_limit: payload.saturating_add(MULTIPART_OVERHEAD),
+            ready: Arc::new(AtomicBool::new(false)),
         }
     }
 }
@@ -69,6 +74,7 @@ pub fn router(state: ApiState, public: Router) -> Router {
         .route("/api/jobs/{id}", get(jobs::status).delete(jobs::cancel))
         .route("/api/jobs/{id}/result", get(jobs::result))
         .route("/api/capacity", get(capacity::capacity))
+        .route("/api/nodes", get(nodes::nodes))
         .route("/api/openapi.json", get(openapi::openapi_json));
     if state.auth_token.is_some() {
         api = api.route_layer(from_fn_with_state(state.clone(), auth::require_token));

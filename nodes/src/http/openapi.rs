@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{capacity, health, jobs};
+use super::{capacity, health, jobs, nodes};
 
 /// The API's OpenAPI description.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use super::{capacity, health, jobs};
         jobs::result,
         jobs::cancel,
         capacity::capacity,
+        nodes::nodes,
         health::healthz,
         health::readyz,
         openapi_json,

@@ -94,7 +94,7 @@ impl Actor for Membership {
                 let mut events = state.table.connected(&names);
                 events.extend(state.table.overdue(now));
                 state.report(events).await;
-                for addr in state.table.to_dial(now) {
+                for addr in state.table.due_dials(now) {
                     let (node, tls, timeout) = (state.node_server.clone(), state.tls.clone(), state.dial_timeout);
                     tokio::spawn(async move {
                         if let Err(reason) = marie_client::dial(&node, &addr, tls.as_ref(), timeout).await {

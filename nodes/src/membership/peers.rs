@@ -157,7 +157,7 @@ impl PeerTable {
 
     /// Addresses to dial now: seeds and peers that are not up, each at most once per
     /// backoff period (doubling from 200 ms to 5 s while it keeps failing).
-    pub fn to_dial(&mut self, now_ms: u64) -> Vec<String> {
+    pub fn due_dials(&mut self, now_ms: u64) -> Vec<String> {
         let up: Vec<&str> = self
             .peers
             .values()
@@ -227,7 +227,7 @@ mod tests {
         let events = table.hello(hello(node("b", 2), vec![node("c", 3), node("a", 1)]), 10);
         assert_eq!(events, vec![PeerEvent::Up(node("b", 2))]);
         // b is up: only c (learnt from b) is dialled, not the seed b nor ourselves.
-        assert_eq!(table.to_dial(10), vec!["127.0.0.1:3".to_string()]);
+        assert_eq!(table.due_dials(10), vec!["127.0.0.1:3".to_string()]);
     }
 
     #[test]
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn dials_back_off_while_an_address_keeps_failing() {
         let mut table = PeerTable::new(node("a", 1), vec!["127.0.0.1:9".into()], 3000);
-        let dials: Vec<u64> = (0..=3000).step_by(50).filter(|t| !table.to_dial(*t).is_empty()).collect();
+        let dials: Vec<u64> = (0..=3000).step_by(50).filter(|t| !table.due_dials(*t).is_empty()).collect();
         assert_eq!(dials, vec![0, 200, 600, 1400, 3000]);
     }
 

@@ -1,0 +1,60 @@
+//! `GET /api/nodes`: the nodes this node knows and where each stands — `up`,
+//! `unreachable` (connected but silent past `cluster.down_after_ms`: hung or cut off),
+//! `gone` (its connection closed: stopped or crashed) or `known` (heard of, not yet
+//! connected).
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+use super::views::{Envelope, ErrorBody, ok};
+use crate::membership;
+
+/// One node.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeView {
+    /// Its unique name.
+    pub name: String,
+    /// Its cluster address.
+    pub addr: String,
+    /// Its role.
+    pub role: String,
+    /// `up`, `unreachable`, `gone` or `known`.
+    pub status: String,
+}
+
+/// The nodes of the cluster, this one first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodesView {
+    /// The nodes.
+    pub nodes: Vec<NodeView>,
+}
+
+/// The nodes this node knows and their status.
+#[utoipa::path(
+    get,
+    path = "/api/nodes",
+    tag = "capacity",
+    responses(
+        (status = 200, description = "The nodes and their status", body = Envelope<NodesView>),
+        (status = 503, description = "Membership is not running yet", body = ErrorBody),
+    )
+)]
+pub async fn nodes() -> Result<Response, ApiError> {
+    let list = membership::members()
+        .await
+        .ok_or_else(|| ApiError::NotReady("cluster membership has not started".into()))?;
+    let nodes = list
+        .0
+        .into_iter()
+        .map(|n| NodeView {
+            name: n.node.name,
+            addr: n.node.addr,
+            role: n.node.role,
+            status: n.status,
+        })
+        .collect();
+    Ok(ok(StatusCode::OK, NodesView { nodes }))
+}
