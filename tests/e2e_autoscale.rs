@@ -49,7 +49,10 @@ fn slots(marie: &Marie, pool: &str) -> (u64, u64) {
         .as_array()
         .and_then(|pools| pools.iter().find(|p| p["name"] == pool).cloned())
         .unwrap_or_default();
-    (entry["capacity"].as_u64().unwrap_or(0), entry["target"].as_u64().unwrap_or(0))
+    (
+        entry["capacity"].as_u64().unwrap_or(0),
+        entry["target"].as_u64().unwrap_or(0),
+    )
 }
 
 fn wait_for_capacity(marie: &Marie, pool: &str, capacity: u64, limit: Duration) -> Duration {
@@ -59,7 +62,10 @@ fn wait_for_capacity(marie: &Marie, pool: &str, capacity: u64, limit: Duration) 
         if now == capacity {
             return start.elapsed();
         }
-        assert!(start.elapsed() < limit, "pool {pool}: capacity {now}, want {capacity} within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "pool {pool}: capacity {now}, want {capacity} within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -67,7 +73,11 @@ fn wait_for_capacity(marie: &Marie, pool: &str, capacity: u64, limit: Duration) 
 fn ends(marie: &Marie) -> HashMap<String, usize> {
     let mut ends = HashMap::new();
     for line in marie.all_logs().lines().filter(|l| l.contains("job ended")) {
-        if let Some(id) = line.split("job=").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+        if let Some(id) = line
+            .split("job=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+        {
             *ends.entry(id.to_owned()).or_default() += 1;
         }
     }
@@ -85,11 +95,24 @@ fn burst_scales_up_to_max_completes_every_job_once_and_returns_to_min(backend: &
     assert!(out.status.success(), "{}", stderr(&out));
     let ids: Vec<String> = stdout(&out)
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("JSON")["id"].as_str().expect("id").to_owned())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
         .collect();
-    let limit = if backend == "local" { Duration::from_secs(1) } else { Duration::from_secs(15) };
+    let limit = if backend == "local" {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(15)
+    };
     let after_submit = wait_for_capacity(&marie, "burst", 20, limit + submitted.elapsed());
-    assert_eq!(slots(&marie, "burst").1, 20, "target follows the Supervisor");
+    assert_eq!(
+        slots(&marie, "burst").1,
+        20,
+        "target follows the Supervisor"
+    );
     eprintln!("{backend}: at max {after_submit:?} after the burst was submitted");
 
     let mut wait = vec!["wait", "--json", "--timeout-secs", "120"];
@@ -99,11 +122,24 @@ fn burst_scales_up_to_max_completes_every_job_once_and_returns_to_min(backend: &
         .map(|l| serde_json::from_str(l).expect("status"))
         .collect();
     assert_eq!(statuses.len(), 2000);
-    assert!(statuses.iter().all(|s| s["state"] == "succeeded"), "a job did not succeed");
+    assert!(
+        statuses.iter().all(|s| s["state"] == "succeeded"),
+        "a job did not succeed"
+    );
     let ends = ends(&marie);
-    assert!(ids.iter().all(|id| ends.get(id) == Some(&1)), "a job ended other than once");
-    let executors: std::collections::HashSet<&str> = statuses.iter().filter_map(|s| s["executor"].as_str()).collect();
-    assert!(executors.len() >= 5, "the burst ran on {} executors", executors.len());
+    assert!(
+        ids.iter().all(|id| ends.get(id) == Some(&1)),
+        "a job ended other than once"
+    );
+    let executors: std::collections::HashSet<&str> = statuses
+        .iter()
+        .filter_map(|s| s["executor"].as_str())
+        .collect();
+    assert!(
+        executors.len() >= 5,
+        "the burst ran on {} executors",
+        executors.len()
+    );
 
     // Idle: back to min (1 executor) once the scale-down window has passed.
     wait_for_capacity(&marie, "burst", 4, Duration::from_secs(20));
@@ -125,11 +161,26 @@ fn a_pool_at_zero_accepts_a_job_starts_an_executor_and_returns_to_zero() {
     let marie = Marie::start_with(Some(&config("local")), &[]);
     assert_eq!(slots(&marie, "zero"), (0, 0), "the pool starts at zero");
     let started = Instant::now();
-    let out = marie.cli_with_stdin(&["submit", "--pool", "zero", "--handler", "echo", "--wait", "--json"], b"wake up");
+    let out = marie.cli_with_stdin(
+        &[
+            "submit",
+            "--pool",
+            "zero",
+            "--handler",
+            "echo",
+            "--wait",
+            "--json",
+        ],
+        b"wake up",
+    );
     let first_result = started.elapsed();
     let line: Value = serde_json::from_str(stdout(&out).trim()).expect("JSON");
     assert_eq!(line["state"], "succeeded", "{line}");
     eprintln!("zero → first result in {first_result:?}");
-    assert!(marie.all_logs().contains("first job queued for an empty pool"));
+    assert!(
+        marie
+            .all_logs()
+            .contains("first job queued for an empty pool")
+    );
     wait_for_capacity(&marie, "zero", 0, Duration::from_secs(20));
 }

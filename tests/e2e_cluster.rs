@@ -34,7 +34,14 @@ fn server(cluster: &Cluster) -> Node {
 }
 
 /// Submits `n` jobs of `payload` through the node on `port`; returns the accepted ids.
-fn submit_many(cluster: &Cluster, port: u16, pool: &str, handler: &str, payload: &[u8], n: usize) -> Vec<String> {
+fn submit_many(
+    cluster: &Cluster,
+    port: u16,
+    pool: &str,
+    handler: &str,
+    payload: &[u8],
+    n: usize,
+) -> Vec<String> {
     let dir = tempfile::tempdir().expect("inputs");
     let files = write_files(dir.path(), (0..n).map(|_| payload.to_vec()));
     let mut args = vec!["submit", "--pool", pool, "--handler", handler, "--json"];
@@ -45,7 +52,10 @@ fn submit_many(cluster: &Cluster, port: u16, pool: &str, handler: &str, payload:
         .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).expect("JSON line");
-            v["id"].as_str().unwrap_or_else(|| panic!("not accepted: {line}")).to_owned()
+            v["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("not accepted: {line}"))
+                .to_owned()
         })
         .collect()
 }
@@ -55,14 +65,21 @@ fn wait_all(cluster: &Cluster, port: u16, ids: &[String]) -> Vec<Value> {
     let mut args = vec!["wait", "--json", "--timeout-secs", "120"];
     args.extend(ids.iter().map(String::as_str));
     let out = cluster.cli(port, &args);
-    stdout(&out).lines().map(|l| serde_json::from_str(l).expect("status JSON")).collect()
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("status JSON"))
+        .collect()
 }
 
 /// How many times the server recorded each job's end, over all its runs.
 fn ends(server: &Node) -> HashMap<String, usize> {
     let mut ends = HashMap::new();
     for line in server.logs().lines().filter(|l| l.contains("job ended")) {
-        if let Some(id) = line.split("job=").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+        if let Some(id) = line
+            .split("job=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+        {
             *ends.entry(id.to_owned()).or_default() += 1;
         }
     }
@@ -71,11 +88,19 @@ fn ends(server: &Node) -> HashMap<String, usize> {
 
 fn assert_each_succeeded_once(statuses: &[Value], ids: &[String], server: &Node) {
     assert_eq!(statuses.len(), ids.len());
-    let failed: Vec<&Value> = statuses.iter().filter(|s| s["state"] != "succeeded").collect();
+    let failed: Vec<&Value> = statuses
+        .iter()
+        .filter(|s| s["state"] != "succeeded")
+        .collect();
     assert!(failed.is_empty(), "jobs that did not succeed: {failed:?}");
     let ends = ends(server);
     for id in ids {
-        assert_eq!(ends.get(id), Some(&1), "job {id} ended {:?} times", ends.get(id));
+        assert_eq!(
+            ends.get(id),
+            Some(&1),
+            "job {id} ended {:?} times",
+            ends.get(id)
+        );
     }
 }
 
@@ -101,13 +126,24 @@ fn jobs_through_either_gateway_complete_and_capacity_sums_the_live_executors() {
         let accepted = submit_many(&cluster, gateway.port, "cpu-general", "echo", b"hello", 100);
         ids.extend(accepted.clone());
         let statuses = wait_all(&cluster, gateway.port, &accepted);
-        assert!(statuses.iter().all(|s| s["state"] == "succeeded"), "{statuses:?}");
-        let executors: std::collections::HashSet<&str> = statuses.iter().filter_map(|s| s["executor"].as_str()).collect();
-        assert_eq!(executors.len(), 2, "work spread over both cpu-general executors: {executors:?}");
+        assert!(
+            statuses.iter().all(|s| s["state"] == "succeeded"),
+            "{statuses:?}"
+        );
+        let executors: std::collections::HashSet<&str> = statuses
+            .iter()
+            .filter_map(|s| s["executor"].as_str())
+            .collect();
+        assert_eq!(
+            executors.len(),
+            2,
+            "work spread over both cpu-general executors: {executors:?}"
+        );
     }
-    let nodes: Value = reqwest::blocking::get(format!("http://127.0.0.1:{}/api/nodes", server.http_port))
-        .and_then(|r| r.json())
-        .expect("GET /api/nodes");
+    let nodes: Value =
+        reqwest::blocking::get(format!("http://127.0.0.1:{}/api/nodes", server.http_port))
+            .and_then(|r| r.json())
+            .expect("GET /api/nodes");
     let mut up: Vec<&str> = nodes["result"]["nodes"]
         .as_array()
         .expect("nodes")
@@ -116,10 +152,18 @@ fn jobs_through_either_gateway_complete_and_capacity_sums_the_live_executors() {
         .filter_map(|n| n["name"].as_str())
         .collect();
     up.sort();
-    assert_eq!(up, ["ex1", "ex2", "ex3", "gw1", "gw2", "server"], "the full mesh as the server sees it");
+    assert_eq!(
+        up,
+        ["ex1", "ex2", "ex3", "gw1", "gw2", "server"],
+        "the full mesh as the server sees it"
+    );
     let extract = submit_many(&cluster, gateways[1].port, "extract", "echo", b"x", 10);
     let statuses = wait_all(&cluster, gateways[0].port, &extract);
-    assert!(statuses.iter().all(|s| s["state"] == "succeeded" && s["executor"] == "ex3-extract-1"));
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s["state"] == "succeeded" && s["executor"] == "ex3-extract-1")
+    );
     ids.extend(extract);
     assert_each_succeeded_once(&wait_all(&cluster, server.port, &ids), &ids, &server);
 }
@@ -139,10 +183,16 @@ fn sigkill_of_an_executor_node_mid_run_loses_no_job_and_runs_none_twice() {
     }
     ex1.kill();
     let dropped = cluster.wait_for_capacity(server.port, "cpu-general", 4, Duration::from_secs(5));
-    assert!(dropped < Duration::from_secs(4), "capacity dropped only after {dropped:?}");
+    assert!(
+        dropped < Duration::from_secs(4),
+        "capacity dropped only after {dropped:?}"
+    );
     let statuses = wait_all(&cluster, server.port, &ids);
     assert_each_succeeded_once(&statuses, &ids, &server);
-    assert!(statuses.iter().any(|s| s["attempt"] == 2), "no job was in flight on the killed node");
+    assert!(
+        statuses.iter().any(|s| s["attempt"] == 2),
+        "no job was in flight on the killed node"
+    );
 }
 
 #[test]
@@ -159,8 +209,14 @@ fn a_hung_executor_node_is_declared_down_its_late_answers_are_ignored_and_it_com
     let stopped = Instant::now();
     cluster.wait_for_capacity(server.port, "cpu-general", 4, Duration::from_secs(10));
     let declared = stopped.elapsed();
-    assert!(declared < Duration::from_secs(5), "declared down after {declared:?} (deadline 3 s)");
-    assert!(server.logs().contains("node unreachable"), "unreachable is reported as such");
+    assert!(
+        declared < Duration::from_secs(5),
+        "declared down after {declared:?} (deadline 3 s)"
+    );
+    assert!(
+        server.logs().contains("node unreachable"),
+        "unreachable is reported as such"
+    );
     // Let ex1's runs finish while it is cut off, then wake it: its answers are stale.
     std::thread::sleep(Duration::from_millis(2500));
     ex1.signal(Signal::SIGCONT);
@@ -168,12 +224,21 @@ fn a_hung_executor_node_is_declared_down_its_late_answers_are_ignored_and_it_com
     let statuses = wait_all(&cluster, server.port, &ids);
     assert_each_succeeded_once(&statuses, &ids, &server);
     let rerun: Vec<&Value> = statuses.iter().filter(|s| s["attempt"] == 2).collect();
-    assert_eq!(rerun.len(), 4, "the 4 jobs of the hung node ran again elsewhere");
+    assert_eq!(
+        rerun.len(),
+        4,
+        "the 4 jobs of the hung node ran again elsewhere"
+    );
     assert!(rerun.iter().all(|s| s["executor"] == "ex2-cpu-general-1"));
     // It takes new work again.
     let more = submit_many(&cluster, server.port, "cpu-general", "sleep", b"500", 8);
     let statuses = wait_all(&cluster, server.port, &more);
-    assert!(statuses.iter().any(|s| s["executor"] == "ex1-cpu-general-1"), "{statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s["executor"] == "ex1-cpu-general-1"),
+        "{statuses:?}"
+    );
 }
 
 #[test]
@@ -201,8 +266,18 @@ fn a_wrong_cookie_is_refused_and_logged_with_the_peer_address() {
         &[("MARIE_CLUSTER__COOKIE", "not-the-cookie")],
     );
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(cluster.pool_capacity(server.port, "cpu-general"), 0, "the intruder joined");
-    assert!(server.logs().contains("authentication failed (wrong cookie?)"), "{}", server.logs());
+    assert_eq!(
+        cluster.pool_capacity(server.port, "cpu-general"),
+        0,
+        "the intruder joined"
+    );
+    assert!(
+        server
+            .logs()
+            .contains("authentication failed (wrong cookie?)"),
+        "{}",
+        server.logs()
+    );
     assert!(server.logs().contains("peer=127.0.0.1:"));
     drop(wrong);
 }
@@ -215,8 +290,11 @@ fn certificates(dir: &std::path::Path) -> (String, String, String) {
     let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let node_key = rcgen::KeyPair::generate().expect("node key");
-    let node_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("node params");
-    let node_cert = node_params.signed_by(&node_key, &issuer).expect("node cert");
+    let node_params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("node params");
+    let node_cert = node_params
+        .signed_by(&node_key, &issuer)
+        .expect("node cert");
     let path = |name: &str, text: String| {
         let path = dir.join(name);
         std::fs::write(&path, text).expect("write PEM");
@@ -233,7 +311,8 @@ fn certificates(dir: &std::path::Path) -> (String, String, String) {
 fn mutual_tls_runs_jobs_refuses_clients_without_a_certificate_and_idle_connections_block_nobody() {
     let pem_dir = tempfile::tempdir().expect("pem dir");
     let (ca, cert, key) = certificates(pem_dir.path());
-    let tls = format!("{POOLS}\n[cluster.tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n");
+    let tls =
+        format!("{POOLS}\n[cluster.tls]\nca = \"{ca}\"\ncert = \"{cert}\"\nkey = \"{key}\"\n");
     let cluster = Cluster::new(&tls);
     let server = server(&cluster);
     // An idle TCP connection to the TLS port: it never starts a handshake.
@@ -246,18 +325,36 @@ fn mutual_tls_runs_jobs_refuses_clients_without_a_certificate_and_idle_connectio
 
     // A client that trusts the CA but has no certificate of its own is refused.
     let no_cert = pem_dir.path().join("client.toml");
-    std::fs::write(&no_cert, format!("[cluster]\ncookie = \"{}\"\n[cluster.tls]\nca = \"{ca}\"\n", common::cluster::COOKIE))
-        .expect("client config");
+    std::fs::write(
+        &no_cert,
+        format!(
+            "[cluster]\ncookie = \"{}\"\n[cluster.tls]\nca = \"{ca}\"\n",
+            common::cluster::COOKIE
+        ),
+    )
+    .expect("client config");
     let out = std::process::Command::new(common::marie_bin())
-        .args(["capacity", "--connect", &format!("127.0.0.1:{}", server.port)])
+        .args([
+            "capacity",
+            "--connect",
+            &format!("127.0.0.1:{}", server.port),
+        ])
         .env("MARIE_CONFIG", &no_cert)
         .output()
         .expect("run the CLI");
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("refused the handshake"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refused the handshake"),
+        "{}",
+        stderr(&out)
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     while !server.logs().contains("TLS handshake failed") {
-        assert!(Instant::now() < deadline, "the refusal was not logged:\n{}", server.logs());
+        assert!(
+            Instant::now() < deadline,
+            "the refusal was not logged:\n{}",
+            server.logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

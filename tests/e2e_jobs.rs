@@ -161,7 +161,7 @@ fn unknown_pool_unknown_handler_and_oversize_payload_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains(
-            r#"unknown pool "gpu-nowhere": configured pools are ["cpu-general", "extract"]"#
+            r#"unknown pool "gpu-nowhere": configured pools are ["cpu-general", "extract", "gpu-ocr"]"#
         ),
         "{}",
         stderr(&out)

@@ -53,14 +53,21 @@ impl Prometheus {
         let port = free_port();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("`prometheus` must be installed (scripts/test installs the Debian package)");
-        Prometheus { child, port, _dir: dir }
+        Prometheus {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     /// Evaluates `query` now; returns (executor label, value) pairs.
@@ -77,7 +84,10 @@ impl Prometheus {
                 results
                     .iter()
                     .map(|r| {
-                        let pool = r["metric"]["executor"].as_str().unwrap_or_default().to_owned();
+                        let pool = r["metric"]["executor"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned();
                         (pool, r["value"][1].as_str().unwrap_or_default().to_owned())
                     })
                     .collect()
@@ -104,27 +114,53 @@ fn capacity_over_http(http_port: u16) -> Value {
 #[test]
 fn prometheus_evaluates_the_guides_expressions_to_what_api_capacity_says() {
     let http_port = free_port();
-    let marie = Marie::start_with(Some(TWO_POOLS), &[("MARIE_HTTP__PORT", &http_port.to_string())]);
+    let marie = Marie::start_with(
+        Some(TWO_POOLS),
+        &[("MARIE_HTTP__PORT", &http_port.to_string())],
+    );
     // 8 long jobs fill cpu-general's slots; 12 more wait. extract stays idle.
     for _ in 0..20 {
-        let out = marie.cli_with_stdin(&["submit", "--pool", "cpu-general", "--handler", "sleep"], b"120000");
+        let out = marie.cli_with_stdin(
+            &["submit", "--pool", "cpu-general", "--handler", "sleep"],
+            b"120000",
+        );
         assert!(out.status.success());
     }
     let prometheus = Prometheus::scrape(http_port);
     let deadline = Instant::now() + Duration::from_secs(60);
     while prometheus.query("marie_executor_slots_available").len() < 2 {
-        assert!(Instant::now() < deadline, "Prometheus never scraped marie's /metrics");
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped marie's /metrics"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
     let capacity = capacity_over_http(http_port);
     let pools = capacity["result"]["slots"].as_array().expect("slots");
-    let pool = |name: &str| pools.iter().find(|p| p["name"] == name).expect("pool").clone();
+    let pool = |name: &str| {
+        pools
+            .iter()
+            .find(|p| p["name"] == name)
+            .expect("pool")
+            .clone()
+    };
     let (busy, idle) = (pool("cpu-general"), pool("extract"));
-    assert_eq!((busy["used"].as_u64(), busy["available"].as_u64()), (Some(8), Some(0)));
-    assert_eq!((idle["used"].as_u64(), idle["available"].as_u64()), (Some(0), Some(4)));
+    assert_eq!(
+        (busy["used"].as_u64(), busy["available"].as_u64()),
+        (Some(8), Some(0))
+    );
+    assert_eq!(
+        (idle["used"].as_u64(), idle["available"].as_u64()),
+        (Some(0), Some(4))
+    );
 
-    let pair = |busy: &str, idle: &str| vec![("cpu-general".to_owned(), busy.to_owned()), ("extract".to_owned(), idle.to_owned())];
+    let pair = |busy: &str, idle: &str| {
+        vec![
+            ("cpu-general".to_owned(), busy.to_owned()),
+            ("extract".to_owned(), idle.to_owned()),
+        ]
+    };
     // The value a scrape ago may trail the jobs' start by one scrape: poll briefly.
     let expect = |query: &str, want: Vec<(String, String)>| {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -133,7 +169,10 @@ fn prometheus_evaluates_the_guides_expressions_to_what_api_capacity_says() {
             if got == want {
                 return;
             }
-            assert!(Instant::now() < deadline, "{query}: got {got:?}, want {want:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{query}: got {got:?}, want {want:?}"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     };
@@ -142,9 +181,15 @@ fn prometheus_evaluates_the_guides_expressions_to_what_api_capacity_says() {
         "marie_executor_slots_used / (marie_executor_slots_used + marie_executor_slots_available) * 100",
         pair("100", "0"),
     );
-    expect("marie_jobs_pending / marie_executor_slots_available", pair("+Inf", "0"));
+    expect(
+        "marie_jobs_pending / marie_executor_slots_available",
+        pair("+Inf", "0"),
+    );
     expect("marie_jobs_pending", pair("12", "0"));
-    let queued: Value = serde_json::from_str(&stdout(&marie.cli(&["jobs", "--state", "queued", "--json"]))).expect("jobs");
+    let queued: Value = serde_json::from_str(&stdout(
+        &marie.cli(&["jobs", "--state", "queued", "--json"]),
+    ))
+    .expect("jobs");
     assert_eq!(queued["jobs"].as_array().map(Vec::len), Some(12));
 }
 
@@ -183,11 +228,14 @@ fn otlp_receiver() -> (u16, Received) {
 }
 
 fn attribute(span: &Span, key: &str) -> Option<String> {
-    span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-        AnyValue::StringValue(s) => Some(s.clone()),
-        AnyValue::IntValue(i) => Some(i.to_string()),
-        _ => None,
-    })
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            AnyValue::StringValue(s) => Some(s.clone()),
+            AnyValue::IntValue(i) => Some(i.to_string()),
+            _ => None,
+        })
 }
 
 #[test]
@@ -202,12 +250,29 @@ fn a_job_is_one_trace_from_submit_to_completion() {
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ],
     );
-    let out = marie.cli_with_stdin(&["submit", "--pool", "cpu-general", "--handler", "echo", "--wait", "--json"], b"traced");
+    let out = marie.cli_with_stdin(
+        &[
+            "submit",
+            "--pool",
+            "cpu-general",
+            "--handler",
+            "echo",
+            "--wait",
+            "--json",
+        ],
+        b"traced",
+    );
     let line: Value = serde_json::from_str(stdout(&out).trim()).expect("submit JSON");
     assert_eq!(line["state"], "succeeded");
     let id = line["id"].as_str().expect("id").to_owned();
 
-    let names = ["job.submit", "job.queued", "job.leased", "job.execute", "job.complete"];
+    let names = [
+        "job.submit",
+        "job.queued",
+        "job.leased",
+        "job.execute",
+        "job.complete",
+    ];
     let deadline = Instant::now() + Duration::from_secs(20);
     let spans = loop {
         let spans: Vec<Span> = received
@@ -220,26 +285,62 @@ fn a_job_is_one_trace_from_submit_to_completion() {
         if names.iter().all(|n| spans.iter().any(|s| s.name == *n)) {
             break spans;
         }
-        assert!(Instant::now() < deadline, "spans of job {id} never all arrived: {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "spans of job {id} never all arrived: {:?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     let span = |name: &str| spans.iter().find(|s| s.name == name).expect("span").clone();
     let submit = span("job.submit");
-    assert!(submit.parent_span_id.is_empty(), "the submit span is the root");
+    assert!(
+        submit.parent_span_id.is_empty(),
+        "the submit span is the root"
+    );
     for s in &spans {
-        assert_eq!(s.trace_id, submit.trace_id, "{} is in another trace", s.name);
-        assert_eq!(attribute(s, "pool").as_deref(), Some("cpu-general"), "{}", s.name);
+        assert_eq!(
+            s.trace_id, submit.trace_id,
+            "{} is in another trace",
+            s.name
+        );
+        assert_eq!(
+            attribute(s, "pool").as_deref(),
+            Some("cpu-general"),
+            "{}",
+            s.name
+        );
     }
     for child in ["job.queued", "job.leased", "job.complete"] {
-        assert_eq!(span(child).parent_span_id, submit.span_id, "{child} hangs below job.submit");
+        assert_eq!(
+            span(child).parent_span_id,
+            submit.span_id,
+            "{child} hangs below job.submit"
+        );
     }
     let (leased, execute) = (span("job.leased"), span("job.execute"));
-    assert_eq!(execute.parent_span_id, leased.span_id, "the run hangs below its lease");
+    assert_eq!(
+        execute.parent_span_id, leased.span_id,
+        "the run hangs below its lease"
+    );
     for s in [&leased, &execute] {
         assert_eq!(attribute(s, "attempt").as_deref(), Some("1"), "{}", s.name);
-        assert_eq!(attribute(s, "handler").as_deref(), Some("echo"), "{}", s.name);
-        assert_eq!(attribute(s, "outcome").as_deref(), Some("succeeded"), "{}", s.name);
+        assert_eq!(
+            attribute(s, "handler").as_deref(),
+            Some("echo"),
+            "{}",
+            s.name
+        );
+        assert_eq!(
+            attribute(s, "outcome").as_deref(),
+            Some("succeeded"),
+            "{}",
+            s.name
+        );
     }
-    assert_eq!(attribute(&span("job.complete"), "outcome").as_deref(), Some("succeeded"));
+    assert_eq!(
+        attribute(&span("job.complete"), "outcome").as_deref(),
+        Some("succeeded")
+    );
     assert!(span("job.queued").start_time_unix_nano <= leased.start_time_unix_nano);
 }

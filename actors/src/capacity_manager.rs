@@ -9,12 +9,12 @@ use std::time::Duration;
 use marie_protocol::JobId;
 use marie_protocol::messages::RunRef;
 use marie_protocol::messages::{
-    CancelAnswer, CapacityMsg, ExecutorName, PoolName, PoolStates, SupervisorMsg, ExecutorMsg, GatewayMsg, HeartbeatAck, LeaseGrant, LoadReport,
-    Registered, Tick,
+    CancelAnswer, CapacityMsg, ExecutorMsg, ExecutorName, GatewayMsg, HeartbeatAck, LeaseGrant,
+    LoadReport, PoolName, PoolStates, Registered, SupervisorMsg, Tick,
 };
 use marie_protocol::names::CAPACITY_GROUP;
-use opentelemetry::{Context, KeyValue};
 use marie_protocol::names::executor_group;
+use opentelemetry::{Context, KeyValue};
 use ractor::pg::GroupChangeMessage;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent, pg};
 
@@ -100,7 +100,8 @@ impl Actor for CapacityManager {
     ) -> Result<(), ActorProcessingErr> {
         // Supervision events jump the mailbox: handle the loss as a message queued
         // behind whatever the executor sent before it left (its last completions).
-        if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Leave(_, _, cells)) = event {
+        if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Leave(_, _, cells)) = event
+        {
             for name in cells.iter().filter_map(|cell| cell.get_name()) {
                 let _ = myself.cast(CapacityMsg::Lost(ExecutorName(name)));
             }

@@ -151,12 +151,16 @@ impl Client {
     /// A round trip to the Gateway that does nothing else: a liveness check, and the
     /// baseline against which a job's cost is measured.
     pub async fn ping(&self) -> Result<(), ClientError> {
-        match self.gateway.call(|reply| GatewayMsg::Ping(Tick, reply), Some(self.timeout)).await {
+        match self
+            .gateway
+            .call(|reply| GatewayMsg::Ping(Tick, reply), Some(self.timeout))
+            .await
+        {
             Ok(ractor::rpc::CallResult::Success(_)) => Ok(()),
             Ok(ractor::rpc::CallResult::Timeout) => Err(ClientError::Timeout(self.timeout)),
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => {
-                Err(ClientError::Disconnected("the Gateway dropped the ping".into()))
-            }
+            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(ClientError::Disconnected(
+                "the Gateway dropped the ping".into(),
+            )),
         }
     }
 

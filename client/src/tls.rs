@@ -67,7 +67,9 @@ fn key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 fn roots(ca: &Path) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in certs(ca)? {
-        roots.add(cert).map_err(|e| TlsError::Invalid(format!("CA {}: {e}", ca.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Invalid(format!("CA {}: {e}", ca.display())))?;
     }
     Ok(roots)
 }
@@ -76,11 +78,14 @@ fn roots(ca: &Path) -> Result<RootCertStore, TlsError> {
 /// required and checked against the CA.
 pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     let (Some(cert), Some(key_path)) = (&files.cert, &files.key) else {
-        return Err(TlsError::Invalid("a node needs tls.cert and tls.key".into()));
+        return Err(TlsError::Invalid(
+            "a node needs tls.cert and tls.key".into(),
+        ));
     };
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&files.ca)?), provider())
-        .build()
-        .map_err(|e| TlsError::Invalid(e.to_string()))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&files.ca)?), provider())
+            .build()
+            .map_err(|e| TlsError::Invalid(e.to_string()))?;
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Invalid(e.to_string()))?

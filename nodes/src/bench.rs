@@ -25,6 +25,13 @@ use crate::config::{Config, PoolConfig, StoreBackend};
 /// `marie bench` options.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    /// Measure a running cluster through this node's cluster port instead of an
+    /// embedded one (the baseline is then a raw remote call to its Gateway).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub connect: Option<String>,
+    /// With --connect: the pool whose `echo` handler the jobs use.
+    #[arg(long, default_value = "bench")]
+    pub pool: String,
     /// Jobs per case.
     #[arg(long, default_value_t = 20_000)]
     pub jobs: u64,
@@ -71,6 +78,9 @@ struct Measured {
 
 /// Runs the benchmark and prints the table.
 pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(addr) = args.connect.clone() {
+        return across_nodes(base, &args, &addr).await;
+    }
     let mut results = vec![raw_call(&args).await?];
     let stores = match args.store {
         BenchStores::Sqlite => vec![StoreBackend::Sqlite],
@@ -306,6 +316,50 @@ impl Actor for Pong {
         let _ = reply.send(());
         Ok(())
     }
+}
+
+/// Jobs through a running cluster, next to a raw remote call to the same Gateway.
+async fn across_nodes(config: &Config, args: &BenchArgs, addr: &str) -> anyhow::Result<()> {
+    let cookie = crate::cookie::for_client(config, None)?;
+    let client = Client::connect_with(
+        addr,
+        &cookie,
+        config.cluster.tls.as_ref(),
+        Duration::from_secs(5),
+    )
+    .await?;
+    let ping = |client: Client| async move { Ok(client.ping().await?) };
+    let mut results = vec![drive("raw remote call (ping)", args, client.clone(), ping).await?];
+    let (pool, payload, submit_only) = (
+        args.pool.clone(),
+        vec![0u8; args.payload_bytes],
+        args.submit_only,
+    );
+    let job = move |client: Client| {
+        let (pool, payload) = (pool.clone(), payload.clone());
+        async move {
+            let submitted = client.submit(JobSpec::new(pool, "echo", payload)).await?;
+            if submit_only {
+                return Ok(());
+            }
+            let status = client.wait(submitted.id, Duration::from_secs(60)).await?;
+            anyhow::ensure!(
+                status.state == JobState::Succeeded,
+                "job {} ended {}",
+                status.id,
+                status.state
+            );
+            Ok(())
+        }
+    };
+    let name = if submit_only {
+        "marie submit, across nodes"
+    } else {
+        "marie job, across nodes"
+    };
+    results.push(drive(name, args, client, job).await?);
+    print_table(args, &results);
+    Ok(())
 }
 
 async fn raw_call(args: &BenchArgs) -> anyhow::Result<Measured> {

@@ -13,7 +13,6 @@ use clap::ValueEnum;
 use marie_actors::capacity_manager::{CapacityManager, CapacityManagerArgs};
 use marie_actors::executor::{Executor, ExecutorArgs};
 use marie_actors::gateway::{Gateway, GatewayArgs};
-use marie_actors::handlers;
 use marie_actors::lookup;
 use marie_actors::store::memory::MemoryStore;
 use marie_actors::store::remote::RemoteStore;
@@ -85,7 +84,9 @@ impl Role {
             Role::Executor(pool) => {
                 let known: Vec<&str> = all.iter().map(|p| p.name.as_str()).collect();
                 let found = all.iter().find(|p| &p.name == pool);
-                vec![found.with_context(|| format!("no pool {pool:?} in the configuration: pools are {known:?}"))?]
+                vec![found.with_context(|| {
+                    format!("no pool {pool:?} in the configuration: pools are {known:?}")
+                })?]
             }
         })
     }
@@ -130,7 +131,11 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
 impl EmbeddedCluster {
     /// Starts the actors of `role`: the store and CapacityManager first (it recovers
     /// the queues), then the Gateway, then the executors.
-    pub async fn start(config: &Config, role: &Role, context: &NodeContext) -> anyhow::Result<Self> {
+    pub async fn start(
+        config: &Config,
+        role: &Role,
+        context: &NodeContext,
+    ) -> anyhow::Result<Self> {
         let mut node = EmbeddedCluster {
             manager: None,
             supervisor: None,
@@ -148,9 +153,10 @@ impl EmbeddedCluster {
                 tick: Duration::from_millis(config.scheduler.tick_ms.max(1)),
                 heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms.max(1)),
             };
-            let (manager, done) = Actor::spawn(Some("marie-capacity".into()), CapacityManager, manager_args)
-                .await
-                .context("the CapacityManager did not start")?;
+            let (manager, done) =
+                Actor::spawn(Some("marie-capacity".into()), CapacityManager, manager_args)
+                    .await
+                    .context("the CapacityManager did not start")?;
             node.manager = Some((manager.get_cell(), done));
             let name = format!("{}-store", config.node.name);
             let (service, done) = Actor::spawn(Some(name), StoreService, store.clone())
@@ -179,7 +185,7 @@ impl EmbeddedCluster {
             if role.runs_manager() && pool.autoscale.is_some() {
                 continue;
             }
-            let registry = handlers::registry(&pool.handlers).with_context(|| format!("pool {:?}", pool.name))?;
+            let registry = crate::pool_handlers::registry(pool).await?;
             for i in 1..=pool.replicas {
                 let name = format!("{}-{}-{i}", config.node.name, pool.name);
                 let args = ExecutorArgs {
@@ -215,7 +221,11 @@ impl EmbeddedCluster {
             // Also tell the executor itself, in case the CapacityManager is out of reach.
             let _ = ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(Tick));
         }
-        let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) = self.executors.into_iter().map(|(_, running)| running).unzip();
+        let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) = self
+            .executors
+            .into_iter()
+            .map(|(_, running)| running)
+            .unzip();
         let drained = async {
             for handle in done {
                 let _ = handle.await;
@@ -232,9 +242,14 @@ impl EmbeddedCluster {
         }
         // Drain, not stop: completions the executors sent before leaving are still in
         // the CapacityManager's mailbox and must reach the store.
-        for (cell, done) in [self.supervisor, self.gateway, self.store_service, self.manager]
-            .into_iter()
-            .flatten()
+        for (cell, done) in [
+            self.supervisor,
+            self.gateway,
+            self.store_service,
+            self.manager,
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = cell.drain();
             let _ = done.await;
@@ -243,8 +258,16 @@ impl EmbeddedCluster {
 }
 
 /// Starts the Supervisor when some pool has an `autoscale` table.
-async fn start_supervisor(config: &Config, context: &NodeContext) -> anyhow::Result<Option<Running>> {
-    let scaled: Vec<&PoolConfig> = config.executor.pools.iter().filter(|p| p.autoscale.is_some()).collect();
+async fn start_supervisor(
+    config: &Config,
+    context: &NodeContext,
+) -> anyhow::Result<Option<Running>> {
+    let scaled: Vec<&PoolConfig> = config
+        .executor
+        .pools
+        .iter()
+        .filter(|p| p.autoscale.is_some())
+        .collect();
     if scaled.is_empty() {
         return Ok(None);
     }
@@ -253,9 +276,17 @@ async fn start_supervisor(config: &Config, context: &NodeContext) -> anyhow::Res
         ScaleBackendKind::Local => {
             let mut pools = BTreeMap::new();
             for pool in &scaled {
-                let handlers =
-                    handlers::registry(&pool.handlers).with_context(|| format!("pool {:?}", pool.name))?;
-                pools.insert(pool.name.clone(), LocalPool { slots: pool.slots, handlers });
+                let handlers = crate::pool_handlers::registry(pool).await?;
+                // Loading checked the pool's model; it stays parked until the
+                // Supervisor starts the pool's first executor.
+                handlers.park().await;
+                pools.insert(
+                    pool.name.clone(),
+                    LocalPool {
+                        slots: pool.slots,
+                        handlers,
+                    },
+                );
             }
             Arc::new(LocalBackend::new(config.node.name.clone(), pools))
         }
@@ -287,8 +318,12 @@ async fn start_supervisor(config: &Config, context: &NodeContext) -> anyhow::Res
         backend,
         tick: Duration::from_millis(config.supervisor.tick_ms.max(10)),
     };
-    let (supervisor, done) = Actor::spawn(Some(format!("{}-supervisor", config.node.name)), Supervisor, args)
-        .await
-        .context("the Supervisor did not start")?;
+    let (supervisor, done) = Actor::spawn(
+        Some(format!("{}-supervisor", config.node.name)),
+        Supervisor,
+        args,
+    )
+    .await
+    .context("the Supervisor did not start")?;
     Ok(Some((supervisor.get_cell(), done)))
 }

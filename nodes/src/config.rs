@@ -11,6 +11,7 @@ use marie_actors::admission::{Limits, PoolRules};
 use marie_actors::autoscale::AutoscaleSettings;
 use marie_actors::scheduling::{PoolSetup, SchedulerConfig};
 use marie_client::tls::TlsFiles;
+use marie_gpu::{MODEL_HANDLERS, ModelConfig};
 use serde::{Deserialize, Serialize};
 
 /// Everything a node reads at start.
@@ -297,6 +298,11 @@ impl Default for ExecutorSection {
             pools: vec![
                 PoolConfig::new("cpu-general", 2, 4, &all),
                 PoolConfig::new("extract", 1, 4, &["pdf-text", "image-normalize", "echo"]),
+                PoolConfig {
+                    gpu: true,
+                    model: Some(page_classifier()),
+                    ..PoolConfig::new("gpu-ocr", 1, 16, &MODEL_HANDLERS)
+                },
             ],
         }
     }
@@ -321,6 +327,22 @@ pub struct PoolConfig {
     /// When set, the Supervisor scales the pool between `min` and `max` executors by
     /// queue pressure (and `replicas` is not used).
     pub autoscale: Option<AutoscaleSettings>,
+    /// The TorchScript model behind the pool's `classify` and `infer` handlers
+    /// (`[executor.pools.model]`); a model that cannot serve stops the node at start.
+    pub model: Option<ModelConfig>,
+}
+
+/// The bundled page classifier (gpu/fixtures), the default `gpu-ocr` pool's model.
+fn page_classifier() -> ModelConfig {
+    ModelConfig {
+        max_batch_size: 16,
+        max_queue_delay_ms: 5,
+        ..ModelConfig::new(
+            "gpu/fixtures/page_classifier.pt",
+            [1, 64, 64],
+            &["letter", "form", "invoice", "receipt"],
+        )
+    }
 }
 
 impl Default for PoolConfig {
@@ -339,6 +361,7 @@ impl PoolConfig {
             handlers: handlers.iter().map(|h| (*h).into()).collect(),
             max_queued: 100_000,
             autoscale: None,
+            model: None,
         }
     }
 }
@@ -389,6 +412,16 @@ impl Config {
                 autoscale
                     .validate()
                     .with_context(|| format!("pool {:?}: autoscale", pool.name))?;
+            }
+            let model_handler = pool
+                .handlers
+                .iter()
+                .find(|h| MODEL_HANDLERS.contains(&h.as_str()));
+            if let (Some(handler), None) = (model_handler, &pool.model) {
+                bail!(
+                    "pool {:?} offers {handler:?} but has no model: add an [executor.pools.model] table, or remove {handler:?} from its handlers",
+                    pool.name
+                );
             }
         }
         let frame_limit = 16 * 1024 * 1024 - 64 * 1024;
@@ -475,6 +508,32 @@ mod tests {
             jail.set_env("MARIE_CLUSTER__PORT", "4321");
             let config = Config::load(None, &Overrides::default()).expect("loads");
             assert_eq!(config.cluster.port, 4321);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_pool_offering_classify_without_a_model_is_refused_and_others_have_none() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[[executor.pools]]\nname = \"a\"\n[[executor.pools]]\nname = \"b\"\n[[executor.pools]]\nname = \"c\"\n",
+            )?;
+            let config =
+                Config::load(Some(Path::new("c.toml")), &Overrides::default()).expect("loads");
+            assert!(
+                config.executor.pools.iter().all(|p| p.model.is_none()),
+                "a default model leaked in"
+            );
+            jail.create_file(
+                "d.toml",
+                "[[executor.pools]]\nname = \"a\"\nhandlers = [\"classify\"]\n",
+            )?;
+            let err = Config::load(Some(Path::new("d.toml")), &Overrides::default()).unwrap_err();
+            assert!(
+                format!("{err:#}").contains("[executor.pools.model]"),
+                "{err:#}"
+            );
             Ok(())
         });
     }

@@ -10,6 +10,7 @@ mod http;
 mod logging;
 mod membership;
 mod node;
+mod pool_handlers;
 mod process_backend;
 mod telemetry;
 
@@ -29,7 +30,12 @@ fn main() -> ExitCode {
     // Output piped into `head` and closed early ends the command quietly, as for any
     // Unix tool, instead of panicking on a broken pipe.
     // SAFETY: setting a signal's disposition to the default before any thread starts.
-    let _ = unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) };
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
     let cli = Cli::parse();
     let runs_node = matches!(cli.command, Command::Up | Command::Node { .. });
     let config_path = cli
@@ -82,7 +88,9 @@ async fn run_node(
     config_path: Option<std::path::PathBuf>,
 ) -> anyhow::Result<bool> {
     let telemetry = telemetry.ok_or_else(|| anyhow::anyhow!("telemetry is installed for nodes"))?;
-    node::run(config, role, telemetry, config_path).await.map(|()| true)
+    node::run(config, role, telemetry, config_path)
+        .await
+        .map(|()| true)
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
@@ -100,7 +108,11 @@ async fn run(
 ) -> anyhow::Result<bool> {
     match cli.command {
         Command::Up => run_node(config, Role::Up, telemetry, config_path).await,
-        Command::Node { role, pool, executors } => {
+        Command::Node {
+            role,
+            pool,
+            executors,
+        } => {
             let mut config = config;
             if let (Some(n), Some(pool)) = (executors, &pool) {
                 if let Some(p) = config.executor.pools.iter_mut().find(|p| &p.name == pool) {
@@ -111,7 +123,9 @@ async fn run(
                 (RoleKind::Server, None) => Role::Server,
                 (RoleKind::Gateway, None) => Role::Gateway,
                 (RoleKind::Executor, Some(pool)) => Role::Executor(pool),
-                (RoleKind::Executor, None) => anyhow::bail!("an executor node serves one pool: pass --pool NAME"),
+                (RoleKind::Executor, None) => {
+                    anyhow::bail!("an executor node serves one pool: pass --pool NAME")
+                }
                 (_, Some(_)) => anyhow::bail!("--pool is only for --role executor"),
             };
             run_node(config, role, telemetry, config_path).await

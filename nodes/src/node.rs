@@ -29,8 +29,12 @@ pub async fn run(
     telemetry: Arc<Telemetry>,
     config_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.node.data_dir)
-        .with_context(|| format!("cannot create the data dir {}", config.node.data_dir.display()))?;
+    std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
+        format!(
+            "cannot create the data dir {}",
+            config.node.data_dir.display()
+        )
+    })?;
     let cookie = cookie::for_node(&config)?;
     let cluster = &config.cluster;
     let tls = match &cluster.tls {
@@ -69,10 +73,13 @@ pub async fn run(
         node_server: port.node_server.clone(),
         tls: tls.map(|(_, client)| client),
     };
-    let (membership, membership_done) =
-        Actor::spawn(Some(membership::actor_name(&config.node.name)), Membership, membership_args)
-            .await
-            .context("the membership actor did not start")?;
+    let (membership, membership_done) = Actor::spawn(
+        Some(membership::actor_name(&config.node.name)),
+        Membership,
+        membership_args,
+    )
+    .await
+    .context("the membership actor did not start")?;
     let http = match role.runs_gateway() {
         true => Some(HttpServer::start(&config, metrics_route(telemetry)).await?),
         false => None,
@@ -83,7 +90,10 @@ pub async fn run(
         .iter()
         .map(|p| format!("{} ({}×{} slots)", p.name, p.replicas, p.slots))
         .collect();
-    let http_addr = http.as_ref().map(|h| format!("http://{}", h.addr())).unwrap_or_else(|| "off".into());
+    let http_addr = http
+        .as_ref()
+        .map(|h| format!("http://{}", h.addr()))
+        .unwrap_or_else(|| "off".into());
     tracing::info!(%role, cluster = %addr, http = %http_addr, pools = %pools.join(", "), "marie is up");
     eprintln!(
         "marie ({role}) is up on {addr}, HTTP API {http_addr}{}{}. Ctrl-C stops it.",
@@ -96,7 +106,9 @@ pub async fn run(
         http.stop(Duration::from_secs(5)).await;
     }
     eprintln!("shutting down: draining running jobs…");
-    actors.shutdown(Duration::from_secs(config.node.drain_timeout_secs)).await;
+    actors
+        .shutdown(Duration::from_secs(config.node.drain_timeout_secs))
+        .await;
     membership.stop(None);
     let _ = membership_done.await;
     port.close().await;
@@ -109,7 +121,10 @@ fn metrics_route(telemetry: Arc<Telemetry>) -> Router {
     Router::new().route(
         "/metrics",
         get(move || async move {
-            let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+            let content_type = [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )];
             (content_type, telemetry.metrics_text())
         }),
     )
@@ -119,7 +134,9 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(term) => term,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the node");

@@ -46,7 +46,9 @@ impl ProcessBackend {
     }
 
     fn lock_children(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Child>> {
-        self.children.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -58,25 +60,39 @@ impl ScaleBackend for ProcessBackend {
 
     async fn start(&self, pool: &str) -> Result<Option<String>, BackendError> {
         let n = {
-            let mut next = self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut next = self
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             *next += 1;
             *next
         };
         let node = format!("{}-p{n}", self.node);
         let executor = format!("{node}-{pool}-1");
         let dir = self.data_dir.join("executors").join(&node);
-        std::fs::create_dir_all(&dir).map_err(|e| BackendError(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BackendError(format!("cannot create {}: {e}", dir.display())))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| BackendError(format!("no free port for {node}: {e}")))?
             .port();
-        let log = std::fs::File::create(dir.join("node.log")).map_err(|e| BackendError(e.to_string()))?;
+        let log =
+            std::fs::File::create(dir.join("node.log")).map_err(|e| BackendError(e.to_string()))?;
         let mut command = Command::new(&self.exe);
         if let Some(config) = &self.config {
             command.arg("--config").arg(config);
         }
         command
-            .args(["node", "--role", "executor", "--pool", pool, "--executors", "1", "--data-dir"])
+            .args([
+                "node",
+                "--role",
+                "executor",
+                "--pool",
+                pool,
+                "--executors",
+                "1",
+                "--data-dir",
+            ])
             .arg(&dir)
             .env("MARIE_NODE__NAME", &node)
             .env("MARIE_CLUSTER__HOST", "127.0.0.1")
@@ -87,6 +103,15 @@ impl ScaleBackend for ProcessBackend {
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true);
+        // An executor process must not outlive the node that started it, even when
+        // that node is killed outright: it gets SIGTERM (and drains) when its parent dies.
+        // SAFETY: prctl is async-signal-safe and runs in the child between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
+                    .map_err(std::io::Error::from)
+            });
+        }
         let child = command
             .spawn()
             .map_err(|e| BackendError(format!("cannot start {}: {e}", self.exe.display())))?;
@@ -96,15 +121,24 @@ impl ScaleBackend for ProcessBackend {
     }
 
     async fn release(&self, pool: &str, executor: &str) {
-        let Some(mut child) = self.lock_children().remove(executor) else { return };
+        let Some(mut child) = self.lock_children().remove(executor) else {
+            return;
+        };
         if let Some(pid) = child.id() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         match tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await {
             Ok(_) => tracing::info!(pool, executor, "executor process stopped"),
             Err(_) => {
                 let _ = child.kill().await;
-                tracing::warn!(pool, executor, "executor process did not stop in 30 s; killed");
+                tracing::warn!(
+                    pool,
+                    executor,
+                    "executor process did not stop in 30 s; killed"
+                );
             }
         }
     }

@@ -10,8 +10,8 @@ pub mod capacity;
 pub mod codec;
 pub mod error;
 pub mod job;
-pub mod messages;
 pub mod membership;
+pub mod messages;
 pub mod names;
 pub mod store;
 

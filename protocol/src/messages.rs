@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CapacityReport, PoolState, GatewayError, JobId, JobMetadata, JobSpec, JobState, JobStatus, Outcome,
-    PoolLoad, TraceContext, wire_type,
+    CapacityReport, GatewayError, JobId, JobMetadata, JobSpec, JobState, JobStatus, Outcome,
+    PoolLoad, PoolState, TraceContext, wire_type,
 };
 
 /// An answer from the Gateway: the value, or why there is none.

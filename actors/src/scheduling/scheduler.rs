@@ -525,7 +525,9 @@ impl Scheduler {
 
     /// Whether `pool` has an executor that takes work.
     pub fn has_ready_executor(&self, pool: &str) -> bool {
-        self.executors.values().any(|e| e.pool == pool && !e.draining)
+        self.executors
+            .values()
+            .any(|e| e.pool == pool && !e.draining)
     }
 
     /// Checks the invariants every operation keeps; panics with the broken one.

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
 use marie_protocol::{DedupPolicy, JobId, JobState, JobStatus};
 
-use super::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, RESTARTED, StoreError, page_limit};
+use super::{
+    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, RESTARTED, StoreError, page_limit,
+};
 
 /// The job store in a map, lost when dropped.
 #[derive(Default)]
@@ -177,7 +179,8 @@ impl Inner {
 }
 
 #[async_trait]
-impl GatewayStore for MemoryStore {    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
+impl GatewayStore for MemoryStore {
+    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
         let mut inner = self.lock();
         Ok(jobs.into_iter().map(|job| inner.insert(job)).collect())
     }

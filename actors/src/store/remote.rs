@@ -21,7 +21,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct RemoteStore;
 
 impl RemoteStore {
-    async fn call<T>(&self, msg: impl FnOnce(RpcReplyPort<StoreReply<T>>) -> StoreMsg) -> Result<T, StoreError>
+    async fn call<T>(
+        &self,
+        msg: impl FnOnce(RpcReplyPort<StoreReply<T>>) -> StoreMsg,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         StoreReply<T>: ractor::Message,
@@ -30,11 +33,17 @@ impl RemoteStore {
             .into_iter()
             .next()
             .map(ActorRef::from)
-            .ok_or_else(|| StoreError::Backend("the server node (job store) is not connected".into()))?;
+            .ok_or_else(|| {
+                StoreError::Backend("the server node (job store) is not connected".into())
+            })?;
         match service.call(msg, Some(CALL_TIMEOUT)).await {
             Ok(CallResult::Success(StoreReply(result))) => result.map_err(StoreError::Backend),
-            Ok(CallResult::Timeout) => Err(StoreError::Backend(format!("the job store did not answer within {CALL_TIMEOUT:?}"))),
-            Ok(CallResult::SenderError) | Err(_) => Err(StoreError::Backend("lost the connection to the job store".into())),
+            Ok(CallResult::Timeout) => Err(StoreError::Backend(format!(
+                "the job store did not answer within {CALL_TIMEOUT:?}"
+            ))),
+            Ok(CallResult::SenderError) | Err(_) => Err(StoreError::Backend(
+                "lost the connection to the job store".into(),
+            )),
         }
     }
 }
@@ -42,7 +51,8 @@ impl RemoteStore {
 #[async_trait]
 impl GatewayStore for RemoteStore {
     async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
-        self.call(|reply| StoreMsg::Insert(NewJobs(jobs), reply)).await
+        self.call(|reply| StoreMsg::Insert(NewJobs(jobs), reply))
+            .await
     }
 
     async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {

@@ -187,7 +187,8 @@ impl Drop for SqliteStore {
 }
 
 #[async_trait]
-impl GatewayStore for SqliteStore {    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
+impl GatewayStore for SqliteStore {
+    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
         self.write(|reply| Command::Insert(jobs, reply)).await
     }
 

@@ -45,7 +45,9 @@ impl LocalBackend {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LocalState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -71,8 +73,14 @@ impl ScaleBackend for LocalBackend {
         };
         if first {
             if let Err(e) = config.handlers.unpark().await {
-                self.lock().live.entry(pool.to_owned()).or_default().remove(&name);
-                return Err(BackendError(format!("pool {pool}: cannot load its handlers: {e}")));
+                self.lock()
+                    .live
+                    .entry(pool.to_owned())
+                    .or_default()
+                    .remove(&name);
+                return Err(BackendError(format!(
+                    "pool {pool}: cannot load its handlers: {e}"
+                )));
             }
         }
         let args = ExecutorArgs {

@@ -136,7 +136,10 @@ impl Actor for Supervisor {
             return Ok(());
         };
         let states = match manager
-            .call(|reply| CapacityMsg::PoolStates(Tick, reply), Some(MANAGER_TIMEOUT))
+            .call(
+                |reply| CapacityMsg::PoolStates(Tick, reply),
+                Some(MANAGER_TIMEOUT),
+            )
             .await
         {
             Ok(ractor::rpc::CallResult::Success(states)) => states.0,
@@ -156,7 +159,9 @@ impl SupervisorState {
     /// One decision for one pool, carried out.
     async fn scale(&mut self, manager: &ActorRef<CapacityMsg>, pool_state: &PoolState) {
         let now = self.clock.now_ms();
-        let Some(scaled) = self.pools.get_mut(&pool_state.name) else { return };
+        let Some(scaled) = self.pools.get_mut(&pool_state.name) else {
+            return;
+        };
         let pool = pool_state.name.as_str();
         let changes = scaled.book.observe(pool_state, now);
         for (executor, took_ms) in changes.ready {

@@ -53,21 +53,32 @@ impl PoolBook {
     pub fn observe(&mut self, state: &PoolState, now_ms: u64) -> Changes {
         let registered = |name: &str| state.executors.iter().any(|e| e.name == name);
         let mut changes = Changes::default();
-        let ready: Vec<String> = self.starting.keys().filter(|n| registered(n)).cloned().collect();
+        let ready: Vec<String> = self
+            .starting
+            .keys()
+            .filter(|n| registered(n))
+            .cloned()
+            .collect();
         for name in ready {
             let asked = self.starting.remove(&name).unwrap_or(now_ms);
             let took = now_ms.saturating_sub(asked);
             self.cold_start_ms = (self.cold_start_ms + took) / 2;
             changes.ready.push((name, took));
         }
-        let gone: Vec<String> = self.draining.keys().filter(|n| !registered(n)).cloned().collect();
+        let gone: Vec<String> = self
+            .draining
+            .keys()
+            .filter(|n| !registered(n))
+            .cloned()
+            .collect();
         for name in gone {
             self.draining.remove(&name);
             changes.drained.push(name);
         }
         let previous = self.arrived_total.replace(state.arrived_total);
         if let Some(previous) = previous {
-            self.arrivals.record(now_ms, state.arrived_total.saturating_sub(previous));
+            self.arrivals
+                .record(now_ms, state.arrived_total.saturating_sub(previous));
         }
         if let Some(mean) = state.mean_run_ms {
             self.run_time.record(now_ms, mean);
@@ -112,8 +123,18 @@ pub enum Victim {
 /// Picks `count` executors to take away: those still starting first (they run
 /// nothing), then idle ones, then the least busy; ties go to the newest name, so
 /// long-lived executors stay.
-pub fn choose_victims(starting: &BTreeMap<String, u64>, executors: &[ExecutorLoad], count: usize) -> Vec<Victim> {
-    let mut victims: Vec<Victim> = starting.keys().rev().take(count).cloned().map(Victim::Starting).collect();
+pub fn choose_victims(
+    starting: &BTreeMap<String, u64>,
+    executors: &[ExecutorLoad],
+    count: usize,
+) -> Vec<Victim> {
+    let mut victims: Vec<Victim> = starting
+        .keys()
+        .rev()
+        .take(count)
+        .cloned()
+        .map(Victim::Starting)
+        .collect();
     let mut ready: Vec<&ExecutorLoad> = executors.iter().filter(|e| !e.draining).collect();
     ready.sort_by(|a, b| a.used.cmp(&b.used).then_with(|| b.name.cmp(&a.name)));
     victims.extend(
@@ -141,7 +162,12 @@ mod tests {
     #[test]
     fn starting_executors_go_first_then_idle_then_least_busy() {
         let starting = BTreeMap::from([("s1".to_string(), 0)]);
-        let executors = [load("a", 3, false), load("b", 0, false), load("c", 1, false), load("d", 0, true)];
+        let executors = [
+            load("a", 3, false),
+            load("b", 0, false),
+            load("c", 1, false),
+            load("d", 0, true),
+        ];
         let victims = choose_victims(&starting, &executors, 3);
         assert_eq!(
             victims,

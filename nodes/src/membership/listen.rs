@@ -49,14 +49,25 @@ pub async fn open_cluster_port(
     cookie: String,
     tls: Option<(Arc<ServerConfig>, Duration)>,
 ) -> anyhow::Result<ClusterPort> {
-    let bind_error = || format!("cannot listen on the cluster port {addr}: is another node running? (set MARIE_CLUSTER__PORT)");
+    let bind_error = || {
+        format!(
+            "cannot listen on the cluster port {addr}: is another node running? (set MARIE_CLUSTER__PORT)"
+        )
+    };
     let host = addr.ip().to_string();
     let (node_server, done, accept) = match tls {
         None => {
             // Check the port first: the NodeServer's listener would only log a failure.
             drop(std::net::TcpListener::bind(addr).with_context(bind_error)?);
-            let server = NodeServer::new(addr.port(), cookie, name.to_owned(), host, None, Some(NodeConnectionMode::Isolated))
-                .with_listen_addr(addr.ip());
+            let server = NodeServer::new(
+                addr.port(),
+                cookie,
+                name.to_owned(),
+                host,
+                None,
+                Some(NodeConnectionMode::Isolated),
+            )
+            .with_listen_addr(addr.ip());
             let (node, done) = Actor::spawn(Some("marie-node-server".into()), server, ()).await?;
             (node, done, None)
         }
@@ -75,7 +86,12 @@ pub async fn open_cluster_port(
             )
             .with_listen_addr(IpAddr::V4(Ipv4Addr::LOCALHOST));
             let (node, done) = Actor::spawn(Some("marie-node-server".into()), server, ()).await?;
-            let accept = tokio::spawn(accept_loop(listener, acceptor, handshake_timeout, node.clone()));
+            let accept = tokio::spawn(accept_loop(
+                listener,
+                acceptor,
+                handshake_timeout,
+                node.clone(),
+            ));
             (node, done, Some(accept))
         }
     };
@@ -90,7 +106,12 @@ pub async fn open_cluster_port(
     })
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, timeout: Duration, node: ActorRef<NodeServerMessage>) {
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    timeout: Duration,
+    node: ActorRef<NodeServerMessage>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -105,11 +126,22 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, timeout: Dura
             let local = tcp.local_addr().ok();
             match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => {
-                    let stream = Box::new(Accepted { stream, peer, local });
-                    let _ = node.cast(NodeServerMessage::ConnectionOpenedExternal { stream, is_server: true });
+                    let stream = Box::new(Accepted {
+                        stream,
+                        peer,
+                        local,
+                    });
+                    let _ = node.cast(NodeServerMessage::ConnectionOpenedExternal {
+                        stream,
+                        is_server: true,
+                    });
                 }
-                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "refused a connection: TLS handshake failed (no or untrusted client certificate?)"),
-                Err(_) => tracing::warn!(%peer, ?timeout, "refused a connection: no TLS handshake in time"),
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "refused a connection: TLS handshake failed (no or untrusted client certificate?)")
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, ?timeout, "refused a connection: no TLS handshake in time")
+                }
             }
         });
     }
@@ -147,11 +179,18 @@ impl NodeEventSubscription for Refusals {
     fn node_session_opened(&self, _: NodeServerSessionInformation) {}
 
     fn node_session_authenticated(&self, ses: NodeServerSessionInformation) {
-        self.authenticated.lock().unwrap_or_else(PoisonError::into_inner).insert(ses.node_id);
+        self.authenticated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(ses.node_id);
     }
 
     fn node_session_disconnected(&self, ses: NodeServerSessionInformation) {
-        let was_authenticated = self.authenticated.lock().unwrap_or_else(PoisonError::into_inner).remove(&ses.node_id);
+        let was_authenticated = self
+            .authenticated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&ses.node_id);
         if !was_authenticated && ses.is_server {
             tracing::warn!(peer = %ses.peer_addr, "refused a connection: authentication failed (wrong cookie?)");
         }

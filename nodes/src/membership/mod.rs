@@ -90,14 +90,21 @@ impl Actor for Membership {
             }
             MembershipMsg::Tick(_) => {
                 let peers = remote_members();
-                let names: Vec<String> = peers.iter().filter_map(|(name, _)| name.clone()).collect();
+                let names: Vec<String> =
+                    peers.iter().filter_map(|(name, _)| name.clone()).collect();
                 let mut events = state.table.connected(&names);
                 events.extend(state.table.overdue(now));
                 state.report(events).await;
                 for addr in state.table.due_dials(now) {
-                    let (node, tls, timeout) = (state.node_server.clone(), state.tls.clone(), state.dial_timeout);
+                    let (node, tls, timeout) = (
+                        state.node_server.clone(),
+                        state.tls.clone(),
+                        state.dial_timeout,
+                    );
                     tokio::spawn(async move {
-                        if let Err(reason) = marie_client::dial(&node, &addr, tls.as_ref(), timeout).await {
+                        if let Err(reason) =
+                            marie_client::dial(&node, &addr, tls.as_ref(), timeout).await
+                        {
                             tracing::debug!(%addr, %reason, "cannot reach a peer yet");
                         }
                     });
@@ -115,10 +122,14 @@ impl Actor for Membership {
                     node: state.table.me().clone(),
                     status: "up".into(),
                 };
-                let others = state.table.all().into_iter().map(|(node, status)| NodeStatus {
-                    node,
-                    status: status.to_string(),
-                });
+                let others = state
+                    .table
+                    .all()
+                    .into_iter()
+                    .map(|(node, status)| NodeStatus {
+                        node,
+                        status: status.to_string(),
+                    });
                 let _ = reply.send(NodeList(std::iter::once(me).chain(others).collect()));
             }
         }
@@ -163,7 +174,11 @@ impl MembershipState {
         };
         let prefix = format!("{node}@");
         for session in sessions.values() {
-            if session.peer_name.as_ref().is_some_and(|p| p.name.starts_with(&prefix)) {
+            if session
+                .peer_name
+                .as_ref()
+                .is_some_and(|p| p.name.starts_with(&prefix))
+            {
                 session.actor.stop(Some("peer unreachable".into()));
             }
         }
@@ -177,7 +192,10 @@ pub async fn members() -> Option<NodeList> {
         .find(|cell| cell.get_id().is_local())?;
     let actor: ActorRef<MembershipMsg> = local.into();
     let answer = actor
-        .call(|reply| MembershipMsg::Members(Tick, reply), Some(Duration::from_secs(2)))
+        .call(
+            |reply| MembershipMsg::Members(Tick, reply),
+            Some(Duration::from_secs(2)),
+        )
         .await
         .ok()?;
     answer.success_or(()).ok()

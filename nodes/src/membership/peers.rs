@@ -168,7 +168,12 @@ impl PeerTable {
             .seeds
             .iter()
             .cloned()
-            .chain(self.peers.values().filter(|p| p.status != PeerStatus::Up).map(|p| p.info.addr.clone()))
+            .chain(
+                self.peers
+                    .values()
+                    .filter(|p| p.status != PeerStatus::Up)
+                    .map(|p| p.info.addr.clone()),
+            )
             .filter(|addr| *addr != self.me.addr && !up.contains(&addr.as_str()))
             .collect();
         wanted.sort();
@@ -201,7 +206,10 @@ impl PeerTable {
 
     /// Every peer with its status.
     pub fn all(&self) -> Vec<(NodeInfo, PeerStatus)> {
-        self.peers.values().map(|p| (p.info.clone(), p.status)).collect()
+        self.peers
+            .values()
+            .map(|p| (p.info.clone(), p.status))
+            .collect()
     }
 }
 
@@ -235,9 +243,15 @@ mod tests {
         let mut table = PeerTable::new(node("a", 1), vec![], 3000);
         table.hello(hello(node("b", 2), vec![]), 0);
         assert!(table.overdue(3000).is_empty());
-        assert_eq!(table.overdue(3001), vec![PeerEvent::Unreachable(node("b", 2), 3001)]);
+        assert_eq!(
+            table.overdue(3001),
+            vec![PeerEvent::Unreachable(node("b", 2), 3001)]
+        );
         assert!(table.overdue(9000).is_empty(), "reported once");
-        assert_eq!(table.hello(hello(node("b", 2), vec![]), 9000), vec![PeerEvent::Up(node("b", 2))]);
+        assert_eq!(
+            table.hello(hello(node("b", 2), vec![]), 9000),
+            vec![PeerEvent::Up(node("b", 2))]
+        );
     }
 
     #[test]
@@ -252,14 +266,20 @@ mod tests {
     #[test]
     fn dials_back_off_while_an_address_keeps_failing() {
         let mut table = PeerTable::new(node("a", 1), vec!["127.0.0.1:9".into()], 3000);
-        let dials: Vec<u64> = (0..=3000).step_by(50).filter(|t| !table.due_dials(*t).is_empty()).collect();
+        let dials: Vec<u64> = (0..=3000)
+            .step_by(50)
+            .filter(|t| !table.due_dials(*t).is_empty())
+            .collect();
         assert_eq!(dials, vec![0, 200, 600, 1400, 3000]);
     }
 
     #[test]
     fn another_node_with_our_name_is_reported() {
         let mut table = PeerTable::new(node("a", 1), vec![], 3000);
-        assert_eq!(table.hello(hello(node("a", 7), vec![]), 0), vec![PeerEvent::DuplicateName(node("a", 7))]);
+        assert_eq!(
+            table.hello(hello(node("a", 7), vec![]), 0),
+            vec![PeerEvent::DuplicateName(node("a", 7))]
+        );
         assert!(table.hello(hello(node("a", 1), vec![]), 0).is_empty());
     }
 }
