@@ -182,5 +182,25 @@ fn a_pool_at_zero_accepts_a_job_starts_an_executor_and_returns_to_zero() {
             .all_logs()
             .contains("first job queued for an empty pool")
     );
+    let metrics = reqwest::blocking::get(marie.http_url("/metrics"))
+        .and_then(|r| r.text())
+        .expect("GET /metrics");
+    let value = |name: &str| -> f64 {
+        let prefix = format!("{name}{{executor=\"zero\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in\n{metrics}"))
+    };
+    assert!(
+        value("marie_supervisor_desired_executors") <= 1.0,
+        "exported for the pool"
+    );
+    let cold_start = value("marie_supervisor_cold_start_seconds");
+    assert!(
+        cold_start > 0.0 && cold_start < first_result.as_secs_f64() + 1.0,
+        "{cold_start}"
+    );
     wait_for_capacity(&marie, "zero", 0, Duration::from_secs(20));
 }

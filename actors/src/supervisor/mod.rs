@@ -1,8 +1,9 @@
 //! The Supervisor: scales executor pools by queue pressure. It ticks (and wakes at once
 //! when a job is queued for a pool with no executor), reads every pool from the
 //! CapacityManager, asks each pool's [`AutoscalePolicy`] for the desired executor
-//! count, sets the pool's `target`, exports it as `marie_supervisor_desired_executors`,
-//! logs each change with its reason, and has a [`ScaleBackend`] carry it out.
+//! count, sets the pool's `target`, exports it as `marie_supervisor_desired_executors`
+//! (with the measured cold start as `marie_supervisor_cold_start_seconds`), logs each
+//! change with its reason, and has a [`ScaleBackend`] carry it out.
 //!
 //! Scale-down is lossless: the executor to go (still starting first, then idle, then
 //! least busy) is drained — no new leases, its running jobs finish — and released only
@@ -72,8 +73,15 @@ pub struct SupervisorState {
     pools: BTreeMap<String, Scaled>,
     backend: Arc<dyn ScaleBackend>,
     clock: MonotonicClock,
-    desired: Arc<Mutex<BTreeMap<String, u64>>>,
-    _gauge: ObservableGauge<u64>,
+    exported: Arc<Mutex<BTreeMap<String, Exported>>>,
+    _gauges: [ObservableGauge<f64>; 2],
+}
+
+/// What the Supervisor exports per pool.
+#[derive(Clone, Copy, Debug, Default)]
+struct Exported {
+    desired: u32,
+    cold_start_ms: u64,
 }
 
 impl Actor for Supervisor {
@@ -88,17 +96,31 @@ impl Actor for Supervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         pg::join(SUPERVISOR_GROUP.to_string(), vec![myself.get_cell()]);
         let clock = MonotonicClock::start();
-        let desired: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
-        let read = desired.clone();
-        let gauge = opentelemetry::global::meter("marie")
-            .u64_observable_gauge("marie_supervisor_desired_executors")
-            .with_description("Executors the Supervisor wants per pool")
-            .with_callback(move |observer| {
-                for (pool, n) in read.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-                    observer.observe(*n, &[KeyValue::new("executor", pool.clone())]);
-                }
-            })
-            .build();
+        let exported: Arc<Mutex<BTreeMap<String, Exported>>> = Arc::default();
+        let gauge = |name: &'static str, description: &'static str, value: fn(&Exported) -> f64| {
+            let read = exported.clone();
+            opentelemetry::global::meter("marie")
+                .f64_observable_gauge(name)
+                .with_description(description)
+                .with_callback(move |observer| {
+                    for (pool, e) in read.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+                        observer.observe(value(e), &[KeyValue::new("executor", pool.clone())]);
+                    }
+                })
+                .build()
+        };
+        let gauges = [
+            gauge(
+                "marie_supervisor_desired_executors",
+                "Executors the Supervisor wants per pool",
+                |e| f64::from(e.desired),
+            ),
+            gauge(
+                "marie_supervisor_cold_start_seconds",
+                "Measured time from asking for an executor to its first free slot, per pool",
+                |e| e.cold_start_ms as f64 / 1000.0,
+            ),
+        ];
         let pools = args
             .pools
             .into_iter()
@@ -117,8 +139,8 @@ impl Actor for Supervisor {
             pools,
             backend: args.backend,
             clock,
-            desired,
-            _gauge: gauge,
+            exported,
+            _gauges: gauges,
         })
     }
 
@@ -218,9 +240,13 @@ impl SupervisorState {
             pool: pool.to_owned(),
             slots: target,
         }));
-        self.desired
+        let exported = Exported {
+            desired: decision.desired,
+            cold_start_ms: scaled.book.cold_start_ms,
+        };
+        self.exported
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(pool.to_owned(), u64::from(decision.desired));
+            .insert(pool.to_owned(), exported);
     }
 }
