@@ -86,6 +86,9 @@ fn ends(server: &Node) -> HashMap<String, usize> {
     ends
 }
 
+/// Every job succeeded, and none ended twice. The server logs "job ended" once the
+/// store took the end, which it does once per job; when the server was SIGKILLed, the
+/// kill can fall between a commit and its log line, so a job may have no line then.
 fn assert_each_succeeded_once(statuses: &[Value], ids: &[String], server: &Node) {
     assert_eq!(statuses.len(), ids.len());
     let failed: Vec<&Value> = statuses
@@ -94,13 +97,11 @@ fn assert_each_succeeded_once(statuses: &[Value], ids: &[String], server: &Node)
         .collect();
     assert!(failed.is_empty(), "jobs that did not succeed: {failed:?}");
     let ends = ends(server);
+    let server_was_killed = server.starts() > 1;
     for id in ids {
-        assert_eq!(
-            ends.get(id),
-            Some(&1),
-            "job {id} ended {:?} times",
-            ends.get(id)
-        );
+        let count = ends.get(id).copied().unwrap_or(0);
+        let once = count == 1 || (count == 0 && server_was_killed);
+        assert!(once, "job {id} ended {count} times");
     }
 }
 

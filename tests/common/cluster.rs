@@ -205,6 +205,11 @@ impl Node {
         }
     }
 
+    /// How many times the node was started.
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
     /// Every start's log, concatenated.
     pub fn logs(&self) -> String {
         (1..=self.starts)
