@@ -72,11 +72,7 @@ impl Handler for Infer {
     }
 
     async fn unpark(&self) -> Result<(), HandlerError> {
-        self.runner
-            .load()
-            .await
-            .map(|_| ())
-            .map_err(|e| HandlerError::transient(e.to_string()))
+        self.runner.unpark().await
     }
 }
 

@@ -98,6 +98,15 @@ impl ModelRunner {
         Ok(Some(cold_start))
     }
 
+    /// [`ModelRunner::load`] for a handler's `unpark`: the model is loaded when this
+    /// returns, and a failure is the job-level error a handler reports.
+    pub async fn unpark(&self) -> Result<(), HandlerError> {
+        self.load()
+            .await
+            .map(|_| ())
+            .map_err(|e| HandlerError::transient(e.to_string()))
+    }
+
     /// Drops the model and its device memory: waiting inputs are answered first, and
     /// this returns once the model thread has ended. Parking a parked runner does
     /// nothing.

@@ -150,26 +150,7 @@ async fn through_marie(
         (StoreBackend::Sqlite, true) => "submit only, sqlite store",
         (StoreBackend::Memory, true) => "submit only, memory store",
     };
-    let (submit_only, payload) = (args.submit_only, vec![0u8; args.payload_bytes]);
-    let job = move |client: Client| {
-        let payload = payload.clone();
-        async move {
-            let submitted = client
-                .submit(JobSpec::new("bench", "echo", payload))
-                .await?;
-            if submit_only {
-                return Ok(());
-            }
-            let status = client.wait(submitted.id, Duration::from_secs(60)).await?;
-            anyhow::ensure!(
-                status.state == JobState::Succeeded,
-                "job {} ended {}",
-                status.id,
-                status.state
-            );
-            Ok(())
-        }
-    };
+    let job = echo_job("bench".into(), args);
     let measured = drive(name, args, client, job).await;
     cluster.shutdown(Duration::from_secs(10)).await;
     measured
@@ -318,26 +299,20 @@ impl Actor for Pong {
     }
 }
 
-/// Jobs through a running cluster, next to a raw remote call to the same Gateway.
-async fn across_nodes(config: &Config, args: &BenchArgs, addr: &str) -> anyhow::Result<()> {
-    let cookie = crate::cookie::for_client(config, None)?;
-    let client = Client::connect_with(
-        addr,
-        &cookie,
-        config.cluster.tls.as_ref(),
-        Duration::from_secs(5),
-    )
-    .await?;
-    let ping = |client: Client| async move { Ok(client.ping().await?) };
-    let mut results = vec![drive("raw remote call (ping)", args, client.clone(), ping).await?];
-    let (pool, payload, submit_only) = (
-        args.pool.clone(),
-        vec![0u8; args.payload_bytes],
-        args.submit_only,
-    );
-    let job = move |client: Client| {
+/// One benchmark job: an `echo` of `--payload-bytes` to `pool`, submitted and (unless
+/// `--submit-only`) waited for.
+fn echo_job(
+    pool: String,
+    args: &BenchArgs,
+) -> impl Fn(Client) -> futures::future::BoxFuture<'static, anyhow::Result<()>>
++ Clone
++ Send
++ Sync
++ 'static {
+    let (payload, submit_only) = (vec![0u8; args.payload_bytes], args.submit_only);
+    move |client: Client| {
         let (pool, payload) = (pool.clone(), payload.clone());
-        async move {
+        Box::pin(async move {
             let submitted = client.submit(JobSpec::new(pool, "echo", payload)).await?;
             if submit_only {
                 return Ok(());
@@ -350,9 +325,24 @@ async fn across_nodes(config: &Config, args: &BenchArgs, addr: &str) -> anyhow::
                 status.state
             );
             Ok(())
-        }
-    };
-    let name = if submit_only {
+        })
+    }
+}
+
+/// Jobs through a running cluster, next to a raw remote call to the same Gateway.
+async fn across_nodes(config: &Config, args: &BenchArgs, addr: &str) -> anyhow::Result<()> {
+    let cookie = crate::cookie::for_client(config, None)?;
+    let client = Client::connect_with(
+        addr,
+        &cookie,
+        config.cluster.tls.as_ref(),
+        Duration::from_secs(5),
+    )
+    .await?;
+    let ping = |client: Client| async move { Ok(client.ping().await?) };
+    let mut results = vec![drive("raw remote call (ping)", args, client.clone(), ping).await?];
+    let job = echo_job(args.pool.clone(), args);
+    let name = if args.submit_only {
         "marie submit, across nodes"
     } else {
         "marie job, across nodes"
