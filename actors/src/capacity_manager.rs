@@ -290,7 +290,7 @@ impl CapacityState {
                     } => {
                         tracing::info!(job = %id, attempts_done, %error, "job re-queued");
                         if let Some(leased) = self.runs.remove(&id) {
-                            job_trace::end(&leased, format!("requeued: {error}"));
+                            job_trace::end(&leased, || format!("requeued: {error}"));
                         }
                         updates.push(JobUpdate::Requeued {
                             id,
@@ -310,13 +310,15 @@ impl CapacityState {
                     } => {
                         self.metrics.ended(&pool, state, ran_ms);
                         if let Some(leased) = self.runs.remove(&id) {
-                            job_trace::end(&leased, state.to_string());
+                            job_trace::end(&leased, || state.to_string());
                         }
-                        let attributes = vec![
-                            KeyValue::new("job.id", id.to_string()),
-                            KeyValue::new("pool", pool),
-                            KeyValue::new("outcome", state.to_string()),
-                        ];
+                        let attributes = || {
+                            vec![
+                                KeyValue::new("job.id", id.to_string()),
+                                KeyValue::new("pool", pool),
+                                KeyValue::new("outcome", state.to_string()),
+                            ]
+                        };
                         let job_cx = job_trace::context_of(&trace);
                         job_trace::record_past("job.complete", &job_cx, Duration::ZERO, attributes);
                         updates.push(JobUpdate::Finished {
@@ -342,11 +344,15 @@ impl CapacityState {
         let (pool, handler) = (&job.spec.pool, &job.spec.handler);
         self.metrics.started(pool, waited_ms);
         let job_cx = job_trace::context_of(&job.spec.trace);
-        let mut attributes = job_attributes(run, pool, handler);
         let waited = Duration::from_millis(waited_ms);
-        job_trace::record_past("job.queued", &job_cx, waited, attributes.clone());
-        attributes.push(KeyValue::new("executor", executor.to_owned()));
-        let leased = job_trace::start("job.leased", &job_cx, attributes);
+        job_trace::record_past("job.queued", &job_cx, waited, || {
+            job_attributes(run, pool, handler)
+        });
+        let leased = job_trace::start("job.leased", &job_cx, || {
+            let mut attributes = job_attributes(run, pool, handler);
+            attributes.push(KeyValue::new("executor", executor.to_owned()));
+            attributes
+        });
         let grant = LeaseGrant {
             run,
             handler: handler.clone(),
@@ -355,7 +361,9 @@ impl CapacityState {
             timeout_ms: job.timeout_ms,
             trace: job_trace::carrier_of(&leased),
         };
-        self.runs.insert(run.job, leased);
+        if job_trace::enabled() {
+            self.runs.insert(run.job, leased);
+        }
         Some(grant)
     }
 

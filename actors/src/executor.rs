@@ -163,13 +163,11 @@ impl ExecutorState {
         let over_slots = self.running.len() >= self.info.slots as usize;
         let executor = self.info.name.clone();
         let reply_to = myself.clone();
-        let mut attributes = job_attributes(run, &self.info.pool, &grant.handler);
-        attributes.push(KeyValue::new("executor", executor.clone()));
-        let span = job_trace::start(
-            "job.execute",
-            &job_trace::context_of(&grant.trace),
-            attributes,
-        );
+        let span = job_trace::start("job.execute", &job_trace::context_of(&grant.trace), || {
+            let mut attributes = job_attributes(run, &self.info.pool, &grant.handler);
+            attributes.push(KeyValue::new("executor", executor.clone()));
+            attributes
+        });
         let task = tokio::spawn(async move {
             let started = Instant::now();
             let outcome = match (handler, over_slots) {
@@ -197,11 +195,10 @@ impl ExecutorState {
                 }
             };
             let took_ms = started.elapsed().as_millis() as u64;
-            let result = match &outcome {
+            job_trace::end(&span, || match &outcome {
                 Outcome::Succeeded(_) => "succeeded".to_owned(),
                 Outcome::Failed(e) => format!("failed: {e}"),
-            };
-            job_trace::end(&span, result);
+            });
             let completion = Completion {
                 run,
                 executor,

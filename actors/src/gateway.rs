@@ -216,11 +216,13 @@ impl GatewayState {
 async fn accept(store: &dyn GatewayStore, mut job: NewJob) -> Result<Submitted, GatewayError> {
     let manager = lookup::capacity_manager()
         .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
-    let attributes = vec![
-        KeyValue::new("job.id", job.id.to_string()),
-        KeyValue::new("pool", job.spec.pool.clone()),
-        KeyValue::new("handler", job.spec.handler.clone()),
-    ];
+    let attributes = || {
+        vec![
+            KeyValue::new("job.id", job.id.to_string()),
+            KeyValue::new("pool", job.spec.pool.clone()),
+            KeyValue::new("handler", job.spec.handler.clone()),
+        ]
+    };
     let submit = job_trace::start(
         "job.submit",
         &job_trace::context_of(&job.spec.trace),
@@ -228,12 +230,11 @@ async fn accept(store: &dyn GatewayStore, mut job: NewJob) -> Result<Submitted, 
     );
     job.spec.trace = job_trace::carrier_of(&submit);
     let accepted = store_and_queue(store, &manager, job).await;
-    let outcome = match &accepted {
+    job_trace::end(&submit, || match &accepted {
         Ok(s) if s.deduplicated => "deduplicated".to_owned(),
         Ok(_) => "accepted".to_owned(),
         Err(e) => format!("refused: {e}"),
-    };
-    job_trace::end(&submit, outcome);
+    });
     accepted
 }
 

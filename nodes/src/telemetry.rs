@@ -98,6 +98,7 @@ fn tracer_provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTrac
         )
         .build();
     global::set_tracer_provider(provider.clone());
+    marie_actors::telemetry::job_trace::enable();
     tracing::info!(endpoint = %traces, "exporting job traces over OTLP");
     Ok(provider)
 }

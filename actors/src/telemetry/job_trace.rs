@@ -9,6 +9,7 @@
 //! after the fact.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use marie_protocol::TraceContext;
@@ -18,6 +19,20 @@ use opentelemetry::trace::{Span, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
+/// Whether job spans are recorded: off until the node installs a trace exporter, so a
+/// node without one builds no span, attribute or carrier on its hot path.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns job spans on (the node calls this once it has installed a trace exporter).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether job spans are recorded.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// The tracer of Marie's job spans.
 pub fn tracer() -> BoxedTracer {
     global::tracer("marie")
@@ -25,12 +40,18 @@ pub fn tracer() -> BoxedTracer {
 
 /// The context carried in a job's messages (empty: a new root).
 pub fn context_of(trace: &TraceContext) -> Context {
+    if !enabled() {
+        return Context::new();
+    }
     TraceContextPropagator::new().extract(&Carrier(&trace.0))
 }
 
 /// The carrier of `cx`, to put in a job's messages.
 pub fn carrier_of(cx: &Context) -> TraceContext {
     let mut carrier = TraceContext::default();
+    if !enabled() {
+        return carrier;
+    }
     TraceContextPropagator::new().inject_context(cx, &mut CarrierMut(&mut carrier.0));
     carrier
 }
@@ -56,8 +77,17 @@ impl Injector for CarrierMut<'_> {
     }
 }
 
-/// Starts span `name` below `parent` with `attributes`; returns the context holding it.
-pub fn start(name: &'static str, parent: &Context, attributes: Vec<KeyValue>) -> Context {
+/// Starts span `name` below `parent` with `attributes`; returns the context holding it
+/// (`parent` itself when spans are off).
+pub fn start(
+    name: &'static str,
+    parent: &Context,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
+) -> Context {
+    if !enabled() {
+        return parent.clone();
+    }
+    let attributes = attributes();
     let tracer = tracer();
     let span = tracer
         .span_builder(name)
@@ -67,7 +97,16 @@ pub fn start(name: &'static str, parent: &Context, attributes: Vec<KeyValue>) ->
 }
 
 /// Records span `name` below `parent` that started `ago` and ends now.
-pub fn record_past(name: &'static str, parent: &Context, ago: Duration, attributes: Vec<KeyValue>) {
+pub fn record_past(
+    name: &'static str,
+    parent: &Context,
+    ago: Duration,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
+) {
+    if !enabled() {
+        return;
+    }
+    let attributes = attributes();
     let tracer = tracer();
     let start = SystemTime::now()
         .checked_sub(ago)
@@ -81,9 +120,12 @@ pub fn record_past(name: &'static str, parent: &Context, ago: Duration, attribut
 }
 
 /// Ends the span held by `cx`, recording its `outcome`.
-pub fn end(cx: &Context, outcome: String) {
+pub fn end(cx: &Context, outcome: impl FnOnce() -> String) {
+    if !enabled() {
+        return;
+    }
     let span = cx.span();
-    span.set_attribute(KeyValue::new("outcome", outcome));
+    span.set_attribute(KeyValue::new("outcome", outcome()));
     span.end();
 }
 
@@ -94,6 +136,7 @@ mod tests {
 
     #[test]
     fn the_context_survives_the_carrier() {
+        enable();
         let span_context = SpanContext::new(
             TraceId::from(0x0af7651916cd43dd8448eb211c80319c),
             SpanId::from(0xb7ad6b7169203331),
