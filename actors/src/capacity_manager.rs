@@ -53,6 +53,8 @@ pub struct CapacityState {
     metrics: JobMetrics,
     /// The `job.leased` span of every running job.
     runs: HashMap<JobId, Context>,
+    /// When the Supervisor was last woken for each pool.
+    last_wake_ms: HashMap<String, u64>,
 }
 
 impl Actor for CapacityManager {
@@ -75,6 +77,7 @@ impl Actor for CapacityManager {
             heartbeat_ms: args.heartbeat.as_millis() as u64,
             metrics: JobMetrics::register(),
             runs: HashMap::new(),
+            last_wake_ms: HashMap::new(),
         };
         let mut actions = Vec::new();
         for job in recovered {
@@ -128,22 +131,15 @@ impl Actor for CapacityManager {
     ) -> Result<(), ActorProcessingErr> {
         let now = state.clock.now_ms();
         let s = &mut state.scheduler;
+        let mut touched: Vec<String> = Vec::new();
         let mut actions = match msg {
             CapacityMsg::Enqueue(batch) => {
                 let mut actions = Vec::new();
-                let mut cold: Vec<String> = Vec::new();
                 for job in batch.0 {
-                    if !s.has_ready_executor(&job.spec.pool) && !cold.contains(&job.spec.pool) {
-                        cold.push(job.spec.pool.clone());
+                    if !touched.contains(&job.spec.pool) {
+                        touched.push(job.spec.pool.clone());
                     }
                     actions.extend(s.enqueue(job, now));
-                }
-                // A pool with no executor taking work (scaled to zero, or starting):
-                // the Supervisor decides at once rather than at its next tick.
-                for pool in cold {
-                    for supervisor in lookup::supervisors() {
-                        let _ = supervisor.cast(SupervisorMsg::Wake(PoolName(pool.clone())));
-                    }
                 }
                 actions
             }
@@ -228,11 +224,39 @@ impl Actor for CapacityManager {
         actions.extend(state.scheduler.place(now));
         let updates = state.carry_out(actions);
         state.writer().write(updates);
+        state.wake_supervisor(&touched, now);
         Ok(())
     }
 }
 
+/// Shortest time between two wake-ups of the Supervisor for one pool.
+const WAKE_EVERY_MS: u64 = 50;
+
+/// Whether new jobs for a pool should wake the Supervisor now rather than at its next
+/// tick: the pool has no executor taking work, or jobs are left waiting for a slot — and
+/// it was not woken for this pool in the last [`WAKE_EVERY_MS`].
+fn should_wake(has_ready_executor: bool, pending: u64, since_last_wake_ms: Option<u64>) -> bool {
+    (!has_ready_executor || pending > 0) && since_last_wake_ms.is_none_or(|ms| ms >= WAKE_EVERY_MS)
+}
+
 impl CapacityState {
+    /// Wakes the Supervisor for pools that just got jobs they cannot start at once.
+    fn wake_supervisor(&mut self, pools: &[String], now: u64) {
+        for pool in pools {
+            let since = self
+                .last_wake_ms
+                .get(pool)
+                .map(|at| now.saturating_sub(*at));
+            let ready = self.scheduler.has_ready_executor(pool);
+            if should_wake(ready, self.scheduler.pending(pool), since) {
+                self.last_wake_ms.insert(pool.clone(), now);
+                for supervisor in lookup::supervisors() {
+                    let _ = supervisor.cast(SupervisorMsg::Wake(PoolName(pool.clone())));
+                }
+            }
+        }
+    }
+
     fn writer(&self) -> &StoreWriter {
         self.writer
             .as_ref()
@@ -387,4 +411,18 @@ pub(crate) fn job_attributes(run: RunRef, pool: &str, handler: &str) -> Vec<KeyV
         KeyValue::new("handler", handler.to_owned()),
         KeyValue::new("attempt", i64::from(run.attempt)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_supervisor_is_woken_for_an_empty_pool_or_a_backlog_at_most_every_50_ms() {
+        assert!(should_wake(false, 0, None), "a pool at zero");
+        assert!(should_wake(true, 3, None), "jobs left waiting");
+        assert!(!should_wake(true, 0, None), "every job found a slot");
+        assert!(!should_wake(true, 3, Some(10)), "woken 10 ms ago");
+        assert!(should_wake(true, 3, Some(50)));
+    }
 }

@@ -23,8 +23,12 @@ use opentelemetry::KeyValue;
 /// How long the executor waits for the CapacityManager to answer.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Wait before registering again when the CapacityManager cannot be reached.
-const REGISTER_RETRY: Duration = Duration::from_millis(500);
+/// First wait before registering again when the CapacityManager cannot be reached; it
+/// doubles up to [`REGISTER_RETRY_MAX`].
+const REGISTER_RETRY: Duration = Duration::from_millis(20);
+
+/// Longest wait between two registration attempts.
+const REGISTER_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// The Executor actor.
 pub struct Executor;
@@ -48,6 +52,8 @@ pub struct ExecutorState {
     running: HashMap<RunRef, AbortHandle>,
     draining: bool,
     heartbeat: Option<JoinHandle<()>>,
+    /// Wait before the next registration attempt while the manager is out of reach.
+    register_retry: Duration,
 }
 
 impl Actor for Executor {
@@ -72,6 +78,7 @@ impl Actor for Executor {
             running: HashMap::new(),
             draining: false,
             heartbeat: None,
+            register_retry: REGISTER_RETRY,
         })
     }
 
@@ -139,6 +146,7 @@ impl ExecutorState {
         };
         match registered {
             Some(ack) => {
+                self.register_retry = REGISTER_RETRY;
                 // Runs from before a re-registration were re-queued by the manager.
                 for (_, run) in self.running.drain() {
                     run.abort();
@@ -151,8 +159,11 @@ impl ExecutorState {
                     Some(myself.send_interval(period, || ExecutorMsg::HeartbeatTick(Tick)));
             }
             None => {
-                tracing::warn!(executor = %self.info.name, "CapacityManager not reachable; registering again soon");
-                myself.send_after(REGISTER_RETRY, || ExecutorMsg::Register(Tick));
+                if self.register_retry == REGISTER_RETRY_MAX {
+                    tracing::warn!(executor = %self.info.name, "CapacityManager not reachable; registering again soon");
+                }
+                myself.send_after(self.register_retry, || ExecutorMsg::Register(Tick));
+                self.register_retry = (self.register_retry * 2).min(REGISTER_RETRY_MAX);
             }
         }
     }

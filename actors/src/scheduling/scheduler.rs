@@ -523,6 +523,11 @@ impl Scheduler {
             .collect()
     }
 
+    /// Jobs of `pool` waiting for a slot.
+    pub fn pending(&self, pool: &str) -> u64 {
+        self.pools.get(pool).map_or(0, |p| p.waiting)
+    }
+
     /// Whether `pool` has an executor that takes work.
     pub fn has_ready_executor(&self, pool: &str) -> bool {
         self.executors

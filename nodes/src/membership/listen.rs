@@ -192,7 +192,7 @@ impl NodeEventSubscription for Refusals {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&ses.node_id);
         if !was_authenticated && ses.is_server {
-            tracing::warn!(peer = %ses.peer_addr, "refused a connection: authentication failed (wrong cookie?)");
+            tracing::warn!(peer = %ses.peer_addr, "a connection closed before it authenticated: a wrong cookie (or a bare port probe)");
         }
     }
 }

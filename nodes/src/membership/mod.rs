@@ -92,7 +92,7 @@ impl Actor for Membership {
                 let peers = remote_members();
                 let names: Vec<String> =
                     peers.iter().filter_map(|(name, _)| name.clone()).collect();
-                let mut events = state.table.connected(&names);
+                let mut events = state.table.connected(&names, now);
                 events.extend(state.table.overdue(now));
                 state.report(events).await;
                 for addr in state.table.due_dials(now) {

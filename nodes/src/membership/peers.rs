@@ -27,6 +27,8 @@ pub enum PeerStatus {
     Gone,
     /// Heard of from another node, not connected yet.
     Known,
+    /// Connected, not greeted yet: the connection is its first sign of life.
+    Connected,
 }
 
 impl fmt::Display for PeerStatus {
@@ -36,6 +38,7 @@ impl fmt::Display for PeerStatus {
             PeerStatus::Unreachable => "unreachable",
             PeerStatus::Gone => "gone",
             PeerStatus::Known => "known",
+            PeerStatus::Connected => "connected",
         })
     }
 }
@@ -128,13 +131,32 @@ impl PeerTable {
         events
     }
 
-    /// `connected` are the peers whose membership actor is reachable now; up peers not
-    /// among them are gone.
-    pub fn connected(&mut self, connected: &[String]) -> Vec<PeerEvent> {
+    /// `connected` are the peers whose membership actor is reachable now. A peer
+    /// connected but not greeted yet is watched from now on (a node hung right after it
+    /// joined is still declared unreachable); live peers not among them are gone.
+    pub fn connected(&mut self, connected: &[String], now_ms: u64) -> Vec<PeerEvent> {
+        for name in connected.iter().filter(|n| **n != self.me.name) {
+            let peer = self.peers.entry(name.clone()).or_insert_with(|| Peer {
+                info: NodeInfo {
+                    name: name.clone(),
+                    addr: String::new(),
+                    role: String::new(),
+                },
+                status: PeerStatus::Known,
+                last_seen_ms: now_ms,
+            });
+            if matches!(peer.status, PeerStatus::Known | PeerStatus::Gone) {
+                peer.status = PeerStatus::Connected;
+                peer.last_seen_ms = now_ms;
+            }
+        }
         let mut events = Vec::new();
         for (name, peer) in &mut self.peers {
-            let is_connected = connected.contains(name);
-            if matches!(peer.status, PeerStatus::Up | PeerStatus::Unreachable) && !is_connected {
+            let live = matches!(
+                peer.status,
+                PeerStatus::Up | PeerStatus::Unreachable | PeerStatus::Connected
+            );
+            if live && !connected.contains(name) {
                 peer.status = PeerStatus::Gone;
                 events.push(PeerEvent::Gone(peer.info.clone()));
             }
@@ -147,7 +169,8 @@ impl PeerTable {
         let mut events = Vec::new();
         for peer in self.peers.values_mut() {
             let silent = now_ms.saturating_sub(peer.last_seen_ms);
-            if peer.status == PeerStatus::Up && silent > self.down_after_ms {
+            let watched = matches!(peer.status, PeerStatus::Up | PeerStatus::Connected);
+            if watched && silent > self.down_after_ms {
                 peer.status = PeerStatus::Unreachable;
                 events.push(PeerEvent::Unreachable(peer.info.clone(), silent));
             }
@@ -171,10 +194,12 @@ impl PeerTable {
             .chain(
                 self.peers
                     .values()
-                    .filter(|p| p.status != PeerStatus::Up)
+                    .filter(|p| p.status != PeerStatus::Up && p.status != PeerStatus::Connected)
                     .map(|p| p.info.addr.clone()),
             )
-            .filter(|addr| *addr != self.me.addr && !up.contains(&addr.as_str()))
+            .filter(|addr| {
+                !addr.is_empty() && *addr != self.me.addr && !up.contains(&addr.as_str())
+            })
             .collect();
         wanted.sort();
         wanted.dedup();
@@ -255,11 +280,23 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_connected_but_silent_from_the_start_is_unreachable_too() {
+        let mut table = PeerTable::new(node("a", 1), vec![], 3000);
+        assert!(table.connected(&["b".into()], 100).is_empty());
+        assert!(table.overdue(3000).is_empty());
+        let events = table.overdue(3101);
+        assert!(
+            matches!(events.as_slice(), [PeerEvent::Unreachable(n, 3001)] if n.name == "b"),
+            "{events:?}"
+        );
+    }
+
+    #[test]
     fn a_closed_connection_is_gone_not_unreachable() {
         let mut table = PeerTable::new(node("a", 1), vec![], 3000);
         table.hello(hello(node("b", 2), vec![]), 0);
-        assert_eq!(table.connected(&["b".into()]), vec![]);
-        assert_eq!(table.connected(&[]), vec![PeerEvent::Gone(node("b", 2))]);
+        assert_eq!(table.connected(&["b".into()], 0), vec![]);
+        assert_eq!(table.connected(&[], 0), vec![PeerEvent::Gone(node("b", 2))]);
         assert_eq!(table.all(), vec![(node("b", 2), PeerStatus::Gone)]);
     }
 
