@@ -17,8 +17,10 @@ pub struct PoolBook {
     pub starting: BTreeMap<String, u64>,
     /// Executors told to drain and not gone yet.
     pub draining: BTreeMap<String, u64>,
-    /// Measured time from asking for an executor to its registration.
+    /// Measured time from asking for an executor to its registration (the guess until
+    /// the first measurement replaces it).
     pub cold_start_ms: u64,
+    measured: bool,
     arrivals: ArrivalRate,
     run_time: RunTime,
     arrived_total: Option<u64>,
@@ -42,6 +44,7 @@ impl PoolBook {
             starting: BTreeMap::new(),
             draining: BTreeMap::new(),
             cold_start_ms,
+            measured: false,
             arrivals: ArrivalRate::new(now_ms),
             run_time: RunTime::with_time_constant(60_000),
             arrived_total: None,
@@ -62,7 +65,11 @@ impl PoolBook {
         for name in ready {
             let asked = self.starting.remove(&name).unwrap_or(now_ms);
             let took = now_ms.saturating_sub(asked);
-            self.cold_start_ms = (self.cold_start_ms + took) / 2;
+            self.cold_start_ms = match self.measured {
+                true => (self.cold_start_ms + took) / 2,
+                false => took,
+            };
+            self.measured = true;
             changes.ready.push((name, took));
         }
         let gone: Vec<String> = self
@@ -192,8 +199,18 @@ mod tests {
         let changes = book.observe(&state, 400);
         assert_eq!(changes.ready, vec![("e1".to_string(), 300)]);
         assert_eq!(changes.drained, vec!["e0".to_string()]);
-        assert_eq!(book.cold_start_ms, 650);
+        assert_eq!(
+            book.cold_start_ms, 300,
+            "the first measurement replaces the guess"
+        );
         let obs = book.observation(&state, 400);
         assert_eq!((obs.executors.ready, obs.executors.starting), (1, 0));
+        book.starting.insert("e2".into(), 400);
+        let state = PoolState {
+            executors: vec![load("e1", 0, false), load("e2", 0, false)],
+            ..state
+        };
+        book.observe(&state, 500);
+        assert_eq!(book.cold_start_ms, 200, "later ones are averaged in");
     }
 }
