@@ -217,10 +217,7 @@ mod tests {
     use super::*;
 
     fn observation(ready: u32, queued: u32, running: u32) -> PoolObservation {
-        let mut observation = PoolObservation::idle(ready, 4, 20_000);
-        observation.queued = queued;
-        observation.running = running;
-        observation
+        PoolObservation::loaded(ready, queued, running)
     }
 
     #[test]
