@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use super::{free_port, marie_bin};
+use super::{free_port, kill_and_reap, marie_bin, send_signal};
 
 /// The cookie every node of a test cluster shares.
 pub const COOKIE: &str = "cluster-test-cookie";
@@ -221,16 +220,12 @@ impl Node {
 
     /// Sends `signal` to the node.
     pub fn signal(&self, signal: Signal) {
-        let child = self.child.as_ref().expect("the node is running");
-        kill(Pid::from_raw(child.id() as i32), signal).expect("signal the node");
+        send_signal(self.child.as_ref().expect("the node is running"), signal);
     }
 
-    /// Kills the node with SIGKILL.
+    /// Kills the node with SIGKILL and reaps it.
     pub fn kill(&mut self) {
-        self.signal(Signal::SIGKILL);
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 
     /// Starts the node again with the same name, ports and data dir.
@@ -243,10 +238,13 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
-            let _ = child.kill();
-            let _ = child.wait();
+        // A node stopped by a test must be woken to die.
+        if let Some(child) = &self.child {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                Signal::SIGCONT,
+            );
         }
+        kill_and_reap(&mut self.child);
     }
 }

@@ -208,16 +208,12 @@ impl Marie {
 
     /// Sends `signal` to the node.
     pub fn signal(&self, signal: Signal) {
-        let child = self.child.as_ref().expect("marie is running");
-        kill(Pid::from_raw(child.id() as i32), signal).expect("signal marie");
+        send_signal(self.child.as_ref().expect("marie is running"), signal);
     }
 
     /// Kills the node with SIGKILL and reaps it.
     pub fn kill(&mut self) {
-        self.signal(Signal::SIGKILL);
-        if let Some(mut child) = self.child.take() {
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 
     /// Waits for the node to exit by itself; returns whether it exited cleanly.
@@ -248,10 +244,20 @@ impl Marie {
 
 impl Drop for Marie {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
+    }
+}
+
+/// Sends `signal` to a child process.
+pub fn send_signal(child: &Child, signal: Signal) {
+    kill(Pid::from_raw(child.id() as i32), signal).expect("signal a child process");
+}
+
+/// Kills a child process with SIGKILL, if it runs, and reaps it.
+pub fn kill_and_reap(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
