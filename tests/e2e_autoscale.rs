@@ -204,3 +204,45 @@ fn a_pool_at_zero_accepts_a_job_starts_an_executor_and_returns_to_zero() {
     );
     wait_for_capacity(&marie, "zero", 0, Duration::from_secs(20));
 }
+
+#[test]
+fn stopping_the_node_drains_executor_processes_instead_of_killing_their_jobs() {
+    let mut marie = Marie::start_with(Some(&config("process")), &[]);
+    wait_for_capacity(&marie, "burst", 4, Duration::from_secs(20));
+    let files = write_files(&marie.dir().join("in"), (0..4).map(|_| b"2000".to_vec()));
+    let mut args = vec!["submit", "--pool", "burst", "--handler", "sleep", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let ids: Vec<String> = marie
+        .cli_json_lines(&args)
+        .iter()
+        .map(|l| l["id"].as_str().expect("id").to_owned())
+        .collect();
+    let running = |marie: &Marie| {
+        ids.iter()
+            .filter(|id| {
+                let out = marie.cli(&["status", "--json", id]);
+                serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|s| s["state"] == "running")
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(&marie) < 4 {
+        assert!(Instant::now() < deadline, "the jobs never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    marie.signal(nix::sys::signal::Signal::SIGINT);
+    assert!(
+        marie.wait_exit(Duration::from_secs(40)),
+        "marie up exited with an error"
+    );
+    marie.restart();
+    for id in &ids {
+        let status: Value =
+            serde_json::from_slice(&marie.cli(&["status", "--json", id]).stdout).expect("status");
+        assert_eq!(status["state"], "succeeded", "{status}");
+        assert_eq!(
+            status["attempt"], 1,
+            "drained, not killed and re-run: {status}"
+        );
+    }
+}

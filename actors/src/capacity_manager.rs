@@ -101,12 +101,13 @@ impl Actor for CapacityManager {
         event: SupervisionEvent,
         _state: &mut CapacityState,
     ) -> Result<(), ActorProcessingErr> {
-        // Supervision events jump the mailbox: handle the loss as a message queued
-        // behind whatever the executor sent before it left (its last completions).
+        // Group changes overtake messages: the executor's last completions (and its own
+        // Leave) may still be on their way, over the link or through the mailbox. The
+        // loss is handled after a grace period, behind them.
         if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Leave(_, _, cells)) = event
         {
             for name in cells.iter().filter_map(|cell| cell.get_name()) {
-                let _ = myself.cast(CapacityMsg::Lost(ExecutorName(name)));
+                myself.send_after(LOST_GRACE, move || CapacityMsg::Lost(ExecutorName(name)));
             }
         }
         Ok(())
@@ -228,6 +229,10 @@ impl Actor for CapacityManager {
         Ok(())
     }
 }
+
+/// How long an executor that left its pool's group without saying so keeps its leases,
+/// so that what it sent before leaving is handled first.
+const LOST_GRACE: Duration = Duration::from_millis(500);
 
 /// Shortest time between two wake-ups of the Supervisor for one pool.
 const WAKE_EVERY_MS: u64 = 50;

@@ -22,7 +22,7 @@ use marie_actors::store::{GatewayStore, JobStore};
 use marie_actors::supervisor::{
     ExternalBackend, LocalBackend, LocalPool, ScaleBackend, ScaledPool, Supervisor, SupervisorArgs,
 };
-use marie_protocol::messages::{CapacityMsg, ExecutorMsg, ExecutorName, Tick};
+use marie_protocol::messages::{CapacityMsg, CapacityQuery, ExecutorMsg, ExecutorName, Tick};
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio::task::JoinHandle;
 
@@ -221,6 +221,7 @@ impl EmbeddedCluster {
             // Also tell the executor itself, in case the CapacityManager is out of reach.
             let _ = ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(Tick));
         }
+        let had_executors = !self.executors.is_empty();
         let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) = self
             .executors
             .into_iter()
@@ -238,6 +239,15 @@ impl EmbeddedCluster {
             );
             for cell in cells {
                 cell.stop(Some("drain deadline".into()));
+            }
+        }
+        // On a node without the CapacityManager, the executors' last completions are
+        // still on their way to it: a call answered by it, on the same link and after
+        // them, proves they arrived before the node closes its connections.
+        if self.manager.is_none() && had_executors {
+            if let Some(manager) = &manager {
+                let barrier = |reply| CapacityMsg::Capacity(CapacityQuery, reply);
+                let _ = manager.call(barrier, Some(Duration::from_secs(5))).await;
             }
         }
         // Drain, not stop: completions the executors sent before leaving are still in

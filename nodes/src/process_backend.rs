@@ -19,7 +19,7 @@ pub struct ProcessBackend {
     seed: String,
     cookie: String,
     data_dir: PathBuf,
-    children: Mutex<BTreeMap<String, Child>>,
+    children: Mutex<BTreeMap<String, (String, Child)>>,
     next: Mutex<u64>,
 }
 
@@ -45,7 +45,7 @@ impl ProcessBackend {
         })
     }
 
-    fn lock_children(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Child>> {
+    fn lock_children(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, Child)>> {
         self.children
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -116,30 +116,43 @@ impl ScaleBackend for ProcessBackend {
             .spawn()
             .map_err(|e| BackendError(format!("cannot start {}: {e}", self.exe.display())))?;
         tracing::info!(pool, %node, pid = child.id(), "started an executor process");
-        self.lock_children().insert(executor.clone(), child);
+        self.lock_children()
+            .insert(executor.clone(), (pool.to_owned(), child));
         Ok(Some(executor))
     }
 
     async fn release(&self, pool: &str, executor: &str) {
-        let Some(mut child) = self.lock_children().remove(executor) else {
+        let Some((_, child)) = self.lock_children().remove(executor) else {
             return;
         };
-        if let Some(pid) = child.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
+        stop(pool, executor, child).await;
+    }
+
+    async fn shutdown(&self) {
+        let children = std::mem::take(&mut *self.lock_children());
+        let stops = children
+            .into_iter()
+            .map(|(executor, (pool, child))| async move { stop(&pool, &executor, child).await });
+        futures::future::join_all(stops).await;
+    }
+}
+
+/// SIGTERM (the executor node drains: its running jobs finish), then waits for it; a
+/// process still there after 30 s is killed, and its jobs re-queue.
+async fn stop(pool: &str, executor: &str, mut child: Child) {
+    if let Some(pid) = child.id() {
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await {
+        Ok(_) => tracing::info!(pool, executor, "executor process stopped"),
+        Err(_) => {
+            let _ = child.kill().await;
+            tracing::warn!(
+                pool,
+                executor,
+                "executor process did not stop in 30 s; killed"
             );
-        }
-        match tokio::time::timeout(std::time::Duration::from_secs(30), child.wait()).await {
-            Ok(_) => tracing::info!(pool, executor, "executor process stopped"),
-            Err(_) => {
-                let _ = child.kill().await;
-                tracing::warn!(
-                    pool,
-                    executor,
-                    "executor process did not stop in 30 s; killed"
-                );
-            }
         }
     }
 }

@@ -22,6 +22,10 @@ pub trait ScaleBackend: Send + Sync + 'static {
 
     /// Lets go of an executor that has drained, or whose start is cancelled.
     async fn release(&self, pool: &str, executor: &str);
+
+    /// The node is stopping: let every executor this backend started finish its running
+    /// jobs and stop. The default has nothing to stop.
+    async fn shutdown(&self) {}
 }
 
 /// Decides nothing itself: the Supervisor only exports the desired counts (target,

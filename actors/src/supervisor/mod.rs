@@ -144,6 +144,15 @@ impl Actor for Supervisor {
         })
     }
 
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.backend.shutdown().await;
+        Ok(())
+    }
+
     async fn handle(
         &self,
         _myself: ActorRef<SupervisorMsg>,
