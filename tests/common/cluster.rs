@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use super::{free_port, kill_and_reap, marie_bin, send_signal};
+use super::{free_port, kill_and_reap, marie_bin, run_with_stdin, send_signal};
 
 /// The cookie every node of a test cluster shares.
 pub const COOKIE: &str = "cluster-test-cookie";
@@ -95,26 +95,15 @@ impl Cluster {
 
     /// Runs the CLI against `port` with `stdin`.
     pub fn cli_with_stdin(&self, port: u16, args: &[&str], stdin: &[u8]) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(marie_bin())
+        let mut command = Command::new(marie_bin());
+        command
             .current_dir(self.dir.path())
             .env("MARIE_CONFIG", &self.config)
             .env("NO_COLOR", "1")
             .args(args)
             .arg("--connect")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run the marie CLI");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin)
-            .expect("write stdin");
-        child.wait_with_output().expect("CLI output")
+            .arg(format!("127.0.0.1:{port}"));
+        run_with_stdin(command, stdin)
     }
 
     /// The capacity report through the node on `port`, once it answers.

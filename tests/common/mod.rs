@@ -174,22 +174,9 @@ impl Marie {
 
     /// Runs the CLI with `stdin` as its input.
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run the marie CLI");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin)
-            .expect("write stdin");
-        child.wait_with_output().expect("CLI output")
+        let mut command = self.command();
+        command.args(args);
+        run_with_stdin(command, stdin)
     }
 
     /// Runs the CLI and parses each stdout line as JSON; panics if the CLI failed to run.
@@ -246,6 +233,24 @@ impl Drop for Marie {
     fn drop(&mut self) {
         kill_and_reap(&mut self.child);
     }
+}
+
+/// Runs `command` with `stdin` as its input and collects its output.
+pub fn run_with_stdin(mut command: Command, stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the marie CLI");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("CLI output")
 }
 
 /// Sends `signal` to a child process.
