@@ -5,6 +5,7 @@
 //! [`sqlite::SqliteStore`] and the non-durable [`memory::MemoryStore`] (benchmarks and
 //! tests of the store-independent parts).
 
+pub mod lock;
 pub mod memory;
 pub mod remote;
 pub mod service;
@@ -76,6 +77,16 @@ pub enum StoreError {
         path: String,
         /// Why.
         reason: String,
+    },
+    /// Another process holds the store of this data dir.
+    #[error(
+        "the job store in {dir} is in use by {holder}: stop that node first, or give this one its own data dir (--data-dir, node.data_dir or MARIE_NODE__DATA_DIR)"
+    )]
+    InUse {
+        /// The data dir.
+        dir: String,
+        /// Who holds it (`marie pid N`), as far as it can be told.
+        holder: String,
     },
     /// A read or write failed.
     #[error("job store failed: {0}")]

@@ -5,7 +5,8 @@
 //! applies them in one transaction and answers each caller after the commit, so
 //! concurrent callers share one fsync (group commit). Each command runs in its own
 //! savepoint: one that fails is undone and answered with its error without failing the
-//! others. Reads use a second connection, which WAL lets run beside the writer.
+//! others. Reads use a second connection, which WAL lets run beside the writer. One
+//! process at a time: the store holds an exclusive lock on the database ([`super::lock`]).
 //!
 //! Ids are stored as hyphenated lowercase UUIDv7 strings, all 36 characters long, so
 //! their text order is their byte order and `ORDER BY id` is creation order.
@@ -25,6 +26,7 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use super::lock::StoreLock;
 use super::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError};
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
@@ -108,6 +110,8 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
     /// Transactions committed by the writer.
     commits: Arc<AtomicU64>,
+    /// Keeps other processes out of the database; released last, after the writer.
+    _lock: StoreLock,
 }
 
 impl SqliteStore {
@@ -121,6 +125,7 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
         }
+        let lock = StoreLock::acquire(path)?;
         let mut conn =
             connect(path, options.synchronous_full).map_err(|e| open_error(e.to_string()))?;
         migrate(&mut conn).map_err(open_error)?;
@@ -141,6 +146,7 @@ impl SqliteStore {
             thread: Some(thread),
             reader: Arc::new(Mutex::new(reader)),
             commits,
+            _lock: lock,
         })
     }
 
