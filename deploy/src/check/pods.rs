@@ -1,0 +1,225 @@
+//! Rules on workloads (Deployments, StatefulSets) and their pods: selectors that
+//! match the template, port names, probes, a restricted security context, GPU pods
+//! Guaranteed, a grace period that covers the node's shutdown, and references to
+//! ConfigMaps and Secrets that exist.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use super::{Document, Finding, Options, report};
+use crate::dns;
+use crate::plan::{EXIT_SECS, GPU_RESOURCE, HTTP_CLOSE_SECS};
+
+/// A Deployment or StatefulSet, decoded.
+pub struct Workload<'a> {
+    /// Its document.
+    pub doc: &'a Document,
+    /// `spec.replicas`.
+    pub replicas: Option<i32>,
+    /// `spec.selector`.
+    pub selector: LabelSelector,
+    /// The pod template's labels.
+    pub pod_labels: BTreeMap<String, String>,
+    /// The pod template's spec.
+    pub pod: PodSpec,
+}
+
+/// The workloads of `docs`; one that does not decode is a finding.
+pub fn workloads<'a>(docs: &'a [Document], findings: &mut Vec<Finding>) -> Vec<Workload<'a>> {
+    let mut out = Vec::new();
+    for doc in docs {
+        let decoded = match (doc.value["apiVersion"].as_str(), doc.kind()) {
+            (Some("apps/v1"), "Deployment") => {
+                serde_json::from_value::<Deployment>(doc.value.clone())
+                    .map(|d| d.spec.map(|s| (s.replicas, s.selector, s.template)))
+            }
+            (Some("apps/v1"), "StatefulSet") => {
+                serde_json::from_value::<StatefulSet>(doc.value.clone())
+                    .map(|d| d.spec.map(|s| (s.replicas, s.selector, s.template)))
+            }
+            _ => continue,
+        };
+        match decoded {
+            Ok(Some((replicas, selector, template))) => out.push(Workload {
+                doc,
+                replicas,
+                selector,
+                pod_labels: template.metadata.and_then(|m| m.labels).unwrap_or_default(),
+                pod: template.spec.unwrap_or_default(),
+            }),
+            Ok(None) => report(findings, doc).fail("has no spec"),
+            Err(e) => report(findings, doc).fail(format!("does not decode: {e}")),
+        }
+    }
+    out
+}
+
+/// Whether `selector` selects pods labelled `labels` (matchLabels only).
+pub fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn env_u64(container: &Container, name: &str) -> Option<u64> {
+    container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.as_deref())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Every rule on one workload.
+pub fn check_workload(
+    w: &Workload,
+    docs: &[Document],
+    options: &Options,
+    findings: &mut Vec<Finding>,
+) {
+    let mut r = report(findings, w.doc);
+    let match_labels = w.selector.match_labels.clone().unwrap_or_default();
+    if !selects(&match_labels, &w.pod_labels) {
+        r.fail(format!(
+            "spec.selector {match_labels:?} does not select its own pods (labels {:?}): the API server refuses it",
+            w.pod_labels
+        ));
+    }
+    let pod = &w.pod;
+    let pod_security = pod.security_context.clone().unwrap_or_default();
+    for c in &pod.containers {
+        let mut seen = Vec::new();
+        for port in c.ports.iter().flatten() {
+            if let Some(name) = &port.name {
+                if let Some(reason) = dns::port_name_error(name) {
+                    r.fail(format!("container {}: port name {name:?} {reason}", c.name));
+                }
+                if seen.contains(name) {
+                    r.fail(format!(
+                        "container {}: port name {name:?} is used twice",
+                        c.name
+                    ));
+                }
+                seen.push(name.clone());
+            }
+        }
+        for (probe, present) in [
+            ("readinessProbe", c.readiness_probe.is_some()),
+            ("livenessProbe", c.liveness_probe.is_some()),
+        ] {
+            if !present {
+                r.fail(format!("container {} has no {probe}", c.name));
+            }
+        }
+        let sc = c.security_context.clone().unwrap_or_default();
+        let non_root = sc.run_as_non_root.or(pod_security.run_as_non_root) == Some(true);
+        let user = sc.run_as_user.or(pod_security.run_as_user);
+        if !non_root || user == Some(0) {
+            r.fail(format!(
+                "container {} may run as root: set runAsNonRoot: true and a non-zero runAsUser",
+                c.name
+            ));
+        }
+        if sc.allow_privilege_escalation != Some(false) {
+            r.fail(format!(
+                "container {}: set securityContext.allowPrivilegeEscalation: false",
+                c.name
+            ));
+        }
+        let drops_all = sc
+            .capabilities
+            .as_ref()
+            .and_then(|caps| caps.drop.as_ref())
+            .is_some_and(|d| d.iter().any(|c| c == "ALL"));
+        if !drops_all {
+            r.fail(format!("container {}: drop ALL capabilities", c.name));
+        }
+        let seccomp = sc
+            .seccomp_profile
+            .or(pod_security.seccomp_profile.clone())
+            .map(|p| p.type_);
+        if !matches!(seccomp.as_deref(), Some("RuntimeDefault" | "Localhost")) {
+            r.fail(format!(
+                "container {}: set seccompProfile.type: RuntimeDefault",
+                c.name
+            ));
+        }
+        let resources = c.resources.clone().unwrap_or_default();
+        let requests = resources.requests.unwrap_or_default();
+        let limits = resources.limits.unwrap_or_default();
+        if requests.contains_key(GPU_RESOURCE) || limits.contains_key(GPU_RESOURCE) {
+            for name in ["cpu", "memory", GPU_RESOURCE] {
+                let (req, lim) = (requests.get(name), limits.get(name));
+                if lim.is_none() || (req.is_some() && req != lim) {
+                    r.fail(format!(
+                        "container {} uses a GPU but is not Guaranteed: {name} needs a limit and a request equal to it",
+                        c.name
+                    ));
+                }
+            }
+        }
+        let delay = env_u64(c, "MARIE_NODE__SHUTDOWN_DELAY_SECS").unwrap_or(0);
+        let drain = env_u64(c, "MARIE_NODE__DRAIN_TIMEOUT_SECS").unwrap_or(30);
+        let needed = delay + HTTP_CLOSE_SECS + drain + EXIT_SECS;
+        let grace = pod.termination_grace_period_seconds.unwrap_or(30);
+        if c.args.iter().flatten().any(|a| a == "node")
+            && grace < i64::try_from(needed).unwrap_or(i64::MAX)
+        {
+            r.fail(format!(
+                "terminationGracePeriodSeconds {grace} is under the shutdown delay ({delay}) + drain ({drain}) + 20 = {needed}: the node is killed mid-drain"
+            ));
+        }
+    }
+    check_references(w, docs, options, &mut r);
+}
+
+fn exists(docs: &[Document], kind: &str, name: &str, namespace: Option<&str>) -> bool {
+    docs.iter().any(|d| {
+        d.kind() == kind
+            && d.name() == name
+            && d.value["metadata"]["namespace"].as_str() == namespace
+    })
+}
+
+fn check_references(w: &Workload, docs: &[Document], options: &Options, r: &mut super::Report) {
+    let namespace = w.doc.value["metadata"]["namespace"].as_str();
+    let mut config_maps = Vec::new();
+    let mut secrets = Vec::new();
+    for volume in w.pod.volumes.iter().flatten() {
+        config_maps.extend(volume.config_map.as_ref().map(|c| c.name.clone()));
+        secrets.extend(volume.secret.as_ref().and_then(|s| s.secret_name.clone()));
+    }
+    for c in &w.pod.containers {
+        for var in c.env.iter().flatten() {
+            let from = var.value_from.as_ref();
+            config_maps.extend(
+                from.and_then(|f| f.config_map_key_ref.as_ref())
+                    .map(|k| k.name.clone()),
+            );
+            secrets.extend(
+                from.and_then(|f| f.secret_key_ref.as_ref())
+                    .map(|k| k.name.clone()),
+            );
+        }
+        for source in c.env_from.iter().flatten() {
+            config_maps.extend(source.config_map_ref.as_ref().map(|c| c.name.clone()));
+            secrets.extend(source.secret_ref.as_ref().map(|s| s.name.clone()));
+        }
+    }
+    for name in config_maps {
+        if !exists(docs, "ConfigMap", &name, namespace) {
+            r.fail(format!(
+                "references ConfigMap {name:?}, which is not in the manifests"
+            ));
+        }
+    }
+    for name in secrets {
+        if !exists(docs, "Secret", &name, namespace) && !options.external_secrets.contains(&name) {
+            r.fail(format!(
+                "references Secret {name:?}, which is not in the manifests: add it, or name it with --secret when it is created apart"
+            ));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The server: a StatefulSet of one pod that owns the store (a ReadWriteOnce volume
+//! while the store is SQLite) and its headless Service, which publishes the pod before
+//! it is ready (executors register through it before the server turns ready).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
+use k8s_openapi::api::core::v1::{
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodTemplateSpec, Service, ServicePort,
+    ServiceSpec, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::pod::{
+    CLUSTER_PORT_NAME, PodShape, env, meta, pod_labels, pod_spec, selector, selector_labels,
+};
+use crate::config::StartupProbe;
+use crate::plan::{Component, Plan, quantities, server_address};
+
+/// The headless Service `marie-server`.
+pub fn service(plan: &Plan) -> Service {
+    Service {
+        metadata: meta(plan, "marie-server", Some(Component::Server), None),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".into()),
+            publish_not_ready_addresses: Some(true),
+            selector: Some(selector_labels(Component::Server, None)),
+            ports: Some(vec![ServicePort {
+                name: Some(CLUSTER_PORT_NAME.into()),
+                port: i32::from(plan.cluster.cluster_port),
+                target_port: Some(IntOrString::String(CLUSTER_PORT_NAME.into())),
+                app_protocol: Some("tcp".into()),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+/// The StatefulSet `marie-server`.
+pub fn stateful_set(plan: &Plan) -> StatefulSet {
+    let k = &plan.cluster.kubernetes;
+    let requests = quantities(&k.server.resources.requests);
+    let limits = quantities(&k.server.resources.limits);
+    let claim = plan.persistent_store().then_some("data");
+    let spec = pod_spec(
+        plan,
+        PodShape {
+            component: Component::Server,
+            pool: None,
+            image: &k.image,
+            args: ["node", "--role", "server"].map(String::from).into(),
+            env: vec![env(
+                "MARIE_CLUSTER__ADVERTISE",
+                server_address(plan.cluster),
+            )],
+            shutdown_delay_secs: k.server.shutdown_delay_secs,
+            drain_timeout_secs: plan.cluster.drain_timeout_secs,
+            grace_secs: plan.server_grace_secs,
+            startup: StartupProbe {
+                initial_delay_seconds: 0,
+                period_seconds: 2,
+                failure_threshold: 60,
+            },
+            requests: &requests,
+            limits: &limits,
+            spread: false,
+            data_claim: claim,
+        },
+    );
+    let claims = claim.map(|name| {
+        vec![PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec!["ReadWriteOnce".into()]),
+                storage_class_name: Some(k.server.storage_class.clone()).filter(|s| !s.is_empty()),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".to_owned(),
+                        Quantity(k.server.storage.clone()),
+                    )])),
+                    ..VolumeResourceRequirements::default()
+                }),
+                ..PersistentVolumeClaimSpec::default()
+            }),
+            ..PersistentVolumeClaim::default()
+        }]
+    });
+    StatefulSet {
+        metadata: meta(plan, "marie-server", Some(Component::Server), None),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(1),
+            service_name: Some("marie-server".into()),
+            pod_management_policy: Some("OrderedReady".into()),
+            selector: selector(selector_labels(Component::Server, None)),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels(Component::Server, None)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(spec),
+            },
+            volume_claim_templates: claims,
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}

@@ -1,0 +1,521 @@
+//! From a configuration to the decisions the manifests carry out: every default
+//! resolved, every derived number computed (grace periods, QoS), and contradictory
+//! configurations refused with what to do. Both the Kubernetes and the Compose
+//! renderers read the plan, so they cannot disagree.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Amount, KedaSignal, Resources, Scaler, StartupProbe, TolerationConfig};
+use crate::dns;
+use crate::input::{Bounds, Cluster, Pool, Store, SupervisorBackend};
+
+/// Seconds the node takes to close its HTTP listener on shutdown.
+pub const HTTP_CLOSE_SECS: u64 = 5;
+/// Seconds left for the store's flush and the exit after the drain.
+pub const EXIT_SECS: u64 = 15;
+/// The cluster-autoscaler's default `--max-graceful-termination-sec`.
+pub const AUTOSCALER_GRACE_CAP_SECS: u64 = 600;
+/// The GPU resource of NVIDIA's device plugin.
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+
+/// A configuration the renderer will not turn into manifests, and what to change.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// More than one server.
+    #[error(
+        "kubernetes.server.replicas = {0}: the server owns the SQLite store and the CapacityManager, which run once per cluster; keep it at 1 and scale the front door with kubernetes.gateway.autoscaling"
+    )]
+    ServerReplicas(u32),
+    /// A scaler that needs bounds the pool does not have.
+    #[error(
+        "pool {pool:?}: scaler = {scaler:?} takes its min and max from [executor.pools.autoscale]; add that table, or set scaler = \"none\" for a fixed pool"
+    )]
+    ScalerWithoutBounds {
+        /// The pool.
+        pool: String,
+        /// Its scaler.
+        scaler: &'static str,
+    },
+    /// An autoscaled pool nobody is to scale.
+    #[error(
+        "pool {pool:?} has an [executor.pools.autoscale] table but scaler = \"none\": remove the table for a fixed pool, or pick supervisor, keda or hpa"
+    )]
+    BoundsWithoutScaler {
+        /// The pool.
+        pool: String,
+    },
+    /// The Supervisor would start executors inside the server pod.
+    #[error(
+        "pool {pool:?} is autoscaled and supervisor.backend = {backend:?}, which starts its executors inside the server pod beside the pool's Deployment: set supervisor.backend = \"external\" (the Supervisor decides and exports, the pool's scaler acts)"
+    )]
+    SupervisorStartsExecutors {
+        /// The pool.
+        pool: String,
+        /// The configured backend.
+        backend: &'static str,
+    },
+    /// An HPA cannot reach zero.
+    #[error(
+        "pool {pool:?}: scaler = \"hpa\" with autoscale.scale_to_zero.enabled: an HPA never goes below one pod; use scaler = \"keda\" (or \"supervisor\") for a pool that scales to zero"
+    )]
+    HpaToZero {
+        /// The pool.
+        pool: String,
+    },
+    /// A GPU pool that would not be Guaranteed.
+    #[error(
+        "pool {pool:?} needs a GPU and runs Guaranteed (requests = limits): {problem}; set resources.limits (cpu, memory, \"nvidia.com/gpu\") and leave requests out or equal to them"
+    )]
+    GpuNotGuaranteed {
+        /// The pool.
+        pool: String,
+        /// What is off.
+        problem: String,
+    },
+    /// A name the API server would refuse.
+    #[error("{what} {name:?} {reason}: {fix}")]
+    BadName {
+        /// Whose name.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+        /// What to do.
+        fix: &'static str,
+    },
+    /// A root user.
+    #[error(
+        "kubernetes.security.run_as_user = 0: pods run as a non-root user; keep 65532 (the image's user) or pick another non-zero id"
+    )]
+    RootUser,
+    /// Bounds upside down.
+    #[error("{what}: min ({min}) is above max ({max}); lower min or raise max")]
+    MinAboveMax {
+        /// Which bounds.
+        what: String,
+        /// The min.
+        min: u32,
+        /// The max.
+        max: u32,
+    },
+    /// A value that must not be zero.
+    #[error("{what} is 0: {fix}")]
+    Zero {
+        /// Which value.
+        what: String,
+        /// What to do.
+        fix: &'static str,
+    },
+}
+
+/// Roles of Marie's pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    /// The StatefulSet that owns the store.
+    Server,
+    /// The front door.
+    Gateway,
+    /// A pool's executors.
+    Executor,
+}
+
+impl Component {
+    /// The `app.kubernetes.io/component` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Server => "server",
+            Component::Gateway => "gateway",
+            Component::Executor => "executor",
+        }
+    }
+}
+
+/// One pool, every default resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolPlan {
+    /// The pool's name.
+    pub name: String,
+    /// `marie-executor-<pool>`: the Deployment, its PDB and scaler.
+    pub object_name: String,
+    /// Who sets the replicas.
+    pub scaler: Scaler,
+    /// Fixed replicas (`scaler = "none"`).
+    pub replicas: u32,
+    /// Bounds of a scaled pool.
+    pub bounds: Option<Bounds>,
+    /// Whether the pool needs a GPU.
+    pub gpu: bool,
+    /// The image.
+    pub image: String,
+    /// Requests.
+    pub requests: BTreeMap<String, String>,
+    /// Limits.
+    pub limits: BTreeMap<String, String>,
+    /// Node selector.
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations.
+    pub tolerations: Vec<TolerationConfig>,
+    /// Pod annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Drain on SIGTERM.
+    pub drain_timeout_secs: u64,
+    /// `terminationGracePeriodSeconds`.
+    pub grace_secs: u64,
+    /// The startup probe.
+    pub startup: StartupProbe,
+    /// KEDA's query signal.
+    pub keda_signal: KedaSignal,
+    /// KEDA's value per pod.
+    pub keda_threshold: u32,
+    /// KEDA's polling interval.
+    pub keda_polling_interval: u32,
+    /// HPA: waiting jobs per pod.
+    pub hpa_pending_per_pod: u32,
+    /// HPA: busy slots per pod.
+    pub hpa_slots_used_per_pod: u32,
+}
+
+/// The whole cluster, resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan<'a> {
+    /// The input.
+    pub cluster: &'a Cluster,
+    /// `marie-config-<hash>`.
+    pub config_map: String,
+    /// The server's grace period.
+    pub server_grace_secs: u64,
+    /// The gateways' grace period.
+    pub gateway_grace_secs: u64,
+    /// The pools.
+    pub pools: Vec<PoolPlan>,
+    /// Things that render but deserve a look.
+    pub warnings: Vec<String>,
+}
+
+/// `terminationGracePeriodSeconds` of a node: `/readyz` turns 503 and the node keeps
+/// serving for the delay, closes HTTP, drains, flushes and exits.
+pub fn grace_period_secs(shutdown_delay_secs: u64, drain_timeout_secs: u64) -> u64 {
+    shutdown_delay_secs + HTTP_CLOSE_SECS + drain_timeout_secs + EXIT_SECS
+}
+
+/// The server's stable cluster address, every other node's seed.
+pub fn server_address(cluster: &Cluster) -> String {
+    let k = &cluster.kubernetes;
+    format!(
+        "marie-server-0.marie-server.{}.svc.{}:{}",
+        k.namespace, k.cluster_domain, cluster.cluster_port
+    )
+}
+
+/// Name of the ConfigMap: its content's hash in it, so a changed `cluster.toml` rolls
+/// every pod.
+fn config_map_name(cluster_toml: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(cluster_toml.as_bytes());
+    let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    format!("marie-config-{hex}")
+}
+
+impl<'a> Plan<'a> {
+    /// Resolves `cluster`, or says why it cannot render.
+    pub fn new(cluster: &'a Cluster) -> Result<Plan<'a>, Refusal> {
+        let k = &cluster.kubernetes;
+        check_name("kubernetes.namespace", &k.namespace, dns::label_error)?;
+        if k.server.replicas != 1 {
+            return Err(Refusal::ServerReplicas(k.server.replicas));
+        }
+        if k.security.run_as_user == 0 {
+            return Err(Refusal::RootUser);
+        }
+        let autoscaling = &k.gateway.autoscaling;
+        if autoscaling.enabled {
+            if autoscaling.min_replicas == 0 {
+                return Err(zero(
+                    "kubernetes.gateway.autoscaling.min_replicas",
+                    "an HPA keeps at least one pod; set 1 or more",
+                ));
+            }
+            if autoscaling.min_replicas > autoscaling.max_replicas {
+                return Err(Refusal::MinAboveMax {
+                    what: "kubernetes.gateway.autoscaling".into(),
+                    min: autoscaling.min_replicas,
+                    max: autoscaling.max_replicas,
+                });
+            }
+        } else if k.gateway.replicas == 0 {
+            return Err(zero(
+                "kubernetes.gateway.replicas",
+                "clients reach the cluster through the gateways; run at least one",
+            ));
+        }
+        let mut warnings = Vec::new();
+        let pools = cluster
+            .pools
+            .iter()
+            .map(|pool| plan_pool(cluster, pool, &mut warnings))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Plan {
+            cluster,
+            config_map: config_map_name(&cluster.cluster_toml),
+            server_grace_secs: grace_period_secs(
+                k.server.shutdown_delay_secs,
+                cluster.drain_timeout_secs,
+            ),
+            gateway_grace_secs: grace_period_secs(
+                k.gateway.shutdown_delay_secs,
+                cluster.drain_timeout_secs,
+            ),
+            pools,
+            warnings,
+        })
+    }
+
+    /// Whether the server's data lives on a volume claim.
+    pub fn persistent_store(&self) -> bool {
+        self.cluster.store == Store::Sqlite
+    }
+}
+
+fn zero(what: &str, fix: &'static str) -> Refusal {
+    Refusal::Zero {
+        what: what.into(),
+        fix,
+    }
+}
+
+fn check_name(
+    what: &'static str,
+    name: &str,
+    rule: fn(&str) -> Option<String>,
+) -> Result<(), Refusal> {
+    match rule(name) {
+        None => Ok(()),
+        Some(reason) => Err(Refusal::BadName {
+            what,
+            name: name.into(),
+            reason,
+            fix: "Kubernetes names hold lowercase letters, digits and '-'; rename it",
+        }),
+    }
+}
+
+fn plan_pool(
+    cluster: &Cluster,
+    pool: &Pool,
+    warnings: &mut Vec<String>,
+) -> Result<PoolPlan, Refusal> {
+    let k = &cluster.kubernetes;
+    let pk = &pool.kubernetes;
+    let object_name = format!("marie-executor-{}", pool.name);
+    if let Some(reason) = dns::label_error(&pool.name).or_else(|| dns::label_error(&object_name)) {
+        return Err(Refusal::BadName {
+            what: "pool",
+            name: pool.name.clone(),
+            reason: format!("cannot name Kubernetes objects ({object_name:?}: {reason})"),
+            fix: "pool names on Kubernetes hold lowercase letters, digits and '-', 48 at most",
+        });
+    }
+    let scaler = pk.scaler.unwrap_or(match pool.autoscale {
+        Some(_) => Scaler::Supervisor,
+        None => Scaler::None,
+    });
+    match (scaler, pool.autoscale) {
+        (Scaler::None, Some(_)) => {
+            return Err(Refusal::BoundsWithoutScaler {
+                pool: pool.name.clone(),
+            });
+        }
+        (Scaler::Supervisor | Scaler::Keda | Scaler::Hpa, None) => {
+            return Err(Refusal::ScalerWithoutBounds {
+                pool: pool.name.clone(),
+                scaler: scaler.as_str(),
+            });
+        }
+        (Scaler::Hpa, Some(bounds)) if bounds.scale_to_zero => {
+            return Err(Refusal::HpaToZero {
+                pool: pool.name.clone(),
+            });
+        }
+        (_, Some(bounds)) if bounds.min > bounds.max => {
+            return Err(Refusal::MinAboveMax {
+                what: format!("pool {:?}: autoscale", pool.name),
+                min: bounds.min,
+                max: bounds.max,
+            });
+        }
+        (_, Some(bounds)) if bounds.max == 0 => {
+            return Err(zero(
+                &format!("pool {:?}: autoscale.max", pool.name),
+                "a scaled pool needs room for one executor at least",
+            ));
+        }
+        _ => {}
+    }
+    let in_server = matches!(
+        cluster.supervisor_backend,
+        SupervisorBackend::Local | SupervisorBackend::Process
+    );
+    if pool.autoscale.is_some() && in_server {
+        return Err(Refusal::SupervisorStartsExecutors {
+            pool: pool.name.clone(),
+            backend: cluster.supervisor_backend.as_str(),
+        });
+    }
+    let (requests, limits) = resources(pool)?;
+    let image = pk.image.clone().unwrap_or_else(|| {
+        match pool.gpu || pool.model {
+            true => &k.image_gpu,
+            false => &k.image,
+        }
+        .clone()
+    });
+    let node_selector = pk.node_selector.clone().unwrap_or_else(|| match pool.gpu {
+        true => BTreeMap::from([("nvidia.com/gpu.present".to_owned(), "true".to_owned())]),
+        false => BTreeMap::new(),
+    });
+    let tolerations = pk.tolerations.clone().unwrap_or_else(|| match pool.gpu {
+        true => vec![TolerationConfig {
+            key: GPU_RESOURCE.into(),
+            operator: "Exists".into(),
+            value: None,
+            effect: Some("NoSchedule".into()),
+        }],
+        false => Vec::new(),
+    });
+    let mut annotations = pk.pod_annotations.clone();
+    // The pod's emptyDir would keep the cluster-autoscaler from removing its node, and
+    // a SIGTERM drains the executor without losing a job.
+    annotations.insert(
+        "cluster-autoscaler.kubernetes.io/safe-to-evict".into(),
+        "true".into(),
+    );
+    let drain_timeout_secs = pk.drain_timeout_secs.unwrap_or(cluster.drain_timeout_secs);
+    let grace_secs = grace_period_secs(0, drain_timeout_secs);
+    if grace_secs > AUTOSCALER_GRACE_CAP_SECS {
+        warnings.push(format!(
+            "pool {:?}: a grace period of {grace_secs} s is over the cluster-autoscaler's default --max-graceful-termination-sec ({AUTOSCALER_GRACE_CAP_SECS}); it cuts the drain of pods it removes there",
+            pool.name
+        ));
+    }
+    let startup = pk.startup_probe.unwrap_or(match pool.gpu || pool.model {
+        true => StartupProbe {
+            initial_delay_seconds: 30,
+            period_seconds: 10,
+            failure_threshold: 60,
+        },
+        false => StartupProbe {
+            initial_delay_seconds: 0,
+            period_seconds: 2,
+            failure_threshold: 30,
+        },
+    });
+    if startup.period_seconds == 0 || startup.failure_threshold == 0 {
+        return Err(zero(
+            &format!(
+                "pool {:?}: startup_probe period or failure threshold",
+                pool.name
+            ),
+            "set both to 1 or more",
+        ));
+    }
+    let keda_threshold = pk.keda.threshold.unwrap_or(match pk.keda.signal {
+        KedaSignal::Pending => pool.slots,
+        KedaSignal::Desired => 1,
+    });
+    let hpa_slots_used_per_pod = pk
+        .hpa
+        .slots_used_per_pod
+        .unwrap_or((pool.slots * 3).div_ceil(4));
+    for (what, value) in [
+        ("keda.threshold", keda_threshold),
+        ("keda.polling_interval", pk.keda.polling_interval),
+        ("hpa.pending_per_pod", pk.hpa.pending_per_pod),
+        ("hpa.slots_used_per_pod", hpa_slots_used_per_pod),
+    ] {
+        if value == 0 {
+            return Err(zero(
+                &format!("pool {:?}: kubernetes.{what}", pool.name),
+                "set it to 1 or more",
+            ));
+        }
+    }
+    Ok(PoolPlan {
+        name: pool.name.clone(),
+        object_name,
+        scaler,
+        replicas: pool.replicas,
+        bounds: pool.autoscale,
+        gpu: pool.gpu,
+        image,
+        requests,
+        limits,
+        node_selector,
+        tolerations,
+        annotations,
+        drain_timeout_secs,
+        grace_secs,
+        startup,
+        keda_signal: pk.keda.signal,
+        keda_threshold,
+        keda_polling_interval: pk.keda.polling_interval,
+        hpa_pending_per_pod: pk.hpa.pending_per_pod,
+        hpa_slots_used_per_pod,
+    })
+}
+
+/// Resource names and their quantities.
+pub type Quantities = BTreeMap<String, String>;
+
+/// Configured amounts as quantity strings.
+pub fn quantities(map: &BTreeMap<String, Amount>) -> Quantities {
+    map.iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect()
+}
+
+/// Requests and limits of a pool: the configured ones, or the guide's; a GPU pool gets
+/// one GPU and requests = limits (Guaranteed QoS).
+fn resources(pool: &Pool) -> Result<(Quantities, Quantities), Refusal> {
+    let configured = pool.kubernetes.resources.clone();
+    if !pool.gpu {
+        let r = configured.unwrap_or_else(|| Resources {
+            requests: [("cpu", "2"), ("memory", "4Gi")]
+                .map(|(k, v)| (k.to_owned(), Amount::Text(v.to_owned())))
+                .into(),
+            limits: [("cpu", "4"), ("memory", "8Gi")]
+                .map(|(k, v)| (k.to_owned(), Amount::Text(v.to_owned())))
+                .into(),
+        });
+        return Ok((quantities(&r.requests), quantities(&r.limits)));
+    }
+    let r = configured.unwrap_or_else(|| Resources {
+        requests: BTreeMap::new(),
+        limits: [("cpu", "4"), ("memory", "16Gi")]
+            .map(|(k, v)| (k.to_owned(), Amount::Text(v.to_owned())))
+            .into(),
+    });
+    let mut limits = quantities(&r.limits);
+    limits
+        .entry(GPU_RESOURCE.into())
+        .or_insert_with(|| "1".into());
+    let refuse = |problem: String| Refusal::GpuNotGuaranteed {
+        pool: pool.name.clone(),
+        problem,
+    };
+    for needed in ["cpu", "memory"] {
+        if !limits.contains_key(needed) {
+            return Err(refuse(format!("no {needed} limit")));
+        }
+    }
+    let requests = match r.requests.is_empty() {
+        true => limits.clone(),
+        false => quantities(&r.requests),
+    };
+    if requests != limits {
+        return Err(refuse(format!(
+            "requests {requests:?} differ from limits {limits:?}"
+        )));
+    }
+    Ok((requests, limits))
+}
