@@ -113,10 +113,10 @@ impl Actor for Executor {
                 state.stop_if_drained(&myself);
             }
             ExecutorMsg::Finished(completion) => {
-                if state.running.remove(&completion.run).is_some() {
-                    if let Some(manager) = lookup::capacity_manager() {
-                        let _ = manager.cast(CapacityMsg::Completed(completion));
-                    }
+                if state.running.remove(&completion.run).is_some()
+                    && let Some(manager) = lookup::capacity_manager()
+                {
+                    let _ = manager.cast(CapacityMsg::Completed(completion));
                 }
                 state.stop_if_drained(&myself);
             }
@@ -237,10 +237,10 @@ impl ExecutorState {
                     Some(MANAGER_TIMEOUT),
                 )
                 .await;
-            if let Ok(ractor::rpc::CallResult::Success(ack)) = ack {
-                if !ack.known {
-                    let _ = myself.cast(ExecutorMsg::Register(Tick));
-                }
+            if let Ok(ractor::rpc::CallResult::Success(ack)) = ack
+                && !ack.known
+            {
+                let _ = myself.cast(ExecutorMsg::Register(Tick));
             }
         });
     }

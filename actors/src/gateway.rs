@@ -130,14 +130,14 @@ impl Actor for Gateway {
                 state.loads = report.0.into_iter().map(|l| (l.name.clone(), l)).collect();
             }
             GatewayMsg::WaitExpired(WaitTicket { id, ticket }) => {
-                if let Some(waiters) = state.waiters.get_mut(&id) {
-                    if let Some(pos) = waiters.iter().position(|(t, _)| *t == ticket) {
-                        let waiter = waiters.swap_remove(pos);
-                        if waiters.is_empty() {
-                            state.waiters.remove(&id);
-                        }
-                        answer_waiters(state.store.clone(), id, vec![waiter]);
+                if let Some(waiters) = state.waiters.get_mut(&id)
+                    && let Some(pos) = waiters.iter().position(|(t, _)| *t == ticket)
+                {
+                    let waiter = waiters.swap_remove(pos);
+                    if waiters.is_empty() {
+                        state.waiters.remove(&id);
                     }
+                    answer_waiters(state.store.clone(), id, vec![waiter]);
                 }
             }
         }

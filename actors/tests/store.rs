@@ -287,7 +287,7 @@ async fn list_pages_cover_every_job_once(store: Arc<dyn JobStore>) {
         update(&*store, finished(job.id, JobState::Failed, None, 9)).await;
     }
     let state_of = |i: usize| {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             JobState::Failed
         } else {
             JobState::Queued

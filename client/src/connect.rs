@@ -109,10 +109,8 @@ pub(crate) async fn join(
     let deadline = Instant::now() + timeout;
     let mut ready = false;
     loop {
-        if ready {
-            if let Some(gateway) = any_gateway() {
-                return Ok((node, gateway));
-            }
+        if ready && let Some(gateway) = any_gateway() {
+            return Ok((node, gateway));
         }
         if Instant::now() >= deadline {
             node.stop(None);

@@ -69,10 +69,10 @@ impl Telemetry {
 
     /// Sends the spans still buffered and stops the exporters.
     pub fn shutdown(self) {
-        if let Some(tracer) = self.tracer {
-            if let Err(e) = tracer.shutdown() {
-                tracing::warn!(error = %e, "traces not fully flushed");
-            }
+        if let Some(tracer) = self.tracer
+            && let Err(e) = tracer.shutdown()
+        {
+            tracing::warn!(error = %e, "traces not fully flushed");
         }
         let _ = self.meters.shutdown();
     }

@@ -71,17 +71,15 @@ impl ScaleBackend for LocalBackend {
             live.insert(name.clone());
             (name, first)
         };
-        if first {
-            if let Err(e) = config.handlers.unpark().await {
-                self.lock()
-                    .live
-                    .entry(pool.to_owned())
-                    .or_default()
-                    .remove(&name);
-                return Err(BackendError(format!(
-                    "pool {pool}: cannot load its handlers: {e}"
-                )));
-            }
+        if first && let Err(e) = config.handlers.unpark().await {
+            self.lock()
+                .live
+                .entry(pool.to_owned())
+                .or_default()
+                .remove(&name);
+            return Err(BackendError(format!(
+                "pool {pool}: cannot load its handlers: {e}"
+            )));
         }
         let args = ExecutorArgs {
             name: name.clone(),
@@ -104,11 +102,9 @@ impl ScaleBackend for LocalBackend {
             let live = state.live.entry(pool.to_owned()).or_default();
             live.remove(executor) && live.is_empty()
         };
-        if now_empty {
-            if let Some(config) = self.pools.get(pool) {
-                tracing::info!(pool, "no executor left here: parking the pool's handlers");
-                config.handlers.park().await;
-            }
+        if now_empty && let Some(config) = self.pools.get(pool) {
+            tracing::info!(pool, "no executor left here: parking the pool's handlers");
+            config.handlers.park().await;
         }
     }
 }
