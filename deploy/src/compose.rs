@@ -168,7 +168,7 @@ pub fn compose(cluster: &Cluster) -> Result<String, Error> {
     let mut server = node_service(
         &plan,
         &["node", "--role", "server"],
-        k.server.shutdown_delay_secs,
+        plan.front_shutdown_delay_secs,
         cluster.drain_timeout_secs,
     );
     server.environment.insert(
@@ -189,7 +189,7 @@ pub fn compose(cluster: &Cluster) -> Result<String, Error> {
     let mut gateway = node_service(
         &plan,
         &["node", "--role", "gateway"],
-        k.gateway.shutdown_delay_secs,
+        plan.front_shutdown_delay_secs,
         cluster.drain_timeout_secs,
     );
     gateway

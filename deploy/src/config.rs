@@ -137,8 +137,6 @@ pub struct ServerConfig {
     pub storage: String,
     /// StorageClass of the volume; empty takes the cluster's default.
     pub storage_class: String,
-    /// Seconds `/readyz` answers 503 after SIGTERM while the node still serves.
-    pub shutdown_delay_secs: u64,
     /// CPU and memory.
     pub resources: Resources,
 }
@@ -149,7 +147,6 @@ impl Default for ServerConfig {
             replicas: 1,
             storage: "10Gi".into(),
             storage_class: String::new(),
-            shutdown_delay_secs: 5,
             resources: Resources::new(&[("cpu", "1"), ("memory", "2Gi")], &[("memory", "4Gi")]),
         }
     }
@@ -161,8 +158,6 @@ impl Default for ServerConfig {
 pub struct GatewayConfig {
     /// Pods when no HPA scales them.
     pub replicas: u32,
-    /// Seconds `/readyz` answers 503 after SIGTERM while the node still serves.
-    pub shutdown_delay_secs: u64,
     /// CPU and memory.
     pub resources: Resources,
     /// An HPA on CPU and memory.
@@ -179,7 +174,6 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
             replicas: 2,
-            shutdown_delay_secs: 5,
             resources: Resources::new(
                 &[("cpu", "2"), ("memory", "4Gi")],
                 &[("cpu", "4"), ("memory", "8Gi")],

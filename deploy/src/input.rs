@@ -18,6 +18,9 @@ pub struct Cluster {
     /// `node.drain_timeout_secs`: the server's and gateways' drain, and the pools'
     /// unless they say otherwise.
     pub drain_timeout_secs: u64,
+    /// `node.shutdown_delay_secs`: how long the server and the gateways keep serving
+    /// after SIGTERM with `/readyz` at 503 (0 takes [`crate::plan::FRONT_SHUTDOWN_DELAY_SECS`]).
+    pub shutdown_delay_secs: u64,
     /// `gateway.max_payload_bytes`: sizes the Ingress's body limit.
     pub max_payload_bytes: u64,
     /// Longest wait of `GET /api/jobs/{id}?wait=`, in seconds: sizes the Ingress's

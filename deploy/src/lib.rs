@@ -19,4 +19,4 @@ mod render;
 
 pub use input::{Bounds, Cluster, Pool, Store, SupervisorBackend};
 pub use plan::Refusal;
-pub use render::{Error, Render, render};
+pub use render::{ADAPTER_RULES_FILE, Error, Render, render, rendered_files};

@@ -15,6 +15,11 @@ pub const HTTP_CLOSE_SECS: u64 = 5;
 pub const EXIT_SECS: u64 = 15;
 /// The cluster-autoscaler's default `--max-graceful-termination-sec`.
 pub const AUTOSCALER_GRACE_CAP_SECS: u64 = 600;
+/// Seconds the server and the gateways keep serving after SIGTERM, `/readyz` at 503,
+/// while Services and load balancers stop sending to them (unless
+/// `node.shutdown_delay_secs` says otherwise). Executors, which no Service fronts, stop
+/// at once.
+pub const FRONT_SHUTDOWN_DELAY_SECS: u64 = 5;
 /// The GPU resource of NVIDIA's device plugin.
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 
@@ -183,10 +188,10 @@ pub struct Plan<'a> {
     pub cluster: &'a Cluster,
     /// `marie-config-<hash>`.
     pub config_map: String,
-    /// The server's grace period.
-    pub server_grace_secs: u64,
-    /// The gateways' grace period.
-    pub gateway_grace_secs: u64,
+    /// The server's and gateways' shutdown delay.
+    pub front_shutdown_delay_secs: u64,
+    /// The server's and gateways' grace period.
+    pub front_grace_secs: u64,
     /// The pools.
     pub pools: Vec<PoolPlan>,
     /// Things that render but deserve a look.
@@ -255,15 +260,16 @@ impl<'a> Plan<'a> {
             .iter()
             .map(|pool| plan_pool(cluster, pool, &mut warnings))
             .collect::<Result<Vec<_>, _>>()?;
+        let front_shutdown_delay_secs = match cluster.shutdown_delay_secs {
+            0 => FRONT_SHUTDOWN_DELAY_SECS,
+            delay => delay,
+        };
         Ok(Plan {
             cluster,
+            front_shutdown_delay_secs,
             config_map: config_map_name(&cluster.cluster_toml),
-            server_grace_secs: grace_period_secs(
-                k.server.shutdown_delay_secs,
-                cluster.drain_timeout_secs,
-            ),
-            gateway_grace_secs: grace_period_secs(
-                k.gateway.shutdown_delay_secs,
+            front_grace_secs: grace_period_secs(
+                front_shutdown_delay_secs,
                 cluster.drain_timeout_secs,
             ),
             pools,

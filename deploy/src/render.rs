@@ -1,7 +1,7 @@
 //! The entry point: a cluster in, its manifests out (as one stream, or as files with
 //! a kustomization), or a refusal that says what to change.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::input::Cluster;
 use crate::kube::{self, Manifest};
@@ -32,12 +32,26 @@ pub struct Render {
 /// The file holding the prometheus-adapter rules.
 pub const ADAPTER_RULES_FILE: &str = "prometheus-adapter-rules.yaml";
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Kustomization<'a> {
-    api_version: &'a str,
-    kind: &'a str,
+struct Kustomization {
+    api_version: String,
+    kind: String,
+    #[serde(default)]
     resources: Vec<String>,
+}
+
+/// The files a render wrote into a folder, read from its `kustomization.yaml`: the
+/// listed resources of that folder and the adapter's rules. Unreadable: none.
+pub fn rendered_files(kustomization_yaml: &str) -> Vec<String> {
+    let Ok(k) = serde_norway::from_str::<Kustomization>(kustomization_yaml) else {
+        return Vec::new();
+    };
+    k.resources
+        .into_iter()
+        .filter(|r| !r.contains('/'))
+        .chain([ADAPTER_RULES_FILE.to_owned()])
+        .collect()
 }
 
 /// Renders `cluster`, or says why it cannot.
@@ -69,8 +83,8 @@ impl Render {
             .map(|m| (m.file_name(), m.yaml.clone()))
             .collect();
         let kustomization = Kustomization {
-            api_version: "kustomize.config.k8s.io/v1beta1",
-            kind: "Kustomization",
+            api_version: "kustomize.config.k8s.io/v1beta1".into(),
+            kind: "Kustomization".into(),
             resources: files.iter().map(|(name, _)| name.clone()).collect(),
         };
         files.push((

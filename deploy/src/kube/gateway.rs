@@ -71,9 +71,9 @@ pub fn deployment(plan: &Plan) -> Deployment {
             image: &k.image,
             args: ["node", "--role", "gateway"].map(String::from).into(),
             env: extra_env,
-            shutdown_delay_secs: g.shutdown_delay_secs,
+            shutdown_delay_secs: plan.front_shutdown_delay_secs,
             drain_timeout_secs: plan.cluster.drain_timeout_secs,
-            grace_secs: plan.gateway_grace_secs,
+            grace_secs: plan.front_grace_secs,
             startup: StartupProbe {
                 initial_delay_seconds: 0,
                 period_seconds: 2,

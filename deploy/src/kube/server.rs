@@ -58,9 +58,9 @@ pub fn stateful_set(plan: &Plan) -> StatefulSet {
                 "MARIE_CLUSTER__ADVERTISE",
                 server_address(plan.cluster),
             )],
-            shutdown_delay_secs: k.server.shutdown_delay_secs,
+            shutdown_delay_secs: plan.front_shutdown_delay_secs,
             drain_timeout_secs: plan.cluster.drain_timeout_secs,
-            grace_secs: plan.server_grace_secs,
+            grace_secs: plan.front_grace_secs,
             startup: StartupProbe {
                 initial_delay_seconds: 0,
                 period_seconds: 2,

@@ -35,6 +35,7 @@ pub fn cluster() -> Cluster {
         cluster_port: 52000,
         http_port: 54322,
         drain_timeout_secs: 30,
+        shutdown_delay_secs: 0,
         max_payload_bytes: 10 * 1024 * 1024,
         long_poll_secs: 600,
         store: Store::Sqlite,
