@@ -203,6 +203,14 @@ impl EmbeddedCluster {
         Ok(node)
     }
 
+    /// The names of the executors this node runs (those the Supervisor starts aside).
+    pub fn executor_names(&self) -> Vec<String> {
+        self.executors
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Drains every executor (running jobs finish, no new ones start) for at most
     /// `drain_timeout`, then stops the Gateway and the CapacityManager, which writes
     /// out every pending state change. Jobs still running at the deadline stay
@@ -244,11 +252,12 @@ impl EmbeddedCluster {
         // On a node without the CapacityManager, the executors' last completions are
         // still on their way to it: a call answered by it, on the same link and after
         // them, proves they arrived before the node closes its connections.
-        if self.manager.is_none() && had_executors {
-            if let Some(manager) = &manager {
-                let barrier = |reply| CapacityMsg::Capacity(CapacityQuery, reply);
-                let _ = manager.call(barrier, Some(Duration::from_secs(5))).await;
-            }
+        if self.manager.is_none()
+            && had_executors
+            && let Some(manager) = &manager
+        {
+            let barrier = |reply| CapacityMsg::Capacity(CapacityQuery, reply);
+            let _ = manager.call(barrier, Some(Duration::from_secs(5))).await;
         }
         // Drain, not stop: completions the executors sent before leaving are still in
         // the CapacityManager's mailbox and must reach the store.

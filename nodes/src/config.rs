@@ -42,21 +42,26 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NodeConfig {
-    /// Unique name of the node in the cluster.
+    /// Unique name of the node in the cluster: `"auto"` is `<hostname>-<cluster port>`
+    /// (see [`crate::identity`]), anything else is used as is.
     pub name: String,
     /// Where the store and the generated cookie live.
     pub data_dir: PathBuf,
     /// On shutdown, how long running jobs may take to finish before they are left to
     /// be re-queued at the next start.
     pub drain_timeout_secs: u64,
+    /// On SIGTERM, how long the node keeps serving with `/readyz` answering 503 (so load
+    /// balancers stop sending to it) before it shuts down, in seconds.
+    pub shutdown_delay_secs: u64,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
-            name: "marie-1".into(),
+            name: crate::identity::AUTO.into(),
             data_dir: PathBuf::from(".marie"),
             drain_timeout_secs: 30,
+            shutdown_delay_secs: 0,
         }
     }
 }
@@ -73,7 +78,9 @@ pub struct ClusterConfig {
     pub cookie: Option<String>,
     /// A file holding the cookie.
     pub cookie_file: Option<PathBuf>,
-    /// `host:port` other nodes use to reach this one [default: host:port].
+    /// `host:port` other nodes use to reach this one [default: host:port]; `"auto"` is
+    /// the address of the interface that routes to the first seed (or the host name's
+    /// address) with the cluster port.
     pub advertise: Option<String>,
     /// Cluster addresses of nodes to join through (any node of the cluster will do).
     pub seeds: Vec<String>,
@@ -106,7 +113,8 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// The address other nodes use to reach this one.
+    /// The address other nodes use to reach this one (once [`crate::identity::resolve`]
+    /// has replaced `"auto"`).
     pub fn advertised(&self) -> String {
         self.advertise
             .clone()
@@ -125,6 +133,10 @@ pub struct HttpConfig {
     /// When set, every route but `/healthz`, `/readyz` and `/metrics` wants
     /// `Authorization: Bearer <token>`.
     pub auth_token: Option<String>,
+    /// Whether a node with a Gateway is ready (`/readyz`) only once every pool with a
+    /// target has had an executor; `false` for front doors that must not wait for
+    /// executors still being provisioned.
+    pub ready_requires_executors: bool,
 }
 
 impl Default for HttpConfig {
@@ -133,6 +145,7 @@ impl Default for HttpConfig {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 54322,
             auth_token: None,
+            ready_requires_executors: true,
         }
     }
 }

@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod cookie;
 mod http;
+mod identity;
 mod logging;
 mod membership;
 mod node;
@@ -114,10 +115,10 @@ async fn run(
             executors,
         } => {
             let mut config = config;
-            if let (Some(n), Some(pool)) = (executors, &pool) {
-                if let Some(p) = config.executor.pools.iter_mut().find(|p| &p.name == pool) {
-                    p.replicas = n;
-                }
+            if let (Some(n), Some(pool)) = (executors, &pool)
+                && let Some(p) = config.executor.pools.iter_mut().find(|p| &p.name == pool)
+            {
+                p.replicas = n;
             }
             let role = match (role, pool) {
                 (RoleKind::Server, None) => Role::Server,

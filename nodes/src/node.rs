@@ -1,7 +1,8 @@
 //! Running a node: `marie up` (everything in one process) and `marie node --role …`.
-//! The node opens its cluster port, joins the cluster through its seeds, starts the
-//! actors of its role and, for roles with a Gateway, the HTTP API; Ctrl-C or SIGTERM
-//! drains it.
+//! The node finds its name and advertised address, opens its cluster port, joins the
+//! cluster through its seeds, starts the actors of its role and its HTTP port (the API
+//! with a Gateway, probes and metrics on executor nodes). Ctrl-C or SIGTERM turns
+//! `/readyz` to 503, keeps serving for `node.shutdown_delay_secs`, then drains it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,17 +19,19 @@ use ractor::Actor;
 use crate::cluster::{EmbeddedCluster, NodeContext, Role};
 use crate::config::Config;
 use crate::cookie;
-use crate::http::HttpServer;
+use crate::http::{self, Draining, HttpServer};
+use crate::identity;
 use crate::membership::{self, Membership, MembershipArgs};
 use crate::telemetry::Telemetry;
 
 /// Runs a node of `role` until SIGINT or SIGTERM, then shuts it down cleanly.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     role: Role,
     telemetry: Arc<Telemetry>,
     config_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    identity::resolve(&mut config)?;
     std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
         format!(
             "cannot create the data dir {}",
@@ -47,9 +50,11 @@ pub async fn run(
     };
     let addr = SocketAddr::new(cluster.host, cluster.port);
     let handshake = Duration::from_millis(cluster.tls_handshake_timeout_ms);
+    let advertised = cluster.advertised();
     let port = membership::open_cluster_port(
         addr,
         &config.node.name,
+        identity::advertised_host(&advertised),
         cookie.clone(),
         tls.as_ref().map(|(server, _)| (server.clone(), handshake)),
     )
@@ -62,7 +67,7 @@ pub async fn run(
     let actors = EmbeddedCluster::start(&config, &role, &context).await?;
     let me = NodeInfo {
         name: config.node.name.clone(),
-        addr: cluster.advertised(),
+        addr: advertised.clone(),
         role: role.to_string(),
     };
     let membership_args = MembershipArgs {
@@ -80,35 +85,56 @@ pub async fn run(
     )
     .await
     .context("the membership actor did not start")?;
-    let http = match role.runs_gateway() {
-        true => Some(HttpServer::start(&config, metrics_route(telemetry)).await?),
-        false => None,
+    let draining = Draining::default();
+    let metrics = metrics_route(telemetry);
+    let app = match role.runs_gateway() {
+        true => http::api(&config, draining.clone(), metrics)?,
+        false => http::executor_probes(draining.clone(), actors.executor_names(), metrics),
     };
+    let http = HttpServer::start(&config, app).await?;
 
     let pools: Vec<String> = role
         .pools(&config)?
         .iter()
         .map(|p| format!("{} ({}×{} slots)", p.name, p.replicas, p.slots))
         .collect();
-    let http_addr = http
-        .as_ref()
-        .map(|h| format!("http://{}", h.addr()))
-        .unwrap_or_else(|| "off".into());
-    tracing::info!(%role, cluster = %addr, http = %http_addr, pools = %pools.join(", "), "marie is up");
+    let http_addr = format!("http://{}", http.addr());
+    let name = &config.node.name;
+    tracing::info!(%role, node = %name, cluster = %addr, %advertised, http = %http_addr, pools = %pools.join(", "), "marie is up");
     eprintln!(
-        "marie ({role}) is up on {addr}, HTTP API {http_addr}{}{}. Ctrl-C stops it.",
+        "marie ({role}) {name} is up on {addr}, HTTP {} {http_addr}{}{}. Ctrl-C stops it.",
+        if role.runs_gateway() { "API" } else { "probes" },
         if pools.is_empty() { "" } else { " — pools: " },
         pools.join(", ")
     );
 
     shutdown_signal().await;
-    if let Some(http) = http {
-        http.stop(Duration::from_secs(5)).await;
+    draining.start();
+    let delay = Duration::from_secs(config.node.shutdown_delay_secs);
+    if !delay.is_zero() {
+        tracing::info!(
+            ?delay,
+            "shutting down: /readyz answers 503; still serving for node.shutdown_delay_secs"
+        );
+        tokio::time::sleep(delay).await;
     }
+    // A Gateway's API closes before the drain (no new jobs); an executor node's probes
+    // answer 503 through it.
+    let http_grace = Duration::from_secs(5);
+    let http = match role.runs_gateway() {
+        true => {
+            http.stop(http_grace).await;
+            None
+        }
+        false => Some(http),
+    };
     eprintln!("shutting down: draining running jobs…");
     actors
         .shutdown(Duration::from_secs(config.node.drain_timeout_secs))
         .await;
+    if let Some(http) = http {
+        http.stop(http_grace).await;
+    }
     membership.stop(None);
     let _ = membership_done.await;
     port.close().await;

@@ -97,6 +97,10 @@ impl ScaleBackend for ProcessBackend {
             .env("MARIE_NODE__NAME", &node)
             .env("MARIE_CLUSTER__HOST", "127.0.0.1")
             .env("MARIE_CLUSTER__PORT", port.to_string())
+            .env("MARIE_CLUSTER__ADVERTISE", format!("127.0.0.1:{port}"))
+            // Probes and metrics on a port of its own.
+            .env("MARIE_HTTP__HOST", "127.0.0.1")
+            .env("MARIE_HTTP__PORT", "0")
             .env("MARIE_CLUSTER__SEEDS", format!("[\"{}\"]", self.seed))
             .env("MARIE_CLUSTER__COOKIE", &self.cookie)
             .stdin(Stdio::null())

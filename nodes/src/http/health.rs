@@ -1,11 +1,16 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (the Gateway answers and every
-//! pool's executors have registered, so a job submitted now can run).
+//! `GET /healthz` (the process answers) and `GET /readyz` of a node with a Gateway (the
+//! Gateway answers, the node is not shutting down and, with
+//! `http.ready_requires_executors`, every pool's executors have registered, so a job
+//! submitted now can run).
 //!
 //! Readiness latches: once every pool has had executors, `/readyz` only asks that the
 //! Gateway answers, so executors coming and going later (a lost node, a pool scaled to
-//! zero) do not take the front door out of a load balancer: jobs still queue.
+//! zero) do not take the front door out of a load balancer: jobs still queue. From
+//! SIGTERM on it answers 503 ([`Draining`]), while the node still serves for
+//! `node.shutdown_delay_secs`.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -16,8 +21,29 @@ use super::ApiState;
 use super::error::ApiError;
 use super::views::{ErrorBody, HealthView, ok};
 
-/// How long `/readyz` waits for the Gateway.
-const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long `/readyz` waits for the actor it asks.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the node is shutting down, shared by the node and its `/readyz`.
+#[derive(Clone, Debug, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// From now on `/readyz` answers 503.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Fails readiness once the node is shutting down.
+    pub fn check(&self) -> Result<(), ApiError> {
+        match self.0.load(Ordering::Relaxed) {
+            true => Err(ApiError::NotReady(
+                "the node is shutting down (draining)".into(),
+            )),
+            false => Ok(()),
+        }
+    }
+}
 
 /// The process is alive.
 #[utoipa::path(
@@ -31,7 +57,8 @@ pub async fn healthz() -> Response {
     ok(StatusCode::OK, HealthView { state: "alive" })
 }
 
-/// Ready to take jobs: the Gateway answers a capacity call and every pool has had live
+/// Ready to take jobs: the node is not shutting down, the Gateway answers a capacity
+/// call and (unless `http.ready_requires_executors = false`) every pool has had live
 /// executors.
 #[utoipa::path(
     get,
@@ -40,17 +67,18 @@ pub async fn healthz() -> Response {
     security(()),
     responses(
         (status = 200, description = "Ready", body = inline(HealthView)),
-        (status = 503, description = "Not ready yet", body = ErrorBody),
+        (status = 503, description = "Not ready yet, or shutting down", body = ErrorBody),
     )
 )]
 pub async fn readyz(State(state): State<ApiState>) -> Result<Response, ApiError> {
+    state.draining.check()?;
     let client = state.client.clone().with_timeout(READY_TIMEOUT);
     let report = client
         .capacity()
         .await
         .map_err(|e| ApiError::NotReady(format!("the Gateway does not answer ({e})")))?;
-    if state.ready.load(Ordering::Relaxed) {
-        return Ok(ok(StatusCode::OK, HealthView { state: "ready" }));
+    if !state.ready_requires_executors || state.ready.load(Ordering::Relaxed) {
+        return Ok(ready());
     }
     let waiting: Vec<String> = report
         .slots
@@ -65,5 +93,10 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Response, ApiError>
         )));
     }
     state.ready.store(true, Ordering::Relaxed);
-    Ok(ok(StatusCode::OK, HealthView { state: "ready" }))
+    Ok(ready())
+}
+
+/// `{"state":"ready"}`.
+pub fn ready() -> Response {
+    ok(StatusCode::OK, HealthView { state: "ready" })
 }

@@ -4,7 +4,8 @@
 //! one JSON shape ([`error::ApiError`]).
 //!
 //! Routes under `/api` need the bearer token when `http.auth_token` is set; `/healthz`,
-//! `/readyz` and the routes passed in as `public` (e.g. `/metrics`) never do.
+//! `/readyz` and the routes passed in as `public` (e.g. `/metrics`) never do. Executor
+//! nodes serve only `/healthz`, `/readyz` and `/metrics` ([`probes`]).
 
 mod auth;
 mod capacity;
@@ -14,6 +15,7 @@ mod health;
 mod jobs;
 mod nodes;
 mod openapi;
+mod probes;
 mod views;
 
 use std::net::SocketAddr;
@@ -34,6 +36,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use error::ApiError;
+pub use health::Draining;
+pub use probes::executor_probes;
 
 /// Room in a request body for multipart boundaries and field parts, on top of
 /// `gateway.max_payload_bytes`.
@@ -50,24 +54,43 @@ pub struct ApiState {
     body_limit: usize,
     /// Whether `/readyz` has seen every pool with executors once.
     ready: Arc<AtomicBool>,
+    /// Whether `/readyz` waits for every pool's executors (`http.ready_requires_executors`).
+    ready_requires_executors: bool,
+    /// Set when the node starts shutting down.
+    draining: Draining,
 }
 
 impl ApiState {
     /// The state of a node with `config`, calling the Gateway through `client`.
-    pub fn new(client: Client, config: &Config) -> Self {
+    pub fn new(client: Client, config: &Config, draining: Draining) -> Self {
         let payload = usize::try_from(config.gateway.max_payload_bytes).unwrap_or(usize::MAX);
         ApiState {
             client,
             auth_token: config.http.auth_token.as_deref().map(Arc::from),
             body_limit: payload.saturating_add(MULTIPART_OVERHEAD),
             ready: Arc::new(AtomicBool::new(false)),
+            ready_requires_executors: config.http.ready_requires_executors,
+            draining,
         }
     }
 }
 
+/// The API of a node with a Gateway in this process, `draining` when it shuts down.
+/// `public` routes (such as `/metrics`) are merged in without the token check.
+pub fn api(config: &Config, draining: Draining, public: Router) -> anyhow::Result<Router> {
+    if config.http.auth_token.as_deref().is_some_and(str::is_empty) {
+        anyhow::bail!("http.auth_token is empty: unset it, or set a real token");
+    }
+    if !config.http.host.is_loopback() && config.http.auth_token.is_none() {
+        tracing::warn!(host = %config.http.host, "the HTTP API listens beyond loopback without http.auth_token: anyone who reaches it can submit and cancel jobs");
+    }
+    let client = Client::local().context("the HTTP API found no Gateway in this process")?;
+    Ok(router(ApiState::new(client, config, draining), public))
+}
+
 /// The whole API. `public` routes (such as `/metrics`) are merged in without the token
 /// check.
-pub fn router(state: ApiState, public: Router) -> Router {
+fn router(state: ApiState, public: Router) -> Router {
     let body_limit = state.body_limit;
     let mut api = Router::new()
         .route("/api/jobs", post(jobs::submit).get(jobs::list))
@@ -106,12 +129,9 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `http.host:http.port` and serves the API on the Gateway of this process.
+    /// Binds `http.host:http.port` and serves `app` ([`api`] or [`executor_probes`]).
     /// Fails with a clear message when the port is taken.
-    pub async fn start(config: &Config, public: Router) -> anyhow::Result<HttpServer> {
-        if config.http.auth_token.as_deref().is_some_and(str::is_empty) {
-            anyhow::bail!("http.auth_token is empty: unset it, or set a real token");
-        }
+    pub async fn start(config: &Config, app: Router) -> anyhow::Result<HttpServer> {
         let addr = SocketAddr::new(config.http.host, config.http.port);
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
             format!(
@@ -121,11 +141,6 @@ impl HttpServer {
         let addr = listener
             .local_addr()
             .context("the HTTP listener has no address")?;
-        if !addr.ip().is_loopback() && config.http.auth_token.is_none() {
-            tracing::warn!(%addr, "the HTTP API listens beyond loopback without http.auth_token: anyone who reaches it can submit and cancel jobs");
-        }
-        let client = Client::local().context("the HTTP API found no Gateway in this process")?;
-        let app = router(ApiState::new(client, config), public);
         let listener = listener.tap_io(|tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");

@@ -2,7 +2,8 @@
 //! of our own in front of it. ractor_cluster's TLS listener does the handshake inline
 //! with no timeout, so one idle connection would block every later one; here each
 //! handshake runs in its own task with a deadline, and only finished handshakes are
-//! handed to the NodeServer. Refused peers are logged with their address.
+//! handed to the NodeServer. Refused peers are logged with their address; a peer that
+//! has this node's name is refused by ractor_cluster's handshake, and said so here.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -41,11 +42,17 @@ impl ClusterPort {
     }
 }
 
-/// Opens the cluster port on `addr` for node `name`, authenticating peers with
-/// `cookie`, over mutual TLS when `tls` is given.
+/// Opens the cluster port on `addr` for node `name`, reached by others at
+/// `advertised_host`, authenticating peers with `cookie`, over mutual TLS when `tls` is
+/// given.
+///
+/// ractor_cluster refuses a peer whose `name@host` or `host:port` equals this node's as
+/// a connection to itself, so the advertised host (unique per node), not the bind
+/// address (`0.0.0.0` in every pod), goes into both.
 pub async fn open_cluster_port(
     addr: SocketAddr,
     name: &str,
+    advertised_host: &str,
     cookie: String,
     tls: Option<(Arc<ServerConfig>, Duration)>,
 ) -> anyhow::Result<ClusterPort> {
@@ -54,7 +61,12 @@ pub async fn open_cluster_port(
             "cannot listen on the cluster port {addr}: is another node running? (set MARIE_CLUSTER__PORT)"
         )
     };
-    let host = addr.ip().to_string();
+    let host = advertised_host.to_owned();
+    let refusals = Refusals {
+        name: name.to_owned(),
+        here: format!("{host}:{}", addr.port()),
+        authenticated: Mutex::default(),
+    };
     let (node_server, done, accept) = match tls {
         None => {
             // Check the port first: the NodeServer's listener would only log a failure.
@@ -97,7 +109,7 @@ pub async fn open_cluster_port(
     };
     node_server.cast(NodeServerMessage::SubscribeToEvents {
         id: "marie-refusals".into(),
-        subscription: Box::new(Refusals::default()),
+        subscription: Box::new(refusals),
     })?;
     Ok(ClusterPort {
         node_server,
@@ -169,9 +181,13 @@ impl ClusterBidiStream for Accepted {
     }
 }
 
-/// Logs sessions that closed before they authenticated: a wrong cookie.
-#[derive(Default)]
+/// Logs sessions that closed before they authenticated: a peer with this node's name
+/// (refused by the handshake), or a wrong cookie.
 struct Refusals {
+    /// This node's name.
+    name: String,
+    /// This node's `host:port` as its handshake announces it.
+    here: String,
     authenticated: Mutex<HashSet<u64>>,
 }
 
@@ -191,8 +207,25 @@ impl NodeEventSubscription for Refusals {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&ses.node_id);
-        if !was_authenticated && ses.is_server {
-            tracing::warn!(peer = %ses.peer_addr, "a connection closed before it authenticated: a wrong cookie (or a bare port probe)");
+        if was_authenticated {
+            return;
+        }
+        // ractor_cluster announces a node as `name@host` with its `host:port`.
+        let peer = ses.peer_name.as_ref().map(|p| {
+            let name = p.name.split_once('@').map_or(p.name.as_str(), |(n, _)| n);
+            (name, p.connection_string.as_str())
+        });
+        match peer {
+            Some((name, there)) if name == self.name => {
+                tracing::error!("{}", super::same_name(name, &self.here, there))
+            }
+            Some((name, there)) if there == self.here => tracing::error!(
+                "refused node {name}: it announces this node's address {there}; give every node its own cluster.advertise (\"auto\", or its own host:port)"
+            ),
+            _ if ses.is_server => {
+                tracing::warn!(peer = %ses.peer_addr, "a connection closed before it authenticated: a wrong cookie (or a bare port probe)")
+            }
+            _ => {}
         }
     }
 }

@@ -155,10 +155,11 @@ impl MembershipState {
                     );
                     self.cut_session(&node.name).await;
                 }
-                PeerEvent::DuplicateName(node) => tracing::error!(
-                    node = %node.name, addr = %node.addr,
-                    "another node uses this node's name: give every node a unique node.name"
-                ),
+                PeerEvent::DuplicateName(node) => {
+                    let here = &self.table.me().addr;
+                    tracing::error!("{}", same_name(&node.name, here, &node.addr));
+                    self.cut_session(&node.name).await;
+                }
             }
         }
     }
@@ -183,6 +184,14 @@ impl MembershipState {
             }
         }
     }
+}
+
+/// The refusal of a peer at `there` that has the name of this node (at `here`), with the
+/// fix.
+fn same_name(name: &str, here: &str, there: &str) -> String {
+    format!(
+        "refused node {name} at {there}: this node at {here} has the same name. Every node needs its own node.name: leave it \"auto\" (<hostname>-<cluster port>), or give each node its own name (MARIE_NODE__NAME)"
+    )
 }
 
 /// The nodes this node knows, from its membership actor.

@@ -52,7 +52,7 @@ pub enum PeerEvent {
     Unreachable(NodeInfo, u64),
     /// A node's connection closed.
     Gone(NodeInfo),
-    /// Another node uses our name: one of the two is misconfigured.
+    /// Another node uses our name: one of the two is misconfigured; its session is cut.
     DuplicateName(NodeInfo),
 }
 
