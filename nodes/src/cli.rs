@@ -143,6 +143,74 @@ pub enum Command {
     /// Measure jobs/s and end-to-end latency of no-op jobs through an embedded cluster,
     /// with the SQLite store and in memory, next to a raw ractor call.
     Bench(crate::bench::BenchArgs),
+    /// Kubernetes and Docker Compose: render the manifests of this configuration, or
+    /// lint manifests for what an API server or a controller would reject.
+    K8s {
+        /// What to do.
+        #[command(subcommand)]
+        command: K8sCommand,
+    },
+}
+
+/// `marie k8s`.
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// Render every object of the cluster from --config (its `[kubernetes]` section and
+    /// each pool's `[executor.pools.kubernetes]` table; every key has a default): the
+    /// server StatefulSet and its headless Service, the gateway Deployment, Service,
+    /// HPA, PDB and Ingress, one Deployment, PDB and scaler (KEDA ScaledObject, HPA,
+    /// the Supervisor, or none) per pool, the ConfigMap holding the cluster.toml
+    /// verbatim, and the optional PodMonitor, NetworkPolicy and prometheus-adapter
+    /// rules. The pods read the cookie from the Secret `marie-cookie` (key `cookie`):
+    ///
+    ///   kubectl create secret generic marie-cookie -n marie --from-literal=cookie=$(openssl rand -hex 32)
+    ///   marie k8s render --config cluster.toml --out k8s && kubectl apply -k k8s
+    ///
+    /// A configuration Kubernetes would run wrongly (two scalers on one pool, an HPA
+    /// asked to reach zero, a GPU pool that is not Guaranteed, …) is refused with what
+    /// to change.
+    #[command(verbatim_doc_comment)]
+    Render {
+        /// `-` prints one YAML stream; a folder gets one file per object and a
+        /// kustomization.yaml (files of its previous render are replaced), or
+        /// compose.yaml with --format compose.
+        #[arg(long, value_name = "DIR|-", default_value = "-")]
+        out: PathBuf,
+        /// `yaml`: Kubernetes objects; `compose`: a Docker Compose file with the same
+        /// nodes (write the cookie to ./marie-cookie beside it).
+        #[arg(long, value_enum, default_value_t = RenderFormat::Yaml)]
+        format: RenderFormat,
+        /// The namespace [default: kubernetes.namespace].
+        #[arg(long)]
+        namespace: Option<String>,
+        /// The image of the server, gateways and pools without a model or GPU
+        /// [default: kubernetes.image; GPU pools use kubernetes.image_gpu].
+        #[arg(long)]
+        image: Option<String>,
+    },
+    /// Lint the manifests (*.yaml) of DIR for what schemas miss: DNS-1123 names and
+    /// label lengths, port names, selectors matching their pods, Service target ports
+    /// that exist, one scaler per workload with an existing target and min <= max, no
+    /// `replicas` on scaled Deployments, GPU pods Guaranteed, grace periods that cover
+    /// the shutdown delay and the drain, probes, a restricted securityContext, and
+    /// ConfigMaps/Secrets that exist. Exits 1 when it finds a problem.
+    Check {
+        /// The folder of manifests.
+        dir: PathBuf,
+        /// A Secret created apart from the manifests (`kubectl create secret`) that
+        /// pods may reference; repeat for more.
+        #[arg(long = "secret", value_name = "NAME", default_value = "marie-cookie")]
+        secrets: Vec<String>,
+    },
+}
+
+/// What `marie k8s render` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RenderFormat {
+    /// Kubernetes objects.
+    Yaml,
+    /// A Docker Compose file.
+    Compose,
 }
 
 /// `marie submit`.

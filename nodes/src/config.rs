@@ -36,6 +36,8 @@ pub struct Config {
     pub supervisor: SupervisorConfig,
     /// The HTTP API.
     pub http: HttpConfig,
+    /// The manifests `marie k8s render` writes (nodes do not read it).
+    pub kubernetes: marie_deploy::config::KubernetesConfig,
 }
 
 /// This node's identity and files.
@@ -343,6 +345,8 @@ pub struct PoolConfig {
     /// The TorchScript model behind the pool's `classify` and `infer` handlers
     /// (`[executor.pools.model]`); a model that cannot serve stops the node at start.
     pub model: Option<ModelConfig>,
+    /// The pool's Deployment in `marie k8s render` (`[executor.pools.kubernetes]`).
+    pub kubernetes: marie_deploy::config::PoolKubernetes,
 }
 
 /// The bundled page classifier (gpu/fixtures), the default `gpu-ocr` pool's model.
@@ -375,6 +379,7 @@ impl PoolConfig {
             max_queued: 100_000,
             autoscale: None,
             model: None,
+            kubernetes: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod config;
 mod cookie;
 mod http;
 mod identity;
+mod k8s;
 mod logging;
 mod membership;
 mod node;
@@ -132,6 +133,7 @@ async fn run(
             run_node(config, role, telemetry, config_path).await
         }
         Command::Bench(args) => bench::run(&config, args).await.map(|()| true),
+        Command::K8s { command } => k8s::run(command, config, config_path.as_deref()),
         Command::Submit(args) => {
             let client = commands::connect(&config, &args.connect).await?;
             commands::submit(&client, args).await

@@ -19,7 +19,7 @@ use super::views::{
 };
 
 /// Longest `?wait=` in seconds (the Gateway holds a waiter at most 10 minutes).
-const MAX_WAIT_SECS: u64 = 600;
+pub(crate) const MAX_WAIT_SECS: u64 = 600;
 
 /// Jobs per page when `limit` is not given, and the most a page may hold.
 const DEFAULT_LIMIT: u32 = 50;

@@ -37,6 +37,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use error::ApiError;
 pub use health::Draining;
+pub(crate) use jobs::MAX_WAIT_SECS;
 pub use probes::executor_probes;
 
 /// Room in a request body for multipart boundaries and field parts, on top of
