@@ -20,6 +20,10 @@ pub struct Cluster {
     /// The server's cluster port (every node's seed).
     pub server_port: u16,
     config: PathBuf,
+    /// Environment of every node and CLI run.
+    env: Vec<(String, String)>,
+    /// Whether nodes are started with `MARIE_NODE__NAME` (else they name themselves).
+    names_nodes: bool,
 }
 
 /// One node process.
@@ -51,6 +55,30 @@ impl Cluster {
             dir,
             server_port,
             config,
+            env: Vec::new(),
+            names_nodes: true,
+        }
+    }
+
+    /// A cluster started as a new user would: every node from the shipped
+    /// `cluster.toml` untouched, the cookie and the seed in the environment, and no
+    /// node name given.
+    pub fn shipped() -> Cluster {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let server_port = free_port();
+        let env = [
+            ("MARIE_CLUSTER__COOKIE", COOKIE.to_string()),
+            (
+                "MARIE_CLUSTER__SEEDS",
+                format!("[\"127.0.0.1:{server_port}\"]"),
+            ),
+        ];
+        Cluster {
+            dir,
+            server_port,
+            config: shipped_config(),
+            env: env.map(|(k, v)| (k.to_string(), v)).to_vec(),
+            names_nodes: false,
         }
     }
 
@@ -67,25 +95,28 @@ impl Cluster {
             free_port()
         };
         let dir = self.dir.path().join(name);
-        std::fs::create_dir_all(&dir).expect("node dir");
-        let mut node = Node {
-            name: name.into(),
-            port,
-            http_port: free_port(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            dir,
-            child: None,
-            starts: 0,
-        };
-        node.env
-            .push(("MARIE_CONFIG".into(), self.config.display().to_string()));
-        node.spawn();
-        node.wait_listening();
-        node
+        let http_port = free_port();
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend(["--data-dir".into(), dir.join("data").display().to_string()]);
+        let mut node_env = vec![
+            ("MARIE_CLUSTER__PORT".to_string(), port.to_string()),
+            ("MARIE_HTTP__PORT".to_string(), http_port.to_string()),
+            (
+                "MARIE_CONFIG".to_string(),
+                self.config.display().to_string(),
+            ),
+        ];
+        if self.names_nodes {
+            node_env.push(("MARIE_NODE__NAME".into(), name.into()));
+        }
+        node_env.extend(self.env.iter().cloned());
+        node_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Node::start(name, dir, (port, http_port), args, node_env)
+    }
+
+    /// The cluster's directory (each node's is a folder in it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// Runs the CLI against the node listening on `port`.
@@ -100,6 +131,7 @@ impl Cluster {
             .current_dir(self.dir.path())
             .env("MARIE_CONFIG", &self.config)
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(args)
             .arg("--connect")
             .arg(format!("127.0.0.1:{port}"));
@@ -150,18 +182,49 @@ impl Cluster {
     }
 }
 
+/// The `cluster.toml` the project ships.
+pub fn shipped_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.toml")
+}
+
 impl Node {
+    /// Starts `marie <args>` with `env` in `dir` (created), as a node `name` listening
+    /// on the cluster and HTTP ports `ports`; waits until its cluster port accepts
+    /// connections.
+    pub fn start(
+        name: &str,
+        dir: PathBuf,
+        ports: (u16, u16),
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Node {
+        std::fs::create_dir_all(&dir).expect("node dir");
+        let mut node = Node {
+            name: name.into(),
+            port: ports.0,
+            http_port: ports.1,
+            args,
+            env,
+            dir,
+            child: None,
+            starts: 0,
+        };
+        node.spawn();
+        node.wait_listening();
+        node
+    }
+
+    /// `http://127.0.0.1:<http port><path>`.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
     fn spawn(&mut self) {
         self.starts += 1;
         let log = File::create(self.dir.join(format!("node-{}.log", self.starts))).expect("log");
         let child = Command::new(marie_bin())
             .current_dir(&self.dir)
             .args(&self.args)
-            .arg("--data-dir")
-            .arg(self.dir.join("data"))
-            .env("MARIE_NODE__NAME", &self.name)
-            .env("MARIE_CLUSTER__PORT", self.port.to_string())
-            .env("MARIE_HTTP__PORT", self.http_port.to_string())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -210,6 +273,19 @@ impl Node {
     /// Sends `signal` to the node.
     pub fn signal(&self, signal: Signal) {
         send_signal(self.child.as_ref().expect("the node is running"), signal);
+    }
+
+    /// Waits for the node to exit by itself; returns whether it exited cleanly.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let child = self.child.take().expect("the node is running");
+        super::wait_exit(child, limit, || self.logs())
+    }
+
+    /// Whether the node's process still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     /// Kills the node with SIGKILL and reaps it.

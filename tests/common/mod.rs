@@ -98,7 +98,8 @@ impl Marie {
         (1..=self.starts).map(|n| self.log(n)).collect()
     }
 
-    fn command(&self) -> Command {
+    /// `marie` with this node's data dir, ports and configuration (add the command).
+    pub fn command(&self) -> Command {
         let mut cmd = Command::new(marie_bin());
         cmd.current_dir(self.dir())
             .arg("--data-dir")
@@ -205,21 +206,8 @@ impl Marie {
 
     /// Waits for the node to exit by itself; returns whether it exited cleanly.
     pub fn wait_exit(&mut self, limit: Duration) -> bool {
-        let mut child = self.child.take().expect("marie is running");
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for marie") {
-                return status.success();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "marie did not exit within {limit:?}:\n{}",
-                    self.log(self.starts)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = self.child.take().expect("marie is running");
+        wait_exit(child, limit, || self.log(self.starts))
     }
 
     /// Starts the node again on the same data directory and port.
@@ -253,6 +241,23 @@ pub fn run_with_stdin(mut command: Command, stdin: &[u8]) -> Output {
     child.wait_with_output().expect("CLI output")
 }
 
+/// Waits (at most `limit`, else kills it and fails with `logs`) for a child process to
+/// exit by itself; returns whether it exited cleanly.
+pub fn wait_exit(mut child: Child, limit: Duration, logs: impl Fn() -> String) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for marie") {
+            return status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("marie did not exit within {limit:?}:\n{}", logs());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Sends `signal` to a child process.
 pub fn send_signal(child: &Child, signal: Signal) {
     kill(Pid::from_raw(child.id() as i32), signal).expect("signal a child process");
@@ -263,6 +268,38 @@ pub fn kill_and_reap(child: &mut Option<Child>) {
     if let Some(mut child) = child.take() {
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+/// The status and body of `GET url`, or `None` when nothing answers.
+pub fn http_get(url: &str) -> Option<(u16, String)> {
+    let response = reqwest::blocking::get(url).ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().unwrap_or_default()))
+}
+
+/// Waits until `GET url` answers `status` (bounded by `limit`); returns the body.
+/// `logs` explains a timeout.
+pub fn wait_for_status(
+    url: &str,
+    status: u16,
+    limit: Duration,
+    logs: impl Fn() -> String,
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let answer = http_get(url);
+        if let Some((got, body)) = &answer
+            && *got == status
+        {
+            return body.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET {url} did not answer {status} within {limit:?} (last: {answer:?}):\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
