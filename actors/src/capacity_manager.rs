@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use marie_decide::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
 use marie_protocol::JobId;
 use marie_protocol::messages::RunRef;
 use marie_protocol::messages::{
@@ -14,14 +15,13 @@ use marie_protocol::messages::{
 };
 use marie_protocol::names::CAPACITY_GROUP;
 use marie_protocol::names::executor_group;
+use marie_store::{JobStore, JobUpdate};
 use opentelemetry::{Context, KeyValue};
 use ractor::pg::GroupChangeMessage;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent, pg};
 
 use crate::clock::{MonotonicClock, unix_ms};
 use crate::lookup;
-use crate::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
-use crate::store::{JobStore, JobUpdate};
 use crate::store_writer::StoreWriter;
 use crate::telemetry::job_trace;
 use crate::telemetry::metrics::{JobMetrics, PoolSnapshot};

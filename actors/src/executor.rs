@@ -15,9 +15,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::capacity_manager::job_attributes;
-use crate::handler::{HandlerRegistry, JobInput};
 use crate::lookup;
 use crate::telemetry::job_trace;
+use marie_handlers::{HandlerRegistry, JobInput};
 use opentelemetry::KeyValue;
 
 /// How long the executor waits for the CapacityManager to answer.

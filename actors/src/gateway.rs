@@ -9,20 +9,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use marie_decide::admission::{Limits, admit};
 use marie_protocol::messages::{
     CancelAnswer, CapacityMsg, CapacityQuery, FinishedJobs, GatewayMsg, JobBatch, JobOutput,
     QueuedJob, Reply, Submitted, WaitFor, WaitTicket,
 };
 use marie_protocol::names::GATEWAY_GROUP;
 use marie_protocol::{GatewayError, JobId, JobSpec, JobState, JobStatus, PoolLoad};
+use marie_store::{GatewayStore, Inserted, NewJob, StoreError};
+use opentelemetry::KeyValue;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
 
-use crate::admission::{Limits, admit};
 use crate::clock::unix_ms;
 use crate::lookup;
-use crate::store::{GatewayStore, Inserted, NewJob, StoreError};
 use crate::telemetry::job_trace;
-use opentelemetry::KeyValue;
 
 /// How long the Gateway waits for the CapacityManager to answer.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,22 +1,24 @@
-//! Marie's actors — Gateway, CapacityManager, Executor — the pure logic they call
-//! (queues, placement, leases, retries), the job store and the built-in handlers.
+//! Marie's actors: the Gateway, the CapacityManager, the Executor and the Supervisor,
+//! the store service that serves Gateways on other nodes, and what they report about
+//! themselves (telemetry).
 //!
 //! Actors hold state and move messages; every decision is made by plain code in
-//! [`scheduling`], with time passed in.
+//! `marie-decide` (admission, scheduling, the autoscale policy), with time passed in.
+//! Jobs are kept by `marie-store`, and run by the handlers of `marie-handlers`.
+//!
+//! May depend on: `marie-protocol`, `marie-decide`, `marie-store`, `marie-handlers`,
+//! ractor, tokio and the OpenTelemetry API. Never on the node (configuration, HTTP,
+//! CLI), on a particular handler or model, or on `marie-sim`.
 
 #![warn(missing_docs)]
 
-pub mod admission;
-pub mod autoscale;
 pub mod capacity_manager;
 pub mod clock;
 pub mod executor;
 pub mod gateway;
-pub mod handler;
-pub mod handlers;
 pub mod lookup;
-pub mod scheduling;
-pub mod store;
+pub mod remote_store;
+pub mod store_service;
 pub mod store_writer;
 pub mod supervisor;
 pub mod telemetry;

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use marie_protocol::messages::{FinishedJobs, GatewayMsg};
 use marie_protocol::{JobId, JobState};
+use marie_store::{JobStore, JobUpdate};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::lookup;
-use crate::store::{JobStore, JobUpdate};
 
 /// One request to the writer: updates, and who to tell once they are durable.
 struct Write {

@@ -26,16 +26,14 @@ use std::time::Duration;
 use marie_protocol::messages::{
     CapacityQuery, GatewayMsg, JobPage, ListQuery, Reply, Submitted, Tick, WaitFor,
 };
-use marie_protocol::{CapacityReport, GatewayError, JobId, JobSpec, JobState, JobStatus};
+use marie_protocol::{
+    CapacityReport, GatewayError, JobId, JobSpec, JobState, JobStatus, MAX_FRAME_PAYLOAD,
+};
 use ractor::{ActorRef, RpcReplyPort};
 use ractor_cluster::NodeServerMessage;
 
 pub use connect::dial;
 pub use error::ClientError;
-
-/// Largest payload that fits in one cluster frame (16 MiB, less room for the rest of
-/// the message). A larger frame would close the whole link, so the client refuses it.
-pub const MAX_FRAME_PAYLOAD: u64 = 16 * 1024 * 1024 - 64 * 1024;
 
 /// Default time to wait for the cluster to answer one request.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use marie_actors::handler::{Handler, JobInput};
+use marie_handlers::{Handler, JobInput};
 use marie_protocol::HandlerError;
 use serde::{Deserialize, Serialize};
 

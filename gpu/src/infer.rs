@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use marie_actors::handler::{Handler, JobInput};
+use marie_handlers::{Handler, JobInput};
 use marie_protocol::HandlerError;
 use serde::{Deserialize, Serialize};
 

@@ -12,6 +12,10 @@
 //! torch 2.11.0; `scripts/setup-libtorch` installs it). Without it everything but the
 //! TorchScript loader builds and is tested with fake models, and a pool with a model
 //! starts but fails its jobs with a message saying how to build with libtorch.
+//!
+//! May depend on: `marie-protocol` and `marie-handlers` (the `Handler` trait it
+//! implements, and the image normalisation `classify` shares with `image-normalize`).
+//! Never on the actors or the store: an executor runs these handlers like any other.
 
 #![warn(missing_docs)]
 

@@ -4,7 +4,7 @@
 
 use image::imageops::{self, FilterType};
 use image::{GrayImage, ImageFormat};
-use marie_actors::handlers::{DEFAULT_MAX_SIDE, normalize_image};
+use marie_handlers::{DEFAULT_MAX_SIDE, normalize_image};
 use marie_protocol::HandlerError;
 
 use crate::config::InputShape;

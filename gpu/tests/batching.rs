@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{LABELS, fake_loader, fake_loader_fitting, gray_of_class, uniform_png};
-use marie_actors::handler::{Handler, JobInput};
 use marie_gpu::forward::Loader;
 use marie_gpu::{Classification, ModelConfig, ModelHandlers};
+use marie_handlers::{Handler, JobInput};
 use marie_protocol::{HandlerError, HandlerErrorKind, JobMetadata};
 
 fn config(max_batch_size: usize, max_queue_delay_ms: u64) -> ModelConfig {

@@ -6,12 +6,12 @@
 mod common;
 
 use common::{LABELS, PromMetrics, fixture, sample_pages};
-use marie_actors::handler::{Handler, JobInput};
 use marie_gpu::config::InputShape;
 use marie_gpu::forward::Forward;
 use marie_gpu::preprocess::gray_input;
 use marie_gpu::torch::{TorchModel, resolve_device, torch_loader};
 use marie_gpu::{Classification, DeviceChoice, ModelConfig, ModelHandlers, classify::softmax};
+use marie_handlers::{Handler, JobInput};
 use marie_protocol::JobMetadata;
 use serde_json::Value;
 

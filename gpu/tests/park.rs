@@ -4,8 +4,8 @@
 mod common;
 
 use common::{LABELS, PromMetrics, fake_loader, gray_of_class, uniform_png};
-use marie_actors::handler::{Handler, HandlerRegistry, JobInput};
 use marie_gpu::{ModelConfig, ModelHandlers};
+use marie_handlers::{Handler, HandlerRegistry, JobInput};
 use marie_protocol::{HandlerErrorKind, JobMetadata};
 
 fn job(class: usize) -> JobInput {

@@ -14,15 +14,15 @@ use marie_actors::capacity_manager::{CapacityManager, CapacityManagerArgs};
 use marie_actors::executor::{Executor, ExecutorArgs};
 use marie_actors::gateway::{Gateway, GatewayArgs};
 use marie_actors::lookup;
-use marie_actors::store::memory::MemoryStore;
-use marie_actors::store::remote::RemoteStore;
-use marie_actors::store::service::StoreService;
-use marie_actors::store::sqlite::{SqliteOptions, SqliteStore};
-use marie_actors::store::{GatewayStore, JobStore};
+use marie_actors::remote_store::RemoteStore;
+use marie_actors::store_service::StoreService;
 use marie_actors::supervisor::{
     ExternalBackend, LocalBackend, LocalPool, ScaleBackend, ScaledPool, Supervisor, SupervisorArgs,
 };
 use marie_protocol::messages::{CapacityMsg, CapacityQuery, ExecutorMsg, ExecutorName, Tick};
+use marie_store::memory::MemoryStore;
+use marie_store::sqlite::{SqliteOptions, SqliteStore};
+use marie_store::{GatewayStore, JobStore};
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio::task::JoinHandle;
 
@@ -148,7 +148,7 @@ impl EmbeddedCluster {
             let store = open_store(config)?;
             let manager_args = CapacityManagerArgs {
                 store: store.clone(),
-                scheduler: config.scheduler_config(),
+                scheduler: config.scheduler.clone(),
                 pools: config.pool_setups(),
                 tick: Duration::from_millis(config.scheduler.tick_ms.max(1)),
                 heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms.max(1)),

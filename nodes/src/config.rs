@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use marie_actors::admission::{Limits, PoolRules};
-use marie_actors::autoscale::AutoscaleSettings;
-use marie_actors::scheduling::{PoolSetup, SchedulerConfig};
 use marie_client::tls::TlsFiles;
+use marie_decide::admission::{Limits, PoolRules};
+use marie_decide::autoscale::AutoscaleSettings;
+use marie_decide::scheduling::{PoolSetup, SchedulerConfig};
 use marie_gpu::{MODEL_HANDLERS, ModelConfig};
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +27,7 @@ pub struct Config {
     /// Admission limits and job defaults.
     pub gateway: GatewayConfig,
     /// Leases, heartbeats and retries.
-    pub scheduler: SchedulerSection,
+    pub scheduler: SchedulerConfig,
     /// The executor pools.
     pub executor: ExecutorSection,
     /// Trace export.
@@ -266,38 +266,6 @@ impl Default for GatewayConfig {
     }
 }
 
-/// Leases, heartbeats and retries.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct SchedulerSection {
-    /// How often the CapacityManager applies time (expiry, timeouts, backoff).
-    pub tick_ms: u64,
-    /// How often executors heartbeat.
-    pub heartbeat_ms: u64,
-    /// A lease not renewed for this long expires and its job re-queues.
-    pub lease_ttl_ms: u64,
-    /// An executor silent for this long is lost.
-    pub executor_timeout_ms: u64,
-    /// Wait before the first retry; doubles each attempt.
-    pub backoff_base_ms: u64,
-    /// Longest wait between attempts.
-    pub backoff_max_ms: u64,
-}
-
-impl Default for SchedulerSection {
-    fn default() -> Self {
-        let d = SchedulerConfig::default();
-        SchedulerSection {
-            tick_ms: 100,
-            heartbeat_ms: 1000,
-            lease_ttl_ms: d.lease_ttl_ms,
-            executor_timeout_ms: d.executor_timeout_ms,
-            backoff_base_ms: d.backoff_base_ms,
-            backoff_max_ms: d.backoff_max_ms,
-        }
-    }
-}
-
 /// The executor pools.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -308,10 +276,9 @@ pub struct ExecutorSection {
 
 impl Default for ExecutorSection {
     fn default() -> Self {
-        let all = ["echo", "sleep", "pdf-text", "image-normalize"];
         ExecutorSection {
             pools: vec![
-                PoolConfig::new("cpu-general", 2, 4, &all),
+                PoolConfig::new("cpu-general", 2, 4, &marie_handlers::BUILTIN),
                 PoolConfig::new("extract", 1, 4, &["pdf-text", "image-normalize", "echo"]),
                 PoolConfig {
                     gpu: true,
@@ -442,7 +409,7 @@ impl Config {
                 );
             }
         }
-        let frame_limit = 16 * 1024 * 1024 - 64 * 1024;
+        let frame_limit = marie_protocol::MAX_FRAME_PAYLOAD;
         if self.gateway.max_payload_bytes > frame_limit {
             bail!(
                 "gateway.max_payload_bytes = {} is over {frame_limit}: a job must fit in one 16 MiB cluster frame",
@@ -450,17 +417,6 @@ impl Config {
             );
         }
         Ok(())
-    }
-
-    /// The scheduler's rules.
-    pub fn scheduler_config(&self) -> SchedulerConfig {
-        let s = &self.scheduler;
-        SchedulerConfig {
-            lease_ttl_ms: s.lease_ttl_ms,
-            executor_timeout_ms: s.executor_timeout_ms,
-            backoff_base_ms: s.backoff_base_ms,
-            backoff_max_ms: s.backoff_max_ms,
-        }
     }
 
     /// The pools with their target slots.

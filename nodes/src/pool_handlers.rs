@@ -3,9 +3,8 @@
 //! the model loaded. A model that cannot serve is a start-up error naming the pool.
 
 use anyhow::Context;
-use marie_actors::handler::HandlerRegistry;
-use marie_actors::handlers;
 use marie_gpu::MODEL_HANDLERS;
+use marie_handlers::HandlerRegistry;
 
 use crate::config::PoolConfig;
 
@@ -18,7 +17,7 @@ pub async fn registry(pool: &PoolConfig) -> anyhow::Result<HandlerRegistry> {
         .cloned()
         .collect();
     let mut registry =
-        handlers::registry(&builtin).with_context(|| format!("pool {:?}", pool.name))?;
+        marie_handlers::registry(&builtin).with_context(|| format!("pool {:?}", pool.name))?;
     if let Some(model) = &pool.model {
         for (name, handler) in marie_gpu::model_handlers(&pool.name, model).await? {
             registry.register(name, handler);

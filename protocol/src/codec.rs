@@ -40,6 +40,11 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// Largest job payload that fits in one cluster frame: ractor_cluster's frames carry at
+/// most 16 MiB, less room kept here for the rest of the message. A larger frame would
+/// close the whole link between two nodes, so clients and Gateways refuse such a job.
+pub const MAX_FRAME_PAYLOAD: u64 = 16 * 1024 * 1024 - 64 * 1024;
+
 /// Decodes bytes written by [`encode`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;

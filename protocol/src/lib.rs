@@ -3,6 +3,9 @@
 //!
 //! Everything here can cross a process boundary: no actor references, no clocks, no
 //! runtime. Actors and nodes build on these types; this crate knows neither.
+//!
+//! May depend on: serde, bincode and ractor's message traits (types only). Every other
+//! Marie crate depends on this one, and this one on none of them.
 
 #![warn(missing_docs)]
 
@@ -18,6 +21,7 @@ pub mod store;
 pub use capacity::{
     CapacityReport, CapacityTotals, ExecutorLoad, PoolCapacity, PoolLoad, PoolState,
 };
+pub use codec::MAX_FRAME_PAYLOAD;
 pub use error::{GatewayError, HandlerError, HandlerErrorKind};
 pub use job::{
     DedupPolicy, JobId, JobMetadata, JobSpec, JobState, JobStatus, Outcome, TraceContext,

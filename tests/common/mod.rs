@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-#[path = "../../actors/tests/fixtures/mod.rs"]
+#[path = "../../handlers/tests/fixtures/mod.rs"]
 pub mod documents;
 
 pub mod cluster;

@@ -10,7 +10,7 @@ use ractor::Actor;
 
 use super::backend::{BackendError, ScaleBackend};
 use crate::executor::{Executor, ExecutorArgs};
-use crate::handler::HandlerRegistry;
+use marie_handlers::HandlerRegistry;
 
 /// One pool this backend can start executors of.
 #[derive(Clone, Debug)]

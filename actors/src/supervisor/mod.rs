@@ -28,9 +28,9 @@ pub use backend::{BackendError, ExternalBackend, ScaleBackend};
 pub use local::{LocalBackend, LocalPool};
 pub use plan::{Changes, PoolBook, Victim, choose_victims};
 
-use crate::autoscale::{AutoscalePolicy, AutoscaleSettings};
 use crate::clock::MonotonicClock;
 use crate::lookup;
+use marie_decide::autoscale::{AutoscalePolicy, AutoscaleSettings};
 
 /// How long the Supervisor waits for the CapacityManager.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(2);

@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use marie_decide::autoscale::{ArrivalRate, ExecutorCounts, PoolObservation, RunTime};
 use marie_protocol::{ExecutorLoad, PoolState};
-
-use crate::autoscale::{ArrivalRate, ExecutorCounts, PoolObservation, RunTime};
 
 /// How a pool's executors stand, as the Supervisor tracks them.
 #[derive(Debug)]

@@ -1,14 +1,13 @@
 //! The built-in handlers: echo, sleep, pdf-text, image-normalize, and the registry.
 
-use std::time::Duration;
-
 use std::io::Cursor;
+use std::time::Duration;
 
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use lopdf::{Document, Object};
-use marie_actors::handler::{Handler, JobInput};
-use marie_actors::handlers::{
-    self, BUILTIN, Echo, ImageNormalize, PdfText, PdfTextOutput, Sleep, normalize_image,
+use marie_handlers::{
+    BUILTIN, Echo, Handler, ImageNormalize, JobInput, PdfText, PdfTextOutput, Sleep,
+    normalize_image,
 };
 use marie_protocol::{HandlerError, HandlerErrorKind, JobMetadata};
 
@@ -238,24 +237,24 @@ fn crc32(bytes: &[u8]) -> u32 {
 #[test]
 fn registry_builds_from_builtin_names() {
     let names: Vec<String> = BUILTIN.iter().map(|s| s.to_string()).collect();
-    let registry = handlers::registry(&names).unwrap();
+    let registry = marie_handlers::registry(&names).unwrap();
     let mut expected = names.clone();
     expected.sort();
     assert_eq!(registry.names(), expected);
     for name in BUILTIN {
-        assert!(handlers::builtin(name).is_some(), "{name}");
+        assert!(marie_handlers::builtin(name).is_some(), "{name}");
     }
 }
 
 #[test]
 fn registry_refuses_an_unknown_name() {
     let names = vec!["echo".to_string(), "ocr".to_string()];
-    let error = handlers::registry(&names).unwrap_err();
+    let error = marie_handlers::registry(&names).unwrap_err();
     assert_eq!(error.name, "ocr");
     let message = error.to_string();
     assert!(message.contains("\"ocr\""), "{message}");
     for name in BUILTIN {
         assert!(message.contains(name), "{message} lacks {name}");
     }
-    assert!(handlers::builtin("ocr").is_none());
+    assert!(marie_handlers::builtin("ocr").is_none());
 }

@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 
-use super::observation::PoolObservation;
+use marie_decide::autoscale::PoolObservation;
 
 /// Ray Serve's `autoscaling_config`, with its defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -217,7 +217,7 @@ mod tests {
     use super::*;
 
     fn observation(ready: u32, queued: u32, running: u32) -> PoolObservation {
-        PoolObservation::loaded(ready, queued, running)
+        crate::loaded(ready, queued, running)
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The in-memory backend: the same semantics as [`super::sqlite::SqliteStore`], nothing
+//! The in-memory backend: the same semantics as [`crate::sqlite::SqliteStore`], nothing
 //! durable. For benchmarks and tests of the store-independent parts.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
 use marie_protocol::{DedupPolicy, JobId, JobState, JobStatus};
 
-use super::{
+use crate::{
     GatewayStore, Inserted, JobStore, JobUpdate, NewJob, RESTARTED, StoreError, page_limit,
 };
 

@@ -3,12 +3,12 @@
 
 use std::fmt::Write as _;
 
-use super::hpa::{HpaPolicy, HpaSettings};
-use super::policy::AutoscalePolicy;
-use super::ray_serve::{RayServePolicy, RayServeSettings};
-use super::scenarios::{Scenario, SimPool};
-use super::settings::{AutoscaleSettings, ScaleToZero};
-use super::simulator::{Score, simulate};
+use marie_decide::autoscale::{AutoscalePolicy, AutoscaleSettings, ScaleToZero};
+
+use crate::hpa::{HpaPolicy, HpaSettings};
+use crate::ray_serve::{RayServePolicy, RayServeSettings};
+use crate::scenarios::{Scenario, SimPool};
+use crate::simulator::{Score, simulate};
 
 /// The three scores of one scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -170,7 +170,7 @@ mod tests {
         let table = markdown_table(results());
         println!("{table}");
         if std::env::var_os("MARIE_WRITE_AUTOSCALE_TABLE").is_some() {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/autoscale/README.md");
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
             let readme = std::fs::read_to_string(path).expect("README.md readable");
             let start = "<!-- comparison table: start -->\n";
             let end = "<!-- comparison table: end -->";

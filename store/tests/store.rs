@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use marie_actors::store::memory::MemoryStore;
-use marie_actors::store::sqlite::{SqliteOptions, SqliteStore};
-use marie_actors::store::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob};
 use marie_protocol::messages::{ListQuery, RunRef};
 use marie_protocol::{DedupPolicy, JobId, JobMetadata, JobSpec, JobState, TraceContext};
+use marie_store::memory::MemoryStore;
+use marie_store::sqlite::{SqliteOptions, SqliteStore};
+use marie_store::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob};
 use tempfile::TempDir;
 
 fn spec(pool: &str, payload: &[u8]) -> JobSpec {

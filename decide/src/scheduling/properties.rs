@@ -75,6 +75,7 @@ fn config() -> SchedulerConfig {
         executor_timeout_ms: 8_000,
         backoff_base_ms: 100,
         backoff_max_ms: 2_000,
+        ..SchedulerConfig::default()
     }
 }
 

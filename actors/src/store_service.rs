@@ -1,5 +1,5 @@
 //! The store service: an actor beside the one job store that serves Gateways running on
-//! other nodes (see [`super::remote::RemoteStore`]). Each request runs in its own task,
+//! other nodes (see [`crate::remote_store::RemoteStore`]). Each request runs in its own task,
 //! so concurrent inserts share the store's group commits.
 
 use std::sync::Arc;
@@ -7,9 +7,8 @@ use std::sync::Arc;
 use marie_protocol::messages::JobOutput;
 use marie_protocol::names::STORE_GROUP;
 use marie_protocol::store::{StoreMsg, StoreReply};
+use marie_store::JobStore;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
-
-use super::JobStore;
 
 /// The store service actor.
 pub struct StoreService;

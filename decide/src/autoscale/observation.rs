@@ -62,17 +62,6 @@ impl PoolObservation {
         }
     }
 
-    /// `ready` executors of 4 slots (20 s cold start) with `queued` and `running` jobs:
-    /// the pool the reference policies' tests look at.
-    #[cfg(test)]
-    pub(crate) fn loaded(ready: u32, queued: u32, running: u32) -> Self {
-        PoolObservation {
-            queued,
-            running,
-            ..PoolObservation::idle(ready, 4, 20_000)
-        }
-    }
-
     /// Nothing queued and nothing running.
     pub fn is_idle(&self) -> bool {
         self.queued == 0 && self.running == 0

@@ -8,24 +8,20 @@
 //! [`AutoscalePolicy::decide`] every tick and whenever a job is queued for a pool with
 //! no executor.
 //!
-//! The [`simulator`] replays [`scenarios`] through this policy and through the
-//! HPA-like ([`hpa`]) and Ray-Serve-like ([`ray_serve`]) ones; [`comparison`] scores
-//! them side by side. See `README.md` beside this file for the algorithm, the
-//! properties it keeps and the comparison table.
+//! [`limits`] (rate limits over a period) and [`window`] (stabilization windows) are
+//! public because the reference policies of `marie-sim` are built from the same parts.
+//!
+//! See `README.md` beside this file for the algorithm and the properties it keeps; the
+//! simulator that compares it with HPA-like and Ray-Serve-like policies is `marie-sim`.
 
-pub mod comparison;
 mod decision;
 mod demand;
 mod estimate;
-pub mod hpa;
-mod limits;
+pub mod limits;
 mod observation;
 mod policy;
-pub mod ray_serve;
-pub mod scenarios;
 mod settings;
-pub mod simulator;
-mod window;
+pub mod window;
 
 #[cfg(test)]
 mod properties;

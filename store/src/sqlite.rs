@@ -26,8 +26,8 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::lock::StoreLock;
-use super::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError};
+use crate::lock::StoreLock;
+use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError};
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i32 = 1;
@@ -468,7 +468,7 @@ fn recover(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<QueuedJob>> {
         "UPDATE jobs SET state = 'queued', last_error = ?1, updated_at_ms = ?2 \
          WHERE state = 'running'",
     )?
-    .execute(params![super::RESTARTED, now_ms])?;
+    .execute(params![crate::RESTARTED, now_ms])?;
     let mut queued = conn.prepare_cached(
         "SELECT id, pool, handler, payload, project_id, ref_type, ref_id, priority, \
          max_attempts, timeout_ms, expire_after_ms, dedup, trace, attempt, created_at_ms \
@@ -478,7 +478,7 @@ fn recover(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<QueuedJob>> {
 }
 
 fn list(conn: &Connection, query: &ListQuery) -> rusqlite::Result<JobPage> {
-    let limit = super::page_limit(query.limit);
+    let limit = crate::page_limit(query.limit);
     let mut sql = format!("SELECT {STATUS_COLUMNS} FROM jobs WHERE 1 = 1");
     let mut args = Vec::new();
     if let Some(state) = query.state {

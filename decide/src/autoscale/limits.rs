@@ -7,20 +7,20 @@ use super::settings::RateLimit;
 
 /// The changes a policy made recently, to find the count at a period's start.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Changes {
+pub struct Changes {
     events: VecDeque<(u64, i64)>,
 }
 
 impl Changes {
     /// Records a change of `delta` executors at `now_ms`.
-    pub(crate) fn record(&mut self, now_ms: u64, delta: i64) {
+    pub fn record(&mut self, now_ms: u64, delta: i64) {
         if delta != 0 {
             self.events.push_back((now_ms, delta));
         }
     }
 
     /// Drops changes older than `keep_ms`.
-    pub(crate) fn prune(&mut self, now_ms: u64, keep_ms: u64) {
+    pub fn prune(&mut self, now_ms: u64, keep_ms: u64) {
         let Some(cutoff) = now_ms.checked_sub(keep_ms) else {
             return;
         };
@@ -31,7 +31,7 @@ impl Changes {
 
     /// The count `period_ms` ago: `current` minus what was added plus what was removed
     /// since.
-    pub(crate) fn period_start(&self, now_ms: u64, current: u32, period_ms: u64) -> u32 {
+    pub fn period_start(&self, now_ms: u64, current: u32, period_ms: u64) -> u32 {
         let cutoff = now_ms.checked_sub(period_ms);
         let moved: i64 = self
             .events
@@ -45,14 +45,14 @@ impl Changes {
 }
 
 /// The highest count a scale-up may reach this period.
-pub(crate) fn up_to(limit: &RateLimit, start: u32) -> u32 {
+pub fn up_to(limit: &RateLimit, start: u32) -> u32 {
     let by_count = start.saturating_add(limit.executors);
     let by_percent = (f64::from(start) * (1.0 + f64::from(limit.percent) / 100.0)).ceil() as u32;
     by_count.max(by_percent)
 }
 
 /// The lowest count a scale-down may reach this period.
-pub(crate) fn down_to(limit: &RateLimit, start: u32) -> u32 {
+pub fn down_to(limit: &RateLimit, start: u32) -> u32 {
     let by_count = start.saturating_sub(limit.executors);
     let by_percent =
         (f64::from(start) * (1.0 - f64::from(limit.percent.min(100)) / 100.0)).floor() as u32;

@@ -3,12 +3,18 @@
 //! Accepted means committed here. The [`JobStore`] trait is what actors use; it says
 //! nothing about SQL, so a shared Postgres backend can sit beside the embedded
 //! [`sqlite::SqliteStore`] and the non-durable [`memory::MemoryStore`] (benchmarks and
-//! tests of the store-independent parts).
+//! tests of the store-independent parts). `tests/store.rs` is the conformance suite
+//! every backend passes.
+//!
+//! May depend on: `marie-protocol` (jobs, states, pages), `rusqlite`, and tokio's
+//! blocking pool and channels to keep SQLite off the async threads. Never on ractor or
+//! on the actors: the store service that serves Gateways on other nodes, and the remote
+//! store they call, are actors and live in `marie-actors`.
+
+#![warn(missing_docs)]
 
 pub mod lock;
 pub mod memory;
-pub mod remote;
-pub mod service;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 /// Which extreme a [`Window`] keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Keep {
+pub enum Keep {
     /// The highest value of the window (scale-down stabilisation).
     Highest,
     /// The lowest value of the window (scale-up stabilisation).
@@ -18,7 +18,7 @@ pub(crate) enum Keep {
 /// A monotonic queue: values that can never be the answer again (an older value
 /// beaten by a newer one) are dropped as soon as the newer one arrives.
 #[derive(Clone, Debug)]
-pub(crate) struct Window {
+pub struct Window {
     keep: Keep,
     length_ms: u64,
     entries: VecDeque<(u64, u32)>,
@@ -26,7 +26,7 @@ pub(crate) struct Window {
 
 impl Window {
     /// An empty window of `length_ms` keeping the given extreme.
-    pub(crate) fn new(keep: Keep, length_ms: u64) -> Self {
+    pub fn new(keep: Keep, length_ms: u64) -> Self {
         Window {
             keep,
             length_ms,
@@ -36,13 +36,13 @@ impl Window {
 
     /// Adds `value` seen at `now_ms` and returns the extreme of the window,
     /// `value` included.
-    pub(crate) fn push(&mut self, now_ms: u64, value: u32) -> u32 {
+    pub fn push(&mut self, now_ms: u64, value: u32) -> u32 {
         self.push_within(now_ms, value, self.length_ms)
     }
 
     /// As [`Window::push`], with the window stretched to `length_ms` for this push
     /// (never shorter than the window's own length).
-    pub(crate) fn push_within(&mut self, now_ms: u64, value: u32, length_ms: u64) -> u32 {
+    pub fn push_within(&mut self, now_ms: u64, value: u32, length_ms: u64) -> u32 {
         let length_ms = length_ms.max(self.length_ms);
         while let Some(&(_, last)) = self.entries.back() {
             let beaten = match self.keep {

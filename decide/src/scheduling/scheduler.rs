@@ -13,11 +13,21 @@ use marie_protocol::{
     PoolCapacity, PoolLoad, PoolState, TraceContext,
 };
 
+use serde::{Deserialize, Serialize};
+
 use super::{ExecutorLoad, PoolQueue, RateMeter, backoff_ms, choose_executor};
 
-/// Timing rules of the scheduler.
-#[derive(Clone, Debug)]
+/// Timing rules of leases, heartbeats and retries: the `[scheduler]` section of the
+/// configuration, read as it is. The scheduler applies the lease, timeout and backoff
+/// rules; `tick_ms` paces the CapacityManager that calls it with the time, and
+/// `heartbeat_ms` the executors whose heartbeats renew the leases.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SchedulerConfig {
+    /// How often the CapacityManager applies time (expiry, timeouts, backoff).
+    pub tick_ms: u64,
+    /// How often executors heartbeat.
+    pub heartbeat_ms: u64,
     /// A lease not renewed by a heartbeat for this long expires and its job re-queues.
     pub lease_ttl_ms: u64,
     /// An executor silent for this long is lost; its jobs re-queue.
@@ -31,6 +41,8 @@ pub struct SchedulerConfig {
 impl Default for SchedulerConfig {
     fn default() -> Self {
         SchedulerConfig {
+            tick_ms: 100,
+            heartbeat_ms: 1000,
             lease_ttl_ms: 10_000,
             executor_timeout_ms: 10_000,
             backoff_base_ms: 500,

@@ -17,10 +17,9 @@
 //! The metric is the pool's jobs, queued plus running, read fresh at each sync (a
 //! real HPA reads it through a metrics adapter, later).
 
-use super::limits::{Changes, down_to, up_to};
-use super::observation::PoolObservation;
-use super::settings::RateLimit;
-use super::window::{Keep, Window};
+use marie_decide::autoscale::limits::{Changes, down_to, up_to};
+use marie_decide::autoscale::window::{Keep, Window};
+use marie_decide::autoscale::{PoolObservation, RateLimit};
 
 /// KEDA's activation phase, for pools whose `min` is zero.
 #[derive(Clone, Debug, PartialEq)]
@@ -213,7 +212,7 @@ mod tests {
     use super::*;
 
     fn observation(ready: u32, queued: u32, running: u32) -> PoolObservation {
-        PoolObservation::loaded(ready, queued, running)
+        crate::loaded(ready, queued, running)
     }
 
     #[test]

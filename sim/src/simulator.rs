@@ -14,12 +14,13 @@ use std::collections::{BinaryHeap, VecDeque};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
-use super::estimate::{ArrivalRate, RunTime};
-use super::hpa::HpaPolicy;
-use super::observation::{ExecutorCounts, PoolObservation};
-use super::policy::AutoscalePolicy;
-use super::ray_serve::RayServePolicy;
-use super::scenarios::{Scenario, SimJob};
+use marie_decide::autoscale::{
+    ArrivalRate, AutoscalePolicy, ExecutorCounts, PoolObservation, RunTime,
+};
+
+use crate::hpa::HpaPolicy;
+use crate::ray_serve::RayServePolicy;
+use crate::scenarios::{Scenario, SimJob};
 
 /// The Supervisor's tick: Marie's policy is asked this often (and at once when a job
 /// is queued for a pool with no executor).
@@ -437,8 +438,8 @@ pub fn simulate(scenario: &Scenario, jobs: &[SimJob], policy: &mut dyn ScalingPo
 
 #[cfg(test)]
 mod tests {
-    use super::super::scenarios::{RunTimes, SimPool, Traffic};
     use super::*;
+    use crate::scenarios::{RunTimes, SimPool, Traffic};
 
     /// A policy that always wants the same count.
     struct Fixed(u32);
@@ -521,7 +522,7 @@ mod tests {
     fn the_simulation_is_deterministic() {
         let scenario = Scenario::bursty();
         let jobs = scenario.jobs();
-        let settings = super::super::AutoscaleSettings {
+        let settings = marie_decide::autoscale::AutoscaleSettings {
             min: 1,
             max: 30,
             ..Default::default()

@@ -8,10 +8,9 @@ use marie_protocol::messages::{JobPage, ListQuery};
 use marie_protocol::names::STORE_GROUP;
 use marie_protocol::store::{NewJobs, StoreMsg, StoreReply};
 use marie_protocol::{JobId, JobStatus};
+use marie_store::{GatewayStore, Inserted, NewJob, StoreError};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort, pg};
-
-use super::{GatewayStore, Inserted, NewJob, StoreError};
 
 /// How long a store call may take before the Gateway gives up.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);

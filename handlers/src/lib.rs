@@ -1,13 +1,24 @@
-//! The built-in handlers: `echo`, `sleep`, `pdf-text` and `image-normalize`.
+//! What an executor runs: the [`Handler`] trait, the [`HandlerRegistry`] of a pool, and
+//! the built-in handlers `echo`, `sleep`, `pdf-text` and `image-normalize`.
 //!
-//! Each is a unit (or small config) struct implementing [`Handler`]. A pool's
+//! Each built-in is a unit (or small config) struct implementing [`Handler`]. A pool's
 //! [`HandlerRegistry`] is built from its configured handler names with [`registry`].
+//! Other crates plug their own handlers in through the same trait (`marie-gpu`'s model
+//! handlers, which also reuse [`normalize_image`]).
 //!
 //! CPU-heavy handlers run in `tokio::task::spawn_blocking` and catch panics of the
 //! parsing libraries they call, so a malformed document fails its job with
 //! [`HandlerError::invalid_input`] instead of taking the executor down.
+//!
+//! May depend on: `marie-protocol` (job metadata, handler errors), the decoders the
+//! built-ins need (`pdf-extract`, `image`) and tokio's blocking pool and timers. Never on
+//! the actors, the store or ractor: a handler knows nothing of leases or pools, so a
+//! handler crate pulls in no SQLite and no cluster.
+
+#![warn(missing_docs)]
 
 mod echo;
+mod handler;
 mod image_normalize;
 mod pdf_text;
 mod sleep;
@@ -19,9 +30,8 @@ use std::sync::{Arc, Once};
 
 use marie_protocol::HandlerError;
 
-use crate::handler::{Handler, HandlerRegistry};
-
 pub use echo::Echo;
+pub use handler::{Handler, HandlerRegistry, JobInput};
 pub use image_normalize::{DEFAULT_MAX_SIDE, ImageNormalize, normalize_image};
 pub use pdf_text::{PageText, PdfText, PdfTextOutput, extract_pdf_pages};
 pub use sleep::Sleep;

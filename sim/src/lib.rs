@@ -1,0 +1,33 @@
+//! The autoscaling test bench: a discrete-event [`simulator`] of one pool, the
+//! [`scenarios`] it replays, the HPA-like ([`hpa`]) and Ray-Serve-like ([`ray_serve`])
+//! reference policies, and the [`comparison`] that scores them against Marie's policy
+//! (`marie_decide::autoscale`). See `README.md` beside this crate for the model, the
+//! scenarios and the comparison table.
+//!
+//! Not shipped: `publish = false`, and the node binary does not link it, so the
+//! reference policies and `rand` stay out of what ships.
+//!
+//! May depend on: `marie-decide` (the policy under test and its observation types) and
+//! `rand` (the scenarios' seeded draws). Nothing with actors, a runtime or I/O.
+
+#![warn(missing_docs)]
+
+pub mod comparison;
+pub mod hpa;
+pub mod ray_serve;
+pub mod scenarios;
+pub mod simulator;
+
+#[cfg(test)]
+mod properties;
+
+/// `ready` executors of 4 slots (20 s cold start) with `queued` and `running` jobs: the
+/// pool the reference policies' tests look at.
+#[cfg(test)]
+fn loaded(ready: u32, queued: u32, running: u32) -> marie_decide::autoscale::PoolObservation {
+    marie_decide::autoscale::PoolObservation {
+        queued,
+        running,
+        ..marie_decide::autoscale::PoolObservation::idle(ready, 4, 20_000)
+    }
+}
