@@ -213,16 +213,18 @@ fn the_documents_the_broken_cases_start_from_pass() {
     assert!(transcript(&out).contains("ok   kubectl kustomize"));
 }
 
+/// Checks one broken manifest on its own; asserts it fails with `reason`.
+fn assert_refused(manifest: &str, reason: &str) {
+    let dir = folder(&[("broken.yaml", manifest)]);
+    assert_failed(&validate(&[&path(&dir, "broken.yaml")]), reason);
+}
+
 #[test]
 fn a_misspelt_field_fails_on_every_kubernetes_version() {
-    let dir = folder(&[(
-        "deployment.yaml",
-        &DEPLOYMENT.replace("  replicas: 1", "  replicsa: 1"),
-    )]);
-    let out = validate(&[&path(&dir, "deployment.yaml")]);
+    let misspelt = DEPLOYMENT.replace("  replicas: 1", "  replicsa: 1");
     for version in ["1.30.0", "1.33.0", "1.37.0"] {
-        assert_failed(
-            &out,
+        assert_refused(
+            &misspelt,
             &format!(
                 "{version}: spec: Additional properties are not allowed ('replicsa' was unexpected)"
             ),
@@ -232,74 +234,44 @@ fn a_misspelt_field_fails_on_every_kubernetes_version() {
 
 #[test]
 fn an_unknown_kind_fails() {
-    let dir = folder(&[
-        (
-            "typo.yaml",
-            &DEPLOYMENT.replace("kind: Deployment", "kind: Deploymnet"),
-        ),
-        (
-            "removed.yaml",
-            "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: marie-gateway}\nspec: {minAvailable: 1}\n",
-        ),
-    ]);
-    let out = validate(&[&path(&dir, "typo.yaml")]);
-    assert_failed(&out, "Couldn't find schema for kind Deploymnet");
-    let out = validate(&[&path(&dir, "removed.yaml")]);
-    assert_failed(
-        &out,
+    assert_refused(
+        &DEPLOYMENT.replace("kind: Deployment", "kind: Deploymnet"),
+        "Couldn't find schema for kind Deploymnet",
+    );
+    assert_refused(
+        "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata: {name: marie-gateway}\nspec: {minAvailable: 1}\n",
         "Couldn't find schema for kind PodDisruptionBudget with api version policy/v1beta1",
     );
 }
 
 #[test]
 fn a_numeric_keda_threshold_fails() {
-    let dir = folder(&[(
-        "so.yaml",
+    assert_refused(
         &SCALED_OBJECT.replace(r#"threshold: "16""#, "threshold: 16"),
-    )]);
-    let out = validate(&[&path(&dir, "so.yaml")]);
-    assert_failed(
-        &out,
         "spec.triggers.0.metadata.threshold: 16 is not of type 'string'",
     );
 }
 
 #[test]
 fn kedas_cel_rule_refuses_min_over_max() {
-    let dir = folder(&[(
-        "so.yaml",
+    assert_refused(
         &SCALED_OBJECT.replace("minReplicaCount: 0", "minReplicaCount: 5"),
-    )]);
-    let out = validate(&[&path(&dir, "so.yaml")]);
-    assert_failed(
-        &out,
         "spec: minReplicaCount must be less than or equal to maxReplicaCount",
     );
 }
 
 #[test]
 fn unknown_fields_of_custom_resources_fail() {
-    let dir = folder(&[
-        (
-            "so.yaml",
-            &SCALED_OBJECT.replace("cooldownPeriod", "coolDownPeriod"),
-        ),
-        (
-            "pm.yaml",
-            &POD_MONITOR.replace("interval: 15s", "interval: 15s, honorLabel: true"),
-        ),
-        (
-            "meta.yaml",
-            &POD_MONITOR.replace("namespace: marie}", "namespace: marie, label: {a: b}}"),
-        ),
-    ]);
-    let out = validate(&[&path(&dir, "so.yaml")]);
-    assert_failed(&out, "('coolDownPeriod' was unexpected)");
-    let out = validate(&[&path(&dir, "pm.yaml")]);
-    assert_failed(&out, "('honorLabel' was unexpected)");
-    let out = validate(&[&path(&dir, "meta.yaml")]);
-    assert_failed(
-        &out,
+    assert_refused(
+        &SCALED_OBJECT.replace("cooldownPeriod", "coolDownPeriod"),
+        "('coolDownPeriod' was unexpected)",
+    );
+    assert_refused(
+        &POD_MONITOR.replace("interval: 15s", "interval: 15s, honorLabel: true"),
+        "('honorLabel' was unexpected)",
+    );
+    assert_refused(
+        &POD_MONITOR.replace("namespace: marie}", "namespace: marie, label: {a: b}}"),
         "metadata: Additional properties are not allowed ('label' was unexpected)",
     );
 }
