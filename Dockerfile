@@ -14,9 +14,13 @@
 #
 # The default image is built without libtorch: a pool with a model (gpu-ocr) starts,
 # and its classify/infer jobs fail saying to rebuild with the torch feature. The
-# runtime-cuda target has libtorch and the CUDA libraries (several GB).
+# runtime-cuda target has libtorch and the CUDA libraries (several GB); on a GPU node
+# the NVIDIA container toolkit adds the driver's libcuda. scripts/test-image builds and
+# runs the prebuilt target; the build stages need the Rust and Python images.
 
 ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm
+# The full Rust image has g++, which torch-sys compiles its libtorch wrapper with.
+ARG RUST_CUDA_BUILD_IMAGE=docker.io/library/rust:1.95-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
@@ -53,7 +57,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked -p marie-node \
  && install -D target/release/marie /out/marie
 
-FROM ${RUST_IMAGE} AS build-cuda
+FROM ${RUST_CUDA_BUILD_IMAGE} AS build-cuda
 COPY --from=torch /opt/marie/python /opt/marie/python
 ENV LIBTORCH=/opt/marie/python/torch
 WORKDIR /src

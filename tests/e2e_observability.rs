@@ -1,4 +1,5 @@
-//! Observability end to end: a real Prometheus scrapes a real `marie up`, and a real
+//! Observability end to end: a real Prometheus scrapes a real `marie up` (and answers
+//! the KEDA queries and prometheus-adapter rules `marie k8s render` writes), and a real
 //! OTLP receiver (in this test) collects a job's spans.
 
 mod common;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{Marie, free_port, stdout};
+use common::{Marie, free_port, marie_bin, stderr, stdout};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -32,6 +33,51 @@ slots = 4
 handlers = ["echo"]
 "#;
 
+/// The namespace the scrape target is in, as a PodMonitor's target labels say.
+const NAMESPACE: &str = "marie";
+
+/// The pools of TWO_POOLS as a Kubernetes cluster scales them by `scaler` ("keda": a
+/// ScaledObject each, "hpa": the guide's External-metric HPA each), with the
+/// prometheus-adapter rules.
+fn kubernetes_config(scaler: &str) -> String {
+    let mut config = format!(
+        "[supervisor]\nbackend = \"external\"\n\n[kubernetes]\nnamespace = \"{NAMESPACE}\"\n\n[kubernetes.prometheus]\nadapter_rules = true\n"
+    );
+    for (pool, handlers) in [
+        ("cpu-general", r#"["echo", "sleep"]"#),
+        ("extract", r#"["echo"]"#),
+    ] {
+        config += &format!(
+            "\n[[executor.pools]]\nname = \"{pool}\"\nslots = 4\nhandlers = {handlers}\n\n[executor.pools.autoscale]\nmin = 1\nmax = 4\n\n[executor.pools.kubernetes]\nscaler = \"{scaler}\"\nkeda = {{ signal = \"pending\" }}\n"
+        );
+    }
+    config
+}
+
+/// `marie k8s render --out DIR` of `config`: the folder of rendered files.
+fn render(config: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a render folder");
+    let file = dir.path().join("cluster.toml");
+    std::fs::write(&file, config).expect("write the config");
+    let out = Command::new(marie_bin())
+        .args(["k8s", "render", "--config"])
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path().join("k8s"))
+        .output()
+        .expect("run marie k8s render");
+    assert!(out.status.success(), "marie k8s render: {}", stderr(&out));
+    dir
+}
+
+/// A rendered YAML file, as JSON.
+fn rendered(dir: &tempfile::TempDir, file: &str) -> Value {
+    let path = dir.path().join("k8s").join(file);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no {} in the render: {e}", path.display()));
+    serde_norway::from_str(&text).expect("rendered YAML")
+}
+
 /// A Prometheus server scraping one target every second, stopped on drop.
 struct Prometheus {
     child: Child,
@@ -46,7 +92,7 @@ impl Prometheus {
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: marie\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: marie\n    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n        labels: {{namespace: {NAMESPACE}}}\n"
             ),
         )
         .expect("prometheus.yml");
@@ -70,10 +116,14 @@ impl Prometheus {
         }
     }
 
-    /// Evaluates `query` now; returns (executor label, value) pairs.
+    /// Evaluates `query` now, asked the way KEDA's prometheus scaler asks (`GET
+    /// /api/v1/query` with the query and an RFC 3339 `time`); returns (executor label,
+    /// value) pairs, one per element of the result.
     fn query(&self, query: &str) -> Vec<(String, String)> {
         let base = format!("http://127.0.0.1:{}/api/v1/query", self.port);
-        let url = reqwest::Url::parse_with_params(&base, &[("query", query)]).expect("a query URL");
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let url = reqwest::Url::parse_with_params(&base, &[("query", query), ("time", &now)])
+            .expect("a query URL");
         let Ok(response) = reqwest::blocking::get(url) else {
             return Vec::new();
         };
@@ -95,6 +145,29 @@ impl Prometheus {
             .unwrap_or_default();
         rows.sort();
         rows
+    }
+
+    /// The series `selector` matches (the adapter's discovery): (name, executor) pairs.
+    fn series(&self, selector: &str) -> Vec<(String, String)> {
+        let base = format!("http://127.0.0.1:{}/api/v1/series", self.port);
+        let url =
+            reqwest::Url::parse_with_params(&base, &[("match[]", selector)]).expect("a series URL");
+        let body: Value = reqwest::blocking::get(url)
+            .and_then(|r| r.json())
+            .unwrap_or_default();
+        let mut series: Vec<(String, String)> = body["data"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|s| {
+                        let label = |name: &str| s[name].as_str().unwrap_or_default().to_owned();
+                        (label("__name__"), label("executor"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        series.sort();
+        series
     }
 }
 
@@ -191,6 +264,79 @@ fn prometheus_evaluates_the_guides_expressions_to_what_api_capacity_says() {
     ))
     .expect("jobs");
     assert_eq!(queued["jobs"].as_array().map(Vec::len), Some(12));
+
+    // KEDA: each pool's rendered ScaledObject query is one value, its pending jobs (more
+    // than one element and KEDA's scaler fails).
+    let keda = render(&kubernetes_config("keda"));
+    for (pool, pending) in [("cpu-general", "12"), ("extract", "0")] {
+        let scaled = rendered(&keda, &format!("scaledobject-marie-executor-{pool}.yaml"));
+        let query = scaled["spec"]["triggers"][0]["metadata"]["query"]
+            .as_str()
+            .expect("the ScaledObject's query");
+        expect(query, vec![(String::new(), pending.to_owned())]);
+    }
+
+    // prometheus-adapter: its seriesQuery discovers both gauges of both pools, and its
+    // metricsQuery, expanded for each rendered HPA metric's selector and the HPA's
+    // namespace, is one series: that pool's.
+    let hpa = render(&kubernetes_config("hpa"));
+    let rule = &rendered(&hpa, "prometheus-adapter-rules.yaml")["rules"]["external"][0];
+    let discovered = prometheus.series(rule["seriesQuery"].as_str().expect("seriesQuery"));
+    for pool in ["cpu-general", "extract"] {
+        for metric in ["marie_jobs_pending", "marie_executor_slots_used"] {
+            assert!(
+                discovered.contains(&(metric.to_owned(), pool.to_owned())),
+                "the adapter would not find {metric} of {pool}: {discovered:?}"
+            );
+        }
+    }
+    let namespace_label = rule["resources"]["overrides"]
+        .as_object()
+        .and_then(|o| o.iter().find(|(_, r)| r["resource"] == "namespace"))
+        .map(|(label, _)| label.clone())
+        .expect("the rule maps a label to the namespace");
+    let metrics_query = rule["metricsQuery"].as_str().expect("metricsQuery");
+    let current = [
+        (
+            "marie_jobs_pending",
+            [("cpu-general", "12"), ("extract", "0")],
+        ),
+        (
+            "marie_executor_slots_used",
+            [("cpu-general", "8"), ("extract", "0")],
+        ),
+    ];
+    for pool in ["cpu-general", "extract"] {
+        let autoscaler = rendered(
+            &hpa,
+            &format!("horizontalpodautoscaler-marie-executor-{pool}.yaml"),
+        );
+        let metrics = autoscaler["spec"]["metrics"]
+            .as_array()
+            .expect("HPA metrics");
+        assert_eq!(metrics.len(), current.len(), "{autoscaler}");
+        for metric in metrics {
+            let name = metric["external"]["metric"]["name"]
+                .as_str()
+                .expect("metric name");
+            let mut matchers: Vec<String> = metric["external"]["metric"]["selector"]["matchLabels"]
+                .as_object()
+                .expect("a per-pool selector")
+                .iter()
+                .map(|(label, value)| format!("{label}={value}"))
+                .collect();
+            matchers.push(format!("{namespace_label}=\"{NAMESPACE}\""));
+            let query = metrics_query
+                .replace("<<.Series>>", name)
+                .replace("<<.LabelMatchers>>", &matchers.join(","));
+            let (_, values) = current
+                .iter()
+                .find(|(metric, _)| *metric == name)
+                .unwrap_or_else(|| panic!("an HPA metric this test does not know: {name}"));
+            let (_, value) = values.iter().find(|(p, _)| *p == pool).expect("pool");
+            expect(&query, vec![(pool.to_owned(), (*value).to_owned())]);
+        }
+    }
 }
 
 /// Spans received on POST /v1/traces.
