@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::{Marie, stderr, stdout, write_files};
@@ -55,12 +55,12 @@ fn slots(marie: &Marie, pool: &str) -> (u64, u64) {
     )
 }
 
-fn wait_for_capacity(marie: &Marie, pool: &str, capacity: u64, limit: Duration) -> Duration {
+fn wait_for_capacity(marie: &Marie, pool: &str, capacity: u64, limit: Duration) {
     let start = Instant::now();
     loop {
         let (now, _) = slots(marie, pool);
         if now == capacity {
-            return start.elapsed();
+            return;
         }
         assert!(
             start.elapsed() < limit,
@@ -86,11 +86,10 @@ fn ends(marie: &Marie) -> HashMap<String, usize> {
 
 fn burst_scales_up_to_max_completes_every_job_once_and_returns_to_min(backend: &str) {
     let marie = Marie::start_with(Some(&config(backend)), &[]);
-    wait_for_capacity(&marie, "burst", 4, Duration::from_secs(20));
+    wait_for_capacity(&marie, "burst", 4, Duration::from_secs(60));
     let files = write_files(&marie.dir().join("in"), (0..2000).map(|_| b"30".to_vec()));
     let mut args = vec!["submit", "--pool", "burst", "--handler", "sleep", "--json"];
     args.extend(files.iter().map(String::as_str));
-    let submitted = Instant::now();
     let out = marie.cli(&args);
     assert!(out.status.success(), "{}", stderr(&out));
     let ids: Vec<String> = stdout(&out)
@@ -102,19 +101,6 @@ fn burst_scales_up_to_max_completes_every_job_once_and_returns_to_min(backend: &
                 .to_owned()
         })
         .collect();
-    let limit = if backend == "local" {
-        Duration::from_secs(1)
-    } else {
-        Duration::from_secs(15)
-    };
-    let after_submit = wait_for_capacity(&marie, "burst", 20, limit + submitted.elapsed());
-    assert_eq!(
-        slots(&marie, "burst").1,
-        20,
-        "target follows the Supervisor"
-    );
-    eprintln!("{backend}: at max {after_submit:?} after the burst was submitted");
-
     let mut wait = vec!["wait", "--json", "--timeout-secs", "120"];
     wait.extend(ids.iter().map(String::as_str));
     let statuses: Vec<Value> = stdout(&marie.cli(&wait))
@@ -142,8 +128,61 @@ fn burst_scales_up_to_max_completes_every_job_once_and_returns_to_min(backend: &
     );
 
     // Idle: back to min (1 executor) once the scale-down window has passed.
-    wait_for_capacity(&marie, "burst", 4, Duration::from_secs(20));
-    assert!(marie.all_logs().contains("draining executor to scale down"));
+    wait_for_capacity(&marie, "burst", 4, Duration::from_secs(60));
+    assert_eq!(
+        slots(&marie, "burst"),
+        (4, 4),
+        "target follows the Supervisor"
+    );
+    // At its peak the pool had max executors at once: the Supervisor's log shows it
+    // deciding 5, and the CapacityManager's, replayed in order, five executors at once.
+    let logs = marie.all_logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("scaling pool=\"burst\"") && l.contains(" to=5 ")),
+        "the Supervisor never scaled the burst to max:\n{logs}"
+    );
+    assert!(logs.contains("draining executor to scale down"));
+    let peak = peak_executors(&logs, "burst");
+    assert!(
+        peak >= 5,
+        "{backend}: {peak} executors at the peak:\n{logs}"
+    );
+}
+
+/// The most executors `pool` had at once, replayed from the CapacityManager's log in
+/// order: an executor counts from "executor registered" until it is draining, lost,
+/// unreachable or left. A poll of `marie capacity` could miss the moment; the log
+/// cannot.
+fn peak_executors(logs: &str, pool: &str) -> usize {
+    const GONE: [&str; 4] = [
+        "draining executor",
+        "executor lost",
+        "executor unreachable",
+        "executor left",
+    ];
+    let joins = format!("pool={pool} ");
+    let mut present = HashSet::new();
+    let mut peak = 0;
+    for line in logs
+        .lines()
+        .filter(|l| l.contains("marie_actors::capacity_manager:"))
+    {
+        let Some(executor) = line
+            .split("executor=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+        else {
+            continue;
+        };
+        if line.contains("executor registered") && line.contains(&joins) {
+            present.insert(executor);
+        } else if GONE.iter().any(|gone| line.contains(gone)) {
+            present.remove(executor);
+        }
+        peak = peak.max(present.len());
+    }
+    peak
 }
 
 #[test]
@@ -202,47 +241,85 @@ fn a_pool_at_zero_accepts_a_job_starts_an_executor_and_returns_to_zero() {
         cold_start > 0.0 && cold_start < first_result.as_secs_f64() + 1.0,
         "{cold_start}"
     );
-    wait_for_capacity(&marie, "zero", 0, Duration::from_secs(20));
+    wait_for_capacity(&marie, "zero", 0, Duration::from_secs(60));
 }
 
 #[test]
 fn stopping_the_node_drains_executor_processes_instead_of_killing_their_jobs() {
     let mut marie = Marie::start_with(Some(&config("process")), &[]);
-    wait_for_capacity(&marie, "burst", 4, Duration::from_secs(20));
-    let files = write_files(&marie.dir().join("in"), (0..4).map(|_| b"2000".to_vec()));
+    wait_for_capacity(&marie, "burst", 4, Duration::from_secs(60));
+    // Jobs long enough to still run when the stop lands, however slow the machine.
+    let files = write_files(&marie.dir().join("in"), (0..4).map(|_| b"6000".to_vec()));
     let mut args = vec!["submit", "--pool", "burst", "--handler", "sleep", "--json"];
     args.extend(files.iter().map(String::as_str));
-    let ids: Vec<String> = marie
+    let ids: HashSet<String> = marie
         .cli_json_lines(&args)
         .iter()
         .map(|l| l["id"].as_str().expect("id").to_owned())
         .collect();
-    let running = |marie: &Marie| {
-        ids.iter()
-            .filter(|id| {
-                let out = marie.cli(&["status", "--json", id]);
-                serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|s| s["state"] == "running")
-            })
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while running(&marie) < 4 {
-        assert!(Instant::now() < deadline, "the jobs never ran");
+    // The store's record, one call for all four: every job has been seen running.
+    let mut seen = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ids.is_subset(&seen) {
+        assert!(
+            Instant::now() < deadline,
+            "the jobs never all ran: {} of {} seen running",
+            seen.len(),
+            ids.len()
+        );
+        seen.extend(running_jobs(&marie));
         std::thread::sleep(Duration::from_millis(50));
     }
     marie.signal(nix::sys::signal::Signal::SIGINT);
     assert!(
-        marie.wait_exit(Duration::from_secs(40)),
+        marie.wait_exit(Duration::from_secs(120)),
         "marie up exited with an error"
+    );
+    // Each executor process logs how many runs it held when told to drain; a restart
+    // rewrites these logs, so read them first.
+    let drained = drained_runs(&marie);
+    assert!(
+        drained >= 1,
+        "no executor process held a running job when the node stopped:\n{}",
+        marie.all_logs()
     );
     marie.restart();
     for id in &ids {
         let status: Value =
             serde_json::from_slice(&marie.cli(&["status", "--json", id]).stdout).expect("status");
-        assert_eq!(status["state"], "succeeded", "{status}");
         assert_eq!(
-            status["attempt"], 1,
-            "drained, not killed and re-run: {status}"
+            (&status["state"], &status["attempt"]),
+            (&Value::from("succeeded"), &Value::from(1)),
+            "drained, not killed and re-run: {status}\n{}",
+            marie.all_logs()
         );
     }
+}
+
+/// Ids of the jobs the store holds as running, in one call.
+fn running_jobs(marie: &Marie) -> Vec<String> {
+    let out = marie.cli(&["jobs", "--state", "running", "--limit", "1000", "--json"]);
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    page["jobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|job| job["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Runs the executor processes held when told to drain ("draining … running=N" in
+/// each one's log), summed over the processes.
+fn drained_runs(marie: &Marie) -> u64 {
+    let executors = marie.dir().join("data").join("executors");
+    let logs = std::fs::read_dir(&executors).expect("the executor processes' folders");
+    logs.filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("node.log")).ok())
+        .map(|log| {
+            log.lines()
+                .filter(|l| l.contains(" draining "))
+                .filter_map(|l| l.split("running=").nth(1)?.trim().parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .sum()
 }
