@@ -72,7 +72,7 @@ fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
 }
 
 fn wait_for_state(marie: &Marie, id: &str, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status = json(get(marie, &format!("/api/jobs/{id}")));
         if status["result"]["state"] == state {

@@ -233,7 +233,7 @@ fn cancel_works_on_a_queued_and_on_a_running_job() {
     let sleep = ["submit", "--pool", "cpu-general", "--handler", "sleep"];
     let running = submit_one(&marie, &sleep, b"60000");
     let queued = submit_one(&marie, &sleep, b"60000");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while status(&marie, &running)["state"] != "running" {
         assert!(Instant::now() < deadline, "the first job never started");
         std::thread::sleep(Duration::from_millis(20));
@@ -276,26 +276,42 @@ fn cancel_works_on_a_queued_and_on_a_running_job() {
 #[test]
 fn ctrl_c_lets_running_jobs_finish_before_the_node_stops() {
     let mut marie = Marie::start();
+    // Long enough to still run when the stop lands, however slow the machine.
     let id = submit_one(
         &marie,
         &["submit", "--pool", "cpu-general", "--handler", "sleep"],
-        b"1500",
+        b"6000",
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status(&marie, &id)["state"] != "running" {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = status(&marie, &id)["state"].clone();
+        if state == "running" {
+            break;
+        }
+        assert_eq!(state, "queued", "the job ended before the node was stopped");
         assert!(Instant::now() < deadline, "the job never started");
         std::thread::sleep(Duration::from_millis(20));
     }
     marie.signal(nix::sys::signal::Signal::SIGINT);
     assert!(
-        marie.wait_exit(Duration::from_secs(20)),
+        marie.wait_exit(Duration::from_secs(120)),
         "marie up exited with an error:\n{}",
         marie.log(1)
     );
+    // The executor held the run when told to drain: its log says so.
+    assert!(
+        marie
+            .log(1)
+            .lines()
+            .any(|l| l.contains(" draining ") && l.contains("running=1")),
+        "no executor held the job when the node stopped:\n{}",
+        marie.log(1)
+    );
     marie.restart();
+    let ended = status(&marie, &id);
     assert_eq!(
-        status(&marie, &id)["state"],
-        "succeeded",
-        "the running job was drained, not lost"
+        (&ended["state"], &ended["attempt"]),
+        (&Value::from("succeeded"), &Value::from(1)),
+        "the running job was drained, not lost or re-run: {ended}"
     );
 }
