@@ -84,7 +84,9 @@ async fn concurrent_jobs_share_one_forward_pass_and_each_gets_its_own_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_of_jobs_runs_in_fewer_passes_than_jobs_within_the_batch_limit() {
     let (loader, seen) = fake_loader();
-    let handlers = start(&config(8, 50), loader).await;
+    // A lone job waits up to 1 s for company: long enough that jobs arriving on a busy
+    // machine still share passes; full batches do not wait at all.
+    let handlers = start(&config(8, 1_000), loader).await;
     let classes: Vec<usize> = (0..40).map(|i| i % 4).collect();
     let payloads = classes
         .iter()
