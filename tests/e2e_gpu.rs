@@ -8,8 +8,6 @@ mod common;
 
 #[test]
 fn a_missing_model_file_stops_marie_up_with_a_message_naming_the_pool() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("cluster.toml");
     let toml = r#"
 [[executor.pools]]
 name = "gpu-ocr"
@@ -19,20 +17,8 @@ path = "models/missing.pt"
 input_shape = [1, 64, 64]
 labels = ["letter", "form", "invoice", "receipt"]
 "#;
-    std::fs::write(&config, toml).expect("write the config");
-    let out = std::process::Command::new(common::marie_bin())
-        .current_dir(dir.path())
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .arg("up")
-        .env("MARIE_CLUSTER__PORT", common::free_port().to_string())
-        .env("MARIE_HTTP__PORT", common::free_port().to_string())
-        .output()
-        .expect("run marie up");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = common::run_with_config(toml, &["up"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("pool \"gpu-ocr\": model file models/missing.pt not found"),
         "{stderr}"

@@ -196,6 +196,29 @@ fn unknown_pool_unknown_handler_and_oversize_payload_are_refused_clearly() {
 }
 
 #[test]
+fn marie_up_and_k8s_render_refuse_a_configuration_that_cannot_work_naming_every_key() {
+    let config = r#"
+[scheduler]
+heartbeat_ms = 10000
+executor_timeout_ms = 30000
+[[executor.pools]]
+name = "a"
+handlers = ["echo", "ocr"]
+"#;
+    for args in [&["up"][..], &["k8s", "render", "--out", "-"]] {
+        let (code, stderr) = common::run_with_config(config, args);
+        assert_eq!(code, Some(2), "marie {args:?}: {stderr}");
+        for expected in [
+            "2 problem(s)",
+            "scheduler.heartbeat_ms (MARIE_SCHEDULER__HEARTBEAT_MS) = 10000: must be below scheduler.lease_ttl_ms = 10000",
+            r#"executor.pools[0].handlers = ["echo", "ocr"]: in pool "a", ["ocr"] is not a handler"#,
+        ] {
+            assert!(stderr.contains(expected), "marie {args:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
 fn a_wrong_cookie_is_refused_with_a_clear_message() {
     let marie = Marie::start();
     let wrong = marie.dir().join("wrong-cookie");

@@ -150,8 +150,8 @@ impl EmbeddedCluster {
                 store: store.clone(),
                 scheduler: config.scheduler.clone(),
                 pools: config.pool_setups(),
-                tick: Duration::from_millis(config.scheduler.tick_ms.max(1)),
-                heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms.max(1)),
+                tick: Duration::from_millis(config.scheduler.tick_ms),
+                heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms),
             };
             let (manager, done) =
                 Actor::spawn(Some("marie-capacity".into()), CapacityManager, manager_args)
@@ -335,7 +335,7 @@ async fn start_supervisor(
     let args = SupervisorArgs {
         pools,
         backend,
-        tick: Duration::from_millis(config.supervisor.tick_ms.max(10)),
+        tick: Duration::from_millis(config.supervisor.tick_ms),
     };
     let (supervisor, done) = Actor::spawn(
         Some(format!("{}-supervisor", config.node.name)),

@@ -14,6 +14,8 @@ use marie_decide::scheduling::{PoolSetup, SchedulerConfig};
 use marie_gpu::{MODEL_HANDLERS, ModelConfig};
 use serde::{Deserialize, Serialize};
 
+mod check;
+
 /// Everything a node reads at start.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -381,42 +383,19 @@ impl Config {
         Ok(config)
     }
 
+    /// Refuses a configuration a node cannot run with, listing every problem (see
+    /// [`check`]).
     fn validate(&self) -> anyhow::Result<()> {
-        let mut seen = std::collections::BTreeSet::new();
-        for pool in &self.executor.pools {
-            if pool.name.is_empty() {
-                bail!("executor.pools: every pool needs a name");
-            }
-            if !seen.insert(&pool.name) {
-                bail!("executor.pools: pool {:?} is defined twice", pool.name);
-            }
-            if pool.slots == 0 {
-                bail!("pool {:?}: slots must be at least 1", pool.name);
-            }
-            if let Some(autoscale) = &pool.autoscale {
-                autoscale
-                    .validate()
-                    .with_context(|| format!("pool {:?}: autoscale", pool.name))?;
-            }
-            let model_handler = pool
-                .handlers
-                .iter()
-                .find(|h| MODEL_HANDLERS.contains(&h.as_str()));
-            if let (Some(handler), None) = (model_handler, &pool.model) {
-                bail!(
-                    "pool {:?} offers {handler:?} but has no model: add an [executor.pools.model] table, or remove {handler:?} from its handlers",
-                    pool.name
-                );
-            }
+        let problems = check::problems(self);
+        if problems.is_empty() {
+            return Ok(());
         }
-        let frame_limit = marie_protocol::MAX_FRAME_PAYLOAD;
-        if self.gateway.max_payload_bytes > frame_limit {
-            bail!(
-                "gateway.max_payload_bytes = {} is over {frame_limit}: a job must fit in one 16 MiB cluster frame",
-                self.gateway.max_payload_bytes
-            );
-        }
-        Ok(())
+        let list: Vec<String> = problems.iter().map(|p| format!("\n  - {p}")).collect();
+        bail!(
+            "invalid configuration, {} problem(s):{}",
+            problems.len(),
+            list.concat()
+        )
     }
 
     /// The pools with their target slots.
@@ -473,6 +452,39 @@ mod tests {
             Config::default(),
             "cluster.toml and Config::default() disagree"
         );
+    }
+
+    #[test]
+    fn the_shipped_configurations_pass_every_check() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["cluster.toml", "k8s/examples/full.toml"] {
+            if let Err(e) = Config::load(Some(&root.join(file)), &Overrides::default()) {
+                panic!("{file} does not load: {e:#}");
+            }
+        }
+    }
+
+    #[test]
+    fn load_refuses_every_bad_value_at_once_naming_the_keys_and_variables() {
+        figment::Jail::expect_with(|jail| {
+            // A file, not the environment: other tests load configurations meanwhile.
+            jail.create_file(
+                "c.toml",
+                "[scheduler]\nheartbeat_ms = 20000\n[http]\nauth_token = \"\"\n",
+            )?;
+            let err = Config::load(Some(Path::new("c.toml")), &Overrides::default()).unwrap_err();
+            let message = format!("{err:#}");
+            assert!(message.contains("3 problem(s)"), "{message}");
+            assert!(
+                message.contains("scheduler.heartbeat_ms (MARIE_SCHEDULER__HEARTBEAT_MS) = 20000: must be below scheduler.lease_ttl_ms = 10000"),
+                "{message}"
+            );
+            assert!(
+                message.contains("http.auth_token (MARIE_HTTP__AUTH_TOKEN) = \"\""),
+                "{message}"
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn for_client(config: &Config, cookie_file: Option<&Path>) -> anyhow::Result
 }
 
 fn configured(config: &Config) -> anyhow::Result<Option<String>> {
-    if let Some(cookie) = config.cluster.cookie.as_deref().filter(|c| !c.is_empty()) {
+    if let Some(cookie) = config.cluster.cookie.as_deref() {
         return Ok(Some(cookie.to_owned()));
     }
     config.cluster.cookie_file.as_deref().map(read).transpose()

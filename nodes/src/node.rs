@@ -73,8 +73,8 @@ pub async fn run(
     let membership_args = MembershipArgs {
         me,
         seeds: cluster.seeds.clone(),
-        heartbeat: Duration::from_millis(cluster.heartbeat_ms.max(10)),
-        down_after: Duration::from_millis(cluster.down_after_ms.max(100)),
+        heartbeat: Duration::from_millis(cluster.heartbeat_ms),
+        down_after: Duration::from_millis(cluster.down_after_ms),
         node_server: port.node_server.clone(),
         tls: tls.map(|(_, client)| client),
     };

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -243,11 +243,17 @@ pub fn run_with_stdin(mut command: Command, stdin: &[u8]) -> Output {
 
 /// Waits (at most `limit`, else kills it and fails with `logs`) for a child process to
 /// exit by itself; returns whether it exited cleanly.
-pub fn wait_exit(mut child: Child, limit: Duration, logs: impl Fn() -> String) -> bool {
+pub fn wait_exit(child: Child, limit: Duration, logs: impl Fn() -> String) -> bool {
+    wait_status(child, limit, logs).success()
+}
+
+/// Waits (at most `limit`, else kills it and fails with `logs`) for a child process to
+/// exit by itself; returns how it exited.
+pub fn wait_status(mut child: Child, limit: Duration, logs: impl Fn() -> String) -> ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().expect("wait for marie") {
-            return status.success();
+            return status;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -256,6 +262,35 @@ pub fn wait_exit(mut child: Child, limit: Duration, logs: impl Fn() -> String) -
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Runs `marie ARGS` with `config` (TOML text) as its configuration, in a temporary
+/// directory of its own with free ports, for a command that ends by itself (a node that
+/// refuses its configuration). Returns its exit code and stderr; fails the test if it has
+/// not ended within a minute.
+pub fn run_with_config(config: &str, args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("cluster.toml");
+    std::fs::write(&path, config).expect("write the config");
+    let log = dir.path().join("stderr.log");
+    let child = Command::new(marie_bin())
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(args)
+        .env("MARIE_CLUSTER__PORT", free_port().to_string())
+        .env("MARIE_HTTP__PORT", free_port().to_string())
+        .env_remove("MARIE_HTTP__AUTH_TOKEN")
+        .env_remove("MARIE_CLUSTER__COOKIE")
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).expect("stderr file"))
+        .spawn()
+        .expect("run marie");
+    let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
+    let status = wait_status(child, Duration::from_secs(60), stderr);
+    (status.code(), stderr())
 }
 
 /// Sends `signal` to a child process.
