@@ -28,7 +28,9 @@ fn succeeded_count(marie: &Marie) -> usize {
 #[test]
 fn sigkill_while_jobs_run_loses_nothing_and_runs_nothing_twice() {
     let mut marie = Marie::start_with(Some(WIDE_POOL), &[]);
-    let files = write_files(&marie.dir().join("in"), (0..JOBS).map(|_| b"200".to_vec()));
+    // 20 s of work on the 100 slots: however slow each look at the store is on a busy
+    // machine, the kill lands while jobs still run.
+    let files = write_files(&marie.dir().join("in"), (0..JOBS).map(|_| b"1000".to_vec()));
     let mut args = vec![
         "submit",
         "--pool",
