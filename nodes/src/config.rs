@@ -438,8 +438,20 @@ impl Config {
 #[cfg(test)]
 // figment::Jail's closures return figment::Error, a large type this crate does not own.
 #[allow(clippy::result_large_err)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Loads `path` as `marie` would, inside figment's Jail: the tests that set `MARIE_*`
+    /// variables set them in a Jail too, which one test holds at a time, so none of their
+    /// variables reaches this load.
+    pub(crate) fn load_in_jail(path: &Path) -> anyhow::Result<Config> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|_| {
+            loaded = Some(Config::load(Some(path), &Overrides::default()));
+            Ok(())
+        });
+        loaded.expect("the jail ran its closure")
+    }
 
     #[test]
     fn the_shipped_cluster_toml_loads_and_matches_the_defaults() {
@@ -458,7 +470,7 @@ mod tests {
     fn the_shipped_configurations_pass_every_check() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         for file in ["cluster.toml", "k8s/examples/full.toml"] {
-            if let Err(e) = Config::load(Some(&root.join(file)), &Overrides::default()) {
+            if let Err(e) = load_in_jail(&root.join(file)) {
                 panic!("{file} does not load: {e:#}");
             }
         }

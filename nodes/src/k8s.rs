@@ -169,7 +169,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Overrides;
+    use crate::config::tests::load_in_jail;
 
     /// The committed renders and the configuration each comes from.
     const RENDERS: [(&str, &str); 2] = [
@@ -182,8 +182,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         for (config_file, dir) in RENDERS {
             let config_path = root.join(config_file);
-            let config = Config::load(Some(&config_path), &Overrides::default())
-                .unwrap_or_else(|e| panic!("{config_file} loads: {e:#}"));
+            let config =
+                load_in_jail(&config_path).unwrap_or_else(|e| panic!("{config_file} loads: {e:#}"));
             let files = render_files(&config, Some(&config_path), RenderFormat::Yaml)
                 .unwrap_or_else(|e| panic!("{config_file} renders: {e:#}"));
             let regenerate = format!(
@@ -213,8 +213,7 @@ mod tests {
     #[test]
     fn the_shipped_cluster_toml_renders_fixed_pools_with_their_replicas() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let config = Config::load(Some(&root.join("cluster.toml")), &Overrides::default())
-            .expect("cluster.toml loads");
+        let config = load_in_jail(&root.join("cluster.toml")).expect("cluster.toml loads");
         let render = marie_deploy::render(&cluster(&config, String::new())).expect("renders");
         let extract = render
             .manifests
