@@ -237,7 +237,7 @@ impl Node {
 
     /// Waits until the node's cluster port accepts connections.
     fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Some(status) = self
                 .child
@@ -248,7 +248,7 @@ impl Node {
             }
             assert!(
                 Instant::now() < deadline,
-                "node {} not listening in 30 s:\n{}",
+                "node {} not listening in 60 s:\n{}",
                 self.name,
                 self.logs()
             );

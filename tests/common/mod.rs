@@ -136,7 +136,7 @@ impl Marie {
 
     /// Waits until the node answers and every configured executor has registered.
     fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self
                 .child
@@ -158,7 +158,7 @@ impl Marie {
             }
             assert!(
                 Instant::now() < deadline,
-                "marie up not ready in 30 s:\n{}",
+                "marie up not ready in 60 s:\n{}",
                 self.log(self.starts)
             );
             std::thread::sleep(Duration::from_millis(50));
