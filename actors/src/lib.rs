@@ -18,6 +18,7 @@ pub mod executor;
 pub mod gateway;
 pub mod lookup;
 pub mod remote_store;
+pub mod root;
 pub mod store_service;
 pub mod store_writer;
 pub mod supervisor;
