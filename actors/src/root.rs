@@ -11,7 +11,9 @@
 //!   ([`HeartbeatAck::known`](marie_protocol::messages::HeartbeatAck)) and register
 //!   again. Restarting in-process keeps the Gateway, the HTTP port and the cluster
 //!   connections up, and loses nothing a process restart would keep: the store is the
-//!   truth, the CapacityManager only a view of it.
+//!   truth, the CapacityManager only a view of it. Writes the failed one had queued may
+//!   land after the new one recovered; the store ignores changes to an ended job, so a
+//!   job never ends twice — at worst a run is repeated, as after a process restart.
 //! - **Anything else ends the node.** When the CapacityManager fails more than
 //!   [`MAX_RESTARTS`] times within [`RESTART_WINDOW`], or any other actor linked here
 //!   fails (a Gateway, the store service, the Supervisor, an executor), the root stops,
