@@ -29,7 +29,8 @@ use crate::telemetry::metrics::{JobMetrics, PoolSnapshot};
 /// The CapacityManager actor.
 pub struct CapacityManager;
 
-/// What the CapacityManager starts with.
+/// What the CapacityManager starts with (again, when it is restarted).
+#[derive(Clone)]
 pub struct CapacityManagerArgs {
     /// The job store it recovers from and writes to.
     pub store: Arc<dyn JobStore>,

@@ -1,7 +1,14 @@
 //! Time as the actors read it: a monotonic axis for the scheduler, wall time for the
 //! store.
+//!
+//! The monotonic axis is tokio's clock: the same as the system's monotonic clock in a
+//! running node, and frozen or advanced at will in tests on paused time
+//! (`tokio::time::pause`, `advance`), so that leases, timeouts and backoff are tested
+//! to the millisecond without sleeping. Wall time stays the system's.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 /// Milliseconds since the actor started, never going backwards.
 #[derive(Clone, Copy, Debug)]

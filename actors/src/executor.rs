@@ -3,7 +3,7 @@
 //! own task, reports the outcome, honours cancellation, and drains before it stops.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use marie_protocol::messages::{
     CapacityMsg, Completion, ExecutorInfo, ExecutorMsg, ExecutorName, Heartbeat, LeaseGrant,
@@ -13,6 +13,7 @@ use marie_protocol::names::executor_group;
 use marie_protocol::{HandlerError, Outcome};
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::Instant;
 
 use crate::capacity_manager::job_attributes;
 use crate::lookup;

@@ -1,6 +1,10 @@
 //! Marie's actors: the Gateway, the CapacityManager, the Executor and the Supervisor,
-//! the store service that serves Gateways on other nodes, and what they report about
-//! themselves (telemetry).
+//! the store service that serves Gateways on other nodes, the root that supervises a
+//! node's actors, and what they report about themselves (telemetry).
+//!
+//! Time is tokio's (see [`clock`]), so `tests/` runs these actors in-process on paused
+//! time; each file there is its own binary, because actors find each other in the
+//! process-global `ractor::pg` registry.
 //!
 //! Actors hold state and move messages; every decision is made by plain code in
 //! `marie-decide` (admission, scheduling, the autoscale policy), with time passed in.
@@ -18,6 +22,7 @@ pub mod executor;
 pub mod gateway;
 pub mod lookup;
 pub mod remote_store;
+pub mod root;
 pub mod store_service;
 pub mod store_writer;
 pub mod supervisor;

@@ -1,6 +1,8 @@
 //! The actors one node runs, by role: the store and CapacityManager (`server`), a
 //! Gateway (`server`, `gateway`), the executors of one pool (`executor`), or all of them
-//! (`up`, the embedded default; `marie bench` drives it directly).
+//! (`up`, the embedded default; `marie bench` drives it directly). Every actor is
+//! linked under the node's [`NodeRoot`], which restarts a failed CapacityManager and
+//! ends the node when anything else fails.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,11 +12,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use marie_actors::capacity_manager::{CapacityManager, CapacityManagerArgs};
+use marie_actors::capacity_manager::CapacityManagerArgs;
 use marie_actors::executor::{Executor, ExecutorArgs};
 use marie_actors::gateway::{Gateway, GatewayArgs};
 use marie_actors::lookup;
 use marie_actors::remote_store::RemoteStore;
+use marie_actors::root::{NodeRoot, NodeRootArgs};
 use marie_actors::store_service::StoreService;
 use marie_actors::supervisor::{
     ExternalBackend, LocalBackend, LocalPool, ScaleBackend, ScaledPool, Supervisor, SupervisorArgs,
@@ -106,7 +109,9 @@ type Running = (ActorCell, JoinHandle<()>);
 
 /// The running actors of a node.
 pub struct EmbeddedCluster {
-    manager: Option<Running>,
+    /// The root every other actor is linked under; it holds the CapacityManager.
+    root: Running,
+    runs_manager: bool,
     supervisor: Option<Running>,
     store_service: Option<Running>,
     gateway: Option<Running>,
@@ -136,32 +141,40 @@ impl EmbeddedCluster {
         role: &Role,
         context: &NodeContext,
     ) -> anyhow::Result<Self> {
+        let store = role
+            .runs_manager()
+            .then(|| open_store(config))
+            .transpose()?;
+        let manager = store.as_ref().map(|store| CapacityManagerArgs {
+            store: store.clone(),
+            scheduler: config.scheduler.clone(),
+            pools: config.pool_setups(),
+            tick: Duration::from_millis(config.scheduler.tick_ms),
+            heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms),
+        });
+        let (root, done) = Actor::spawn(
+            Some(format!("{}-root", config.node.name)),
+            NodeRoot,
+            NodeRootArgs { manager },
+        )
+        .await
+        .context("the CapacityManager did not start")?;
+        let root = root.get_cell();
         let mut node = EmbeddedCluster {
-            manager: None,
+            root: (root.clone(), done),
+            runs_manager: role.runs_manager(),
             supervisor: None,
             store_service: None,
             gateway: None,
             executors: Vec::new(),
         };
         let mut gateway_store: Option<Arc<dyn GatewayStore>> = None;
-        if role.runs_manager() {
-            let store = open_store(config)?;
-            let manager_args = CapacityManagerArgs {
-                store: store.clone(),
-                scheduler: config.scheduler.clone(),
-                pools: config.pool_setups(),
-                tick: Duration::from_millis(config.scheduler.tick_ms),
-                heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms),
-            };
-            let (manager, done) =
-                Actor::spawn(Some("marie-capacity".into()), CapacityManager, manager_args)
-                    .await
-                    .context("the CapacityManager did not start")?;
-            node.manager = Some((manager.get_cell(), done));
+        if let Some(store) = store {
             let name = format!("{}-store", config.node.name);
-            let (service, done) = Actor::spawn(Some(name), StoreService, store.clone())
-                .await
-                .context("the store service did not start")?;
+            let (service, done) =
+                Actor::spawn_linked(Some(name), StoreService, store.clone(), root.clone())
+                    .await
+                    .context("the store service did not start")?;
             node.store_service = Some((service.get_cell(), done));
             gateway_store = Some(store);
         }
@@ -172,13 +185,14 @@ impl EmbeddedCluster {
                 limits: config.limits(),
             };
             let name = format!("{}-gateway", config.node.name);
-            let (gateway, done) = Actor::spawn(Some(name), Gateway, gateway_args)
-                .await
-                .context("the Gateway did not start")?;
+            let (gateway, done) =
+                Actor::spawn_linked(Some(name), Gateway, gateway_args, root.clone())
+                    .await
+                    .context("the Gateway did not start")?;
             node.gateway = Some((gateway.get_cell(), done));
         }
         if role.runs_manager() {
-            node.supervisor = start_supervisor(config, context).await?;
+            node.supervisor = start_supervisor(config, context, &root).await?;
         }
         for pool in role.pools(config)? {
             // The Supervisor owns the executors of autoscaled pools.
@@ -194,9 +208,10 @@ impl EmbeddedCluster {
                     slots: pool.slots,
                     handlers: registry.clone(),
                 };
-                let (executor, done) = Actor::spawn(Some(name.clone()), Executor, args)
-                    .await
-                    .with_context(|| format!("executor {name} did not start"))?;
+                let (executor, done) =
+                    Actor::spawn_linked(Some(name.clone()), Executor, args, root.clone())
+                        .await
+                        .with_context(|| format!("executor {name} did not start"))?;
                 node.executors.push((name, (executor.get_cell(), done)));
             }
         }
@@ -209,6 +224,13 @@ impl EmbeddedCluster {
             .iter()
             .map(|(name, _)| name.clone())
             .collect()
+    }
+
+    /// Resolves when the node's actors have ended on their own: one failed, or the
+    /// CapacityManager failed too often (see [`NodeRoot`]). The node must then exit
+    /// with an error.
+    pub async fn failed(&mut self) {
+        let _ = (&mut self.root.1).await;
     }
 
     /// Drains every executor (running jobs finish, no new ones start) for at most
@@ -252,7 +274,7 @@ impl EmbeddedCluster {
         // On a node without the CapacityManager, the executors' last completions are
         // still on their way to it: a call answered by it, on the same link and after
         // them, proves they arrived before the node closes its connections.
-        if self.manager.is_none()
+        if !self.runs_manager
             && had_executors
             && let Some(manager) = &manager
         {
@@ -260,12 +282,13 @@ impl EmbeddedCluster {
             let _ = manager.call(barrier, Some(Duration::from_secs(5))).await;
         }
         // Drain, not stop: completions the executors sent before leaving are still in
-        // the CapacityManager's mailbox and must reach the store.
+        // the CapacityManager's mailbox and must reach the store. The root drains it
+        // last.
         for (cell, done) in [
             self.supervisor,
             self.gateway,
             self.store_service,
-            self.manager,
+            Some(self.root),
         ]
         .into_iter()
         .flatten()
@@ -280,6 +303,7 @@ impl EmbeddedCluster {
 async fn start_supervisor(
     config: &Config,
     context: &NodeContext,
+    root: &ActorCell,
 ) -> anyhow::Result<Option<Running>> {
     let scaled: Vec<&PoolConfig> = config
         .executor
@@ -337,10 +361,11 @@ async fn start_supervisor(
         backend,
         tick: Duration::from_millis(config.supervisor.tick_ms),
     };
-    let (supervisor, done) = Actor::spawn(
+    let (supervisor, done) = Actor::spawn_linked(
         Some(format!("{}-supervisor", config.node.name)),
         Supervisor,
         args,
+        root.clone(),
     )
     .await
     .context("the Supervisor did not start")?;

@@ -64,7 +64,7 @@ pub async fn run(
         cookie: Some(cookie),
         config_path,
     };
-    let actors = EmbeddedCluster::start(&config, &role, &context).await?;
+    let mut actors = EmbeddedCluster::start(&config, &role, &context).await?;
     let me = NodeInfo {
         name: config.node.name.clone(),
         addr: advertised.clone(),
@@ -108,7 +108,12 @@ pub async fn run(
         pools.join(", ")
     );
 
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        () = actors.failed() => anyhow::bail!(
+            "the node's actors failed (see the log above); exiting so that the node is restarted"
+        ),
+    }
     draining.start();
     let delay = Duration::from_secs(config.node.shutdown_delay_secs);
     if !delay.is_zero() {
