@@ -10,8 +10,8 @@ use marie_decide::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
 use marie_protocol::JobId;
 use marie_protocol::messages::RunRef;
 use marie_protocol::messages::{
-    CancelAnswer, CapacityMsg, ExecutorMsg, ExecutorName, GatewayMsg, HeartbeatAck, LeaseGrant,
-    LoadReport, PoolName, PoolStates, Registered, SupervisorMsg, Tick,
+    CancelAnswer, CapacityMsg, DrainOrder, ExecutorMsg, ExecutorName, GatewayMsg, HeartbeatAck,
+    LeaseGrant, LoadReport, PoolName, PoolStates, Registered, SupervisorMsg, Tick,
 };
 use marie_protocol::names::CAPACITY_GROUP;
 use marie_protocol::names::executor_group;
@@ -180,7 +180,7 @@ impl Actor for CapacityManager {
                 if s.drain(&name.0) {
                     tracing::info!(executor = %name.0, "draining executor");
                     if let Some(executor) = state.executor_ref(&name.0) {
-                        let _ = executor.cast(ExecutorMsg::Drain(Tick));
+                        let _ = executor.cast(ExecutorMsg::Drain(DrainOrder));
                     }
                 }
                 Vec::new()
@@ -375,10 +375,10 @@ impl CapacityState {
         let job_cx = job_trace::context_of(&job.spec.trace);
         let waited = Duration::from_millis(waited_ms);
         job_trace::record_past("job.queued", &job_cx, waited, || {
-            job_attributes(run, pool, handler)
+            job_trace::job_attributes(run, pool, handler)
         });
         let leased = job_trace::start("job.leased", &job_cx, || {
-            let mut attributes = job_attributes(run, pool, handler);
+            let mut attributes = job_trace::job_attributes(run, pool, handler);
             attributes.push(KeyValue::new("executor", executor.to_owned()));
             attributes
         });
@@ -406,16 +406,6 @@ impl CapacityState {
         self.executors.insert(name.to_owned(), actor.clone());
         Some(actor)
     }
-}
-
-/// The attributes every span of a run carries.
-pub(crate) fn job_attributes(run: RunRef, pool: &str, handler: &str) -> Vec<KeyValue> {
-    vec![
-        KeyValue::new("job.id", run.job.to_string()),
-        KeyValue::new("pool", pool.to_owned()),
-        KeyValue::new("handler", handler.to_owned()),
-        KeyValue::new("attempt", i64::from(run.attempt)),
-    ]
 }
 
 #[cfg(test)]

@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 
 use marie_protocol::messages::{
     CapacityMsg, Completion, ExecutorInfo, ExecutorMsg, ExecutorName, Heartbeat, LeaseGrant,
-    RunRef, Tick,
+    RegisterAttempt, RunRef, Tick,
 };
 use marie_protocol::names::executor_group;
 use marie_protocol::{HandlerError, Outcome};
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::capacity_manager::job_attributes;
 use crate::lookup;
 use crate::telemetry::job_trace;
 use marie_handlers::{HandlerRegistry, JobInput};
@@ -67,7 +66,7 @@ impl Actor for Executor {
         args: ExecutorArgs,
     ) -> Result<ExecutorState, ActorProcessingErr> {
         pg::join(executor_group(&args.pool), vec![myself.get_cell()]);
-        myself.cast(ExecutorMsg::Register(Tick))?;
+        myself.cast(ExecutorMsg::Register(RegisterAttempt))?;
         Ok(ExecutorState {
             info: ExecutorInfo {
                 name: args.name,
@@ -112,7 +111,7 @@ impl Actor for Executor {
                 }
                 state.stop_if_drained(&myself);
             }
-            ExecutorMsg::Finished(completion) => {
+            ExecutorMsg::RunEnded(completion) => {
                 if state.running.remove(&completion.run).is_some()
                     && let Some(manager) = lookup::capacity_manager()
                 {
@@ -162,7 +161,9 @@ impl ExecutorState {
                 if self.register_retry == REGISTER_RETRY_MAX {
                     tracing::warn!(executor = %self.info.name, "CapacityManager not reachable; registering again soon");
                 }
-                myself.send_after(self.register_retry, || ExecutorMsg::Register(Tick));
+                myself.send_after(self.register_retry, || {
+                    ExecutorMsg::Register(RegisterAttempt)
+                });
                 self.register_retry = (self.register_retry * 2).min(REGISTER_RETRY_MAX);
             }
         }
@@ -175,7 +176,7 @@ impl ExecutorState {
         let executor = self.info.name.clone();
         let reply_to = myself.clone();
         let span = job_trace::start("job.execute", &job_trace::context_of(&grant.trace), || {
-            let mut attributes = job_attributes(run, &self.info.pool, &grant.handler);
+            let mut attributes = job_trace::job_attributes(run, &self.info.pool, &grant.handler);
             attributes.push(KeyValue::new("executor", executor.clone()));
             attributes
         });
@@ -216,7 +217,7 @@ impl ExecutorState {
                 outcome,
                 took_ms,
             };
-            let _ = reply_to.cast(ExecutorMsg::Finished(completion));
+            let _ = reply_to.cast(ExecutorMsg::RunEnded(completion));
         });
         self.running.insert(run, task.abort_handle());
     }
@@ -240,7 +241,7 @@ impl ExecutorState {
             if let Ok(ractor::rpc::CallResult::Success(ack)) = ack
                 && !ack.known
             {
-                let _ = myself.cast(ExecutorMsg::Register(Tick));
+                let _ = myself.cast(ExecutorMsg::Register(RegisterAttempt));
             }
         });
     }

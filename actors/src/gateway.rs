@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use marie_decide::admission::{Limits, admit};
 use marie_protocol::messages::{
-    CancelAnswer, CapacityMsg, CapacityQuery, FinishedJobs, GatewayMsg, JobBatch, JobOutput,
+    CancelAnswer, CapacityMsg, CapacityQuery, FinishedJobs, GatewayMsg, JobBatch, JobOutput, Pong,
     QueuedJob, Reply, Submitted, WaitFor, WaitTicket,
 };
 use marie_protocol::names::GATEWAY_GROUP;
@@ -115,8 +115,8 @@ impl Actor for Gateway {
                     let _ = reply.send(Reply(capacity(query).await));
                 });
             }
-            GatewayMsg::Ping(tick, reply) => {
-                let _ = reply.send(tick);
+            GatewayMsg::Ping(_, reply) => {
+                let _ = reply.send(Pong);
             }
             GatewayMsg::JobsFinished(FinishedJobs(jobs)) => {
                 for (id, _) in jobs {

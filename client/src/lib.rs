@@ -24,7 +24,7 @@ pub mod tls;
 use std::time::Duration;
 
 use marie_protocol::messages::{
-    CapacityQuery, GatewayMsg, JobPage, ListQuery, Reply, Submitted, Tick, WaitFor,
+    CapacityQuery, GatewayMsg, JobPage, ListQuery, Ping, Reply, Submitted, WaitFor,
 };
 use marie_protocol::{
     CapacityReport, GatewayError, JobId, JobSpec, JobState, JobStatus, MAX_FRAME_PAYLOAD,
@@ -151,7 +151,7 @@ impl Client {
     pub async fn ping(&self) -> Result<(), ClientError> {
         match self
             .gateway
-            .call(|reply| GatewayMsg::Ping(Tick, reply), Some(self.timeout))
+            .call(|reply| GatewayMsg::Ping(Ping, reply), Some(self.timeout))
             .await
         {
             Ok(ractor::rpc::CallResult::Success(_)) => Ok(()),

@@ -19,7 +19,7 @@ use marie_actors::store_service::StoreService;
 use marie_actors::supervisor::{
     ExternalBackend, LocalBackend, LocalPool, ScaleBackend, ScaledPool, Supervisor, SupervisorArgs,
 };
-use marie_protocol::messages::{CapacityMsg, CapacityQuery, ExecutorMsg, ExecutorName, Tick};
+use marie_protocol::messages::{CapacityMsg, CapacityQuery, DrainOrder, ExecutorMsg, ExecutorName};
 use marie_store::memory::MemoryStore;
 use marie_store::sqlite::{SqliteOptions, SqliteStore};
 use marie_store::{GatewayStore, JobStore};
@@ -105,7 +105,7 @@ pub struct NodeContext {
 type Running = (ActorCell, JoinHandle<()>);
 
 /// The running actors of a node.
-pub struct EmbeddedCluster {
+pub struct NodeActors {
     manager: Option<Running>,
     supervisor: Option<Running>,
     store_service: Option<Running>,
@@ -128,7 +128,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
     })
 }
 
-impl EmbeddedCluster {
+impl NodeActors {
     /// Starts the actors of `role`: the store and CapacityManager first (it recovers
     /// the queues), then the Gateway, then the executors.
     pub async fn start(
@@ -136,7 +136,7 @@ impl EmbeddedCluster {
         role: &Role,
         context: &NodeContext,
     ) -> anyhow::Result<Self> {
-        let mut node = EmbeddedCluster {
+        let mut node = NodeActors {
             manager: None,
             supervisor: None,
             store_service: None,
@@ -227,7 +227,8 @@ impl EmbeddedCluster {
                 let _ = manager.cast(CapacityMsg::Drain(ExecutorName(name.clone())));
             }
             // Also tell the executor itself, in case the CapacityManager is out of reach.
-            let _ = ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(Tick));
+            let _ =
+                ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(DrainOrder));
         }
         let had_executors = !self.executors.is_empty();
         let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) = self

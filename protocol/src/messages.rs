@@ -122,7 +122,7 @@ pub enum GatewayMsg {
     Capacity(CapacityQuery, RpcReplyPort<Reply<CapacityReport>>),
     /// Answers at once: a liveness check, and the baseline of remote-call cost.
     #[rpc]
-    Ping(Tick, RpcReplyPort<Tick>),
+    Ping(Ping, RpcReplyPort<Pong>),
     /// From the CapacityManager: these jobs ended.
     JobsFinished(FinishedJobs),
     /// From the CapacityManager: queue pressure per pool.
@@ -249,9 +249,29 @@ pub enum SupervisorMsg {
     Tick(Tick),
 }
 
-/// A timer of the CapacityManager.
+/// The beat of a timer: the payload of the messages an actor sends itself periodically.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick;
+
+/// A liveness check of the Gateway.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping;
+
+/// The Gateway's answer to a [`Ping`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong;
+
+/// Ask the CapacityManager for every pool's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStatesQuery;
+
+/// Tell an executor to drain: finish its runs, take no new job, then stop.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainOrder;
+
+/// An executor's own reminder to register (again) with the CapacityManager.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterAttempt;
 
 /// Messages of the CapacityManager: queues, slots and leases of the whole cluster.
 #[derive(RactorClusterMessage)]
@@ -284,7 +304,7 @@ pub enum CapacityMsg {
     Tick(Tick),
     /// What the autoscaler reads about every pool.
     #[rpc]
-    PoolStates(Tick, RpcReplyPort<PoolStates>),
+    PoolStates(PoolStatesQuery, RpcReplyPort<PoolStates>),
     /// The slots a pool should have, shown as its `target`.
     SetTarget(PoolTarget),
 }
@@ -315,13 +335,13 @@ pub enum ExecutorMsg {
     /// Stop this run: it was cancelled or timed out.
     CancelRun(RunRef),
     /// Finish running jobs, take no new ones, then stop.
-    Drain(Tick),
+    Drain(DrainOrder),
     /// From the executor's own run task: the run ended.
-    Finished(Completion),
+    RunEnded(Completion),
     /// Timer: send a heartbeat.
     HeartbeatTick(Tick),
     /// Register (again) with the CapacityManager.
-    Register(Tick),
+    Register(RegisterAttempt),
 }
 
 wire_type!(
@@ -348,6 +368,11 @@ wire_type!(
     ExecutorName,
     CancelAnswer,
     Tick,
+    Ping,
+    Pong,
+    PoolStatesQuery,
+    DrainOrder,
+    RegisterAttempt,
     LeaseGrant,
     PoolStates,
     PoolTarget,
