@@ -63,10 +63,7 @@ impl Client {
         tls: Option<&tls::TlsFiles>,
         join_timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let tls = tls
-            .map(tls::client_config)
-            .transpose()
-            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let tls = tls.map(tls::client_config).transpose()?;
         let (node, gateway) = connect::join(addr, cookie, tls.as_ref(), join_timeout).await?;
         Ok(Client {
             gateway,
@@ -156,9 +153,8 @@ impl Client {
         {
             Ok(ractor::rpc::CallResult::Success(_)) => Ok(()),
             Ok(ractor::rpc::CallResult::Timeout) => Err(ClientError::Timeout(self.timeout)),
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(ClientError::Disconnected(
-                "the Gateway dropped the ping".into(),
-            )),
+            Ok(ractor::rpc::CallResult::SenderError) => Err(ClientError::Dropped),
+            Err(e) => Err(ClientError::Send(Box::new(e))),
         }
     }
 
@@ -174,10 +170,8 @@ impl Client {
         match self.gateway.call(msg, Some(timeout)).await {
             Ok(ractor::rpc::CallResult::Success(Reply(result))) => Ok(result?),
             Ok(ractor::rpc::CallResult::Timeout) => Err(ClientError::Timeout(timeout)),
-            Ok(ractor::rpc::CallResult::SenderError) => Err(ClientError::Disconnected(
-                "the Gateway dropped the request".into(),
-            )),
-            Err(e) => Err(ClientError::Disconnected(e.to_string())),
+            Ok(ractor::rpc::CallResult::SenderError) => Err(ClientError::Dropped),
+            Err(e) => Err(ClientError::Send(Box::new(e))),
         }
     }
 }

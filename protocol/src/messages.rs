@@ -23,11 +23,11 @@ impl<T: Serialize + DeserializeOwned> ractor::BytesConvertable for Reply<T> {
     fn into_bytes(self) -> Vec<u8> {
         crate::codec::encode(&self)
     }
+    /// An answer that does not decode becomes an error answer, so the caller learns why
+    /// (ractor would drop the message on a panic, and the caller see a dropped request).
     fn from_bytes(bytes: Vec<u8>) -> Self {
-        match crate::codec::decode(&bytes) {
-            Ok(value) => value,
-            Err(e) => panic!("cannot decode a Gateway reply: {e}"),
-        }
+        crate::codec::decode(&bytes)
+            .unwrap_or_else(|e| Reply(Err(GatewayError::Undecodable(e.to_string()))))
     }
 }
 
@@ -414,5 +414,33 @@ mod tests {
         }));
         let back = Reply::<Submitted>::from_bytes(reply.clone().into_bytes());
         assert_eq!(back, reply);
+    }
+
+    #[test]
+    fn a_reply_from_another_release_is_an_error_answer_naming_the_fix() {
+        let mut bytes = Reply::<Submitted>(Ok(Submitted {
+            id: JobId::generate(),
+            deduplicated: false,
+        }))
+        .into_bytes();
+        bytes[0] = crate::codec::WIRE_VERSION + 1;
+        let Reply(answer) = Reply::<Submitted>::from_bytes(bytes);
+        let Err(GatewayError::Undecodable(why)) = answer else {
+            panic!("expected an undecodable answer, got {answer:?}");
+        };
+        assert!(
+            why.contains("upgrade every node to the same Marie release"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_reply_is_an_error_answer() {
+        let bytes = Reply::<JobOutput>(Ok(JobOutput(vec![1; 64]))).into_bytes();
+        let Reply(answer) = Reply::<JobOutput>::from_bytes(bytes[..8].to_vec());
+        assert!(
+            matches!(answer, Err(GatewayError::Undecodable(ref why)) if why.contains("malformed")),
+            "{answer:?}"
+        );
     }
 }

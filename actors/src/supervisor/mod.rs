@@ -225,7 +225,11 @@ impl SupervisorState {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::error!(pool, error = %e, "cannot start an executor");
+                        tracing::error!(
+                            pool,
+                            error = &e as &dyn std::error::Error,
+                            "cannot start an executor"
+                        );
                         break;
                     }
                 }
