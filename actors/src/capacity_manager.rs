@@ -1,24 +1,30 @@
 //! The CapacityManager actor: one per cluster. It owns the queues, slots and leases (in
 //! a [`Scheduler`]), leases jobs to executors, and persists every change through the
-//! [`StoreWriter`].
+//! [`StoreWriter`]. It never answers a Gateway's waiters itself: the store writer tells
+//! every Gateway which jobs ended once their end is durable.
+//!
+//! `handle` only routes: each message is one method of [`CapacityState`] that answers
+//! the scheduler's actions; then queued jobs are placed, the actions carried out
+//! (`carry_out`, one method per action) and their store updates handed to the writer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use marie_decide::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
-use marie_protocol::JobId;
 use marie_protocol::messages::RunRef;
 use marie_protocol::messages::{
-    CancelAnswer, CapacityMsg, ExecutorMsg, ExecutorName, GatewayMsg, HeartbeatAck, LeaseGrant,
-    LoadReport, PoolName, PoolStates, Registered, SupervisorMsg, Tick,
+    CancelAnswer, CapacityMsg, DrainOrder, ExecutorInfo, ExecutorMsg, ExecutorName, GatewayMsg,
+    Heartbeat, HeartbeatAck, JobBatch, LeaseGrant, LoadReport, PoolName, PoolStates, Registered,
+    SupervisorMsg, Tick,
 };
 use marie_protocol::names::CAPACITY_GROUP;
 use marie_protocol::names::executor_group;
+use marie_protocol::{JobId, JobState, TraceContext};
 use marie_store::{JobStore, JobUpdate};
 use opentelemetry::{Context, KeyValue};
 use ractor::pg::GroupChangeMessage;
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent, pg};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, pg};
 
 use crate::clock::{MonotonicClock, unix_ms};
 use crate::lookup;
@@ -132,96 +138,35 @@ impl Actor for CapacityManager {
         state: &mut CapacityState,
     ) -> Result<(), ActorProcessingErr> {
         let now = state.clock.now_ms();
-        let s = &mut state.scheduler;
         let mut touched: Vec<String> = Vec::new();
         let mut actions = match msg {
             CapacityMsg::Enqueue(batch) => {
-                let mut actions = Vec::new();
-                for job in batch.0 {
-                    if !touched.contains(&job.spec.pool) {
-                        touched.push(job.spec.pool.clone());
-                    }
-                    actions.extend(s.enqueue(job, now));
-                }
+                let (actions, pools) = state.enqueue(batch, now);
+                touched = pools;
                 actions
             }
-            CapacityMsg::Register(info, reply) => {
-                tracing::info!(executor = %info.name, pool = %info.pool, slots = info.slots, "executor registered");
-                state.executors.remove(&info.name);
-                let actions = s.register(&info.name, &info.pool, info.slots, now);
-                let _ = reply.send(Registered {
-                    heartbeat_ms: state.heartbeat_ms,
-                });
-                actions
+            CapacityMsg::Register(info, reply) => state.register(&info, reply, now),
+            CapacityMsg::Heartbeat(hb, reply) => state.heartbeat(&hb, reply, now),
+            CapacityMsg::Completed(c) => {
+                state.scheduler.complete(&c.executor, c.run, c.outcome, now)
             }
-            CapacityMsg::Heartbeat(hb, reply) => {
-                let actions = s.heartbeat(&hb.executor, &hb.running, now);
-                let _ = reply.send(HeartbeatAck {
-                    known: actions.is_some(),
-                });
-                actions.unwrap_or_default()
-            }
-            CapacityMsg::Completed(c) => s.complete(&c.executor, c.run, c.outcome, now),
-            CapacityMsg::Cancel(id, reply) => match s.cancel(id, now) {
-                Some(actions) => {
-                    let updates = state.carry_out(actions);
-                    let durable = state.writer().write_acked(updates);
-                    tokio::spawn(async move {
-                        let _ = durable.await;
-                        let _ = reply.send(CancelAnswer::Cancelled);
-                    });
-                    Vec::new()
-                }
-                None => {
-                    let _ = reply.send(CancelAnswer::NotLive);
-                    Vec::new()
-                }
-            },
-            CapacityMsg::Drain(name) => {
-                if s.drain(&name.0) {
-                    tracing::info!(executor = %name.0, "draining executor");
-                    if let Some(executor) = state.executor_ref(&name.0) {
-                        let _ = executor.cast(ExecutorMsg::Drain(Tick));
-                    }
-                }
-                Vec::new()
-            }
-            CapacityMsg::Lost(name) => {
-                if s.executor_pool(&name.0).is_some() {
-                    tracing::warn!(executor = %name.0, "executor lost: its node left the cluster");
-                    state.executors.remove(&name.0);
-                }
-                s.executor_lost(&name.0, "its node left the cluster", now)
-            }
-            CapacityMsg::Leave(name) => {
-                tracing::info!(executor = %name.0, "executor left");
-                state.executors.remove(&name.0);
-                s.executor_lost(&name.0, "it stopped", now)
-            }
+            CapacityMsg::Cancel(id, reply) => state.cancel(id, reply, now),
+            CapacityMsg::Drain(name) => state.drain(&name.0),
+            CapacityMsg::Lost(name) => state.lost(&name.0, now),
+            CapacityMsg::Leave(name) => state.leave(&name.0, now),
             CapacityMsg::PoolStates(_, reply) => {
-                let _ = reply.send(PoolStates(s.pool_states()));
+                let _ = reply.send(PoolStates(state.scheduler.pool_states()));
                 Vec::new()
             }
             CapacityMsg::SetTarget(target) => {
-                s.set_target(&target.pool, target.slots);
+                state.scheduler.set_target(&target.pool, target.slots);
                 Vec::new()
             }
             CapacityMsg::Capacity(_, reply) => {
-                let _ = reply.send(s.capacity());
+                let _ = reply.send(state.scheduler.capacity());
                 Vec::new()
             }
-            CapacityMsg::Tick(_) => {
-                let actions = s.tick(now);
-                let loads = s.loads();
-                for gateway in lookup::gateways() {
-                    let _ = gateway.cast(GatewayMsg::Load(LoadReport(loads.clone())));
-                }
-                state.metrics.set_snapshot(PoolSnapshot {
-                    capacity: s.capacity(),
-                    loads,
-                });
-                actions
-            }
+            CapacityMsg::Tick(_) => state.tick(now),
         };
         actions.extend(state.scheduler.place(now));
         let updates = state.carry_out(actions);
@@ -243,6 +188,115 @@ const WAKE_EVERY_MS: u64 = 50;
 /// it was not woken for this pool in the last [`WAKE_EVERY_MS`].
 fn should_wake(has_ready_executor: bool, pending: u64, since_last_wake_ms: Option<u64>) -> bool {
     (!has_ready_executor || pending > 0) && since_last_wake_ms.is_none_or(|ms| ms >= WAKE_EVERY_MS)
+}
+
+impl CapacityState {
+    /// Queues durable jobs; answers the actions and the pools that got jobs.
+    fn enqueue(&mut self, batch: JobBatch, now: u64) -> (Vec<Action>, Vec<String>) {
+        let mut actions = Vec::new();
+        let mut pools: Vec<String> = Vec::new();
+        for job in batch.0 {
+            if !pools.contains(&job.spec.pool) {
+                pools.push(job.spec.pool.clone());
+            }
+            actions.extend(self.scheduler.enqueue(job, now));
+        }
+        (actions, pools)
+    }
+
+    /// An executor (re-)registers: its cached reference is dropped, its slots counted.
+    fn register(
+        &mut self,
+        info: &ExecutorInfo,
+        reply: RpcReplyPort<Registered>,
+        now: u64,
+    ) -> Vec<Action> {
+        tracing::info!(executor = %info.name, pool = %info.pool, slots = info.slots, "executor registered");
+        self.executors.remove(&info.name);
+        let actions = self
+            .scheduler
+            .register(&info.name, &info.pool, info.slots, now);
+        let _ = reply.send(Registered {
+            heartbeat_ms: self.heartbeat_ms,
+        });
+        actions
+    }
+
+    /// An executor's sign of life; the answer tells an unknown executor to register.
+    fn heartbeat(
+        &mut self,
+        hb: &Heartbeat,
+        reply: RpcReplyPort<HeartbeatAck>,
+        now: u64,
+    ) -> Vec<Action> {
+        let actions = self.scheduler.heartbeat(&hb.executor, &hb.running, now);
+        let _ = reply.send(HeartbeatAck {
+            known: actions.is_some(),
+        });
+        actions.unwrap_or_default()
+    }
+
+    /// Cancels a live job and answers once the cancel is durable; a job the scheduler
+    /// does not hold is answered `NotLive` at once.
+    fn cancel(&mut self, id: JobId, reply: RpcReplyPort<CancelAnswer>, now: u64) -> Vec<Action> {
+        match self.scheduler.cancel(id, now) {
+            Some(actions) => {
+                let updates = self.carry_out(actions);
+                let durable = self.writer().write_acked(updates);
+                tokio::spawn(async move {
+                    let _ = durable.await;
+                    let _ = reply.send(CancelAnswer::Cancelled);
+                });
+            }
+            None => {
+                let _ = reply.send(CancelAnswer::NotLive);
+            }
+        }
+        Vec::new()
+    }
+
+    /// Stops leasing to an executor and tells it to drain.
+    fn drain(&mut self, executor: &str) -> Vec<Action> {
+        if self.scheduler.drain(executor) {
+            tracing::info!(%executor, "draining executor");
+            if let Some(target) = self.executor_ref(executor) {
+                let _ = target.cast(ExecutorMsg::Drain(DrainOrder));
+            }
+        }
+        Vec::new()
+    }
+
+    /// An executor whose node left the cluster: its runs are re-queued.
+    fn lost(&mut self, executor: &str, now: u64) -> Vec<Action> {
+        if self.scheduler.executor_pool(executor).is_some() {
+            tracing::warn!(%executor, "executor lost: its node left the cluster");
+            self.executors.remove(executor);
+        }
+        self.scheduler
+            .executor_lost(executor, "its node left the cluster", now)
+    }
+
+    /// An executor that stopped: whatever it still holds is re-queued.
+    fn leave(&mut self, executor: &str, now: u64) -> Vec<Action> {
+        tracing::info!(%executor, "executor left");
+        self.executors.remove(executor);
+        self.scheduler.executor_lost(executor, "it stopped", now)
+    }
+
+    /// The timer: expire leases and timeouts, publish load to the Gateways and the
+    /// metrics.
+    fn tick(&mut self, now: u64) -> Vec<Action> {
+        let actions = self.scheduler.tick(now);
+        let loads = self.scheduler.loads();
+        for gateway in lookup::gateways() {
+            let _ = gateway.cast(GatewayMsg::Load(LoadReport(loads.clone())));
+        }
+        self.metrics.set_snapshot(PoolSnapshot {
+            capacity: self.scheduler.capacity(),
+            loads,
+        });
+        actions
+    }
 }
 
 impl CapacityState {
@@ -282,46 +336,17 @@ impl CapacityState {
                         executor,
                         run,
                         waited_ms,
-                    } => {
-                        let grant = self.lease_grant(&executor, run, waited_ms);
-                        let sent = match (grant, self.executor_ref(&executor)) {
-                            (Some(grant), Some(target)) => {
-                                target.cast(ExecutorMsg::Lease(grant)).is_ok()
-                            }
-                            _ => false,
-                        };
-                        if sent {
-                            updates.push(JobUpdate::Started {
-                                run,
-                                executor,
-                                at_ms,
-                            });
-                        } else {
-                            tracing::warn!(%executor, "executor unreachable; declaring it lost");
-                            self.executors.remove(&executor);
-                            let now = self.clock.now_ms();
-                            more.extend(self.scheduler.executor_lost(
-                                &executor,
-                                "unreachable",
-                                now,
-                            ));
-                            more.extend(self.scheduler.place(now));
-                        }
-                    }
-                    Action::Stop { executor, run } => {
-                        if let Some(target) = self.executor_ref(&executor) {
-                            let _ = target.cast(ExecutorMsg::CancelRun(run));
-                        }
-                    }
+                    } => match self.start_run(executor, run, waited_ms, at_ms) {
+                        Ok(started) => updates.push(started),
+                        Err(decided) => more.extend(decided),
+                    },
+                    Action::Stop { executor, run } => self.stop_run(&executor, run),
                     Action::Requeued {
                         id,
                         attempts_done,
                         error,
                     } => {
-                        tracing::info!(job = %id, attempts_done, %error, "job re-queued");
-                        if let Some(leased) = self.runs.remove(&id) {
-                            job_trace::end(&leased, || format!("requeued: {error}"));
-                        }
+                        self.record_requeue(id, attempts_done, &error);
                         updates.push(JobUpdate::Requeued {
                             id,
                             attempts_done,
@@ -338,19 +363,7 @@ impl CapacityState {
                         error,
                         output,
                     } => {
-                        self.metrics.ended(&pool, state, ran_ms);
-                        if let Some(leased) = self.runs.remove(&id) {
-                            job_trace::end(&leased, || state.to_string());
-                        }
-                        let attributes = || {
-                            vec![
-                                KeyValue::new("job.id", id.to_string()),
-                                KeyValue::new("pool", pool),
-                                KeyValue::new("outcome", state.to_string()),
-                            ]
-                        };
-                        let job_cx = job_trace::context_of(&trace);
-                        job_trace::record_past("job.complete", &job_cx, Duration::ZERO, attributes);
+                        self.record_end(id, &pool, ran_ms, &trace, state);
                         updates.push(JobUpdate::Finished {
                             id,
                             state,
@@ -366,6 +379,75 @@ impl CapacityState {
         updates
     }
 
+    /// Leases `run` to `executor`: the `Started` update once the lease is sent, or, when
+    /// the executor cannot be reached, what the scheduler decides once it is lost.
+    fn start_run(
+        &mut self,
+        executor: String,
+        run: RunRef,
+        waited_ms: u64,
+        at_ms: u64,
+    ) -> Result<JobUpdate, Vec<Action>> {
+        let grant = self.lease_grant(&executor, run, waited_ms);
+        let sent = match (grant, self.executor_ref(&executor)) {
+            (Some(grant), Some(target)) => target.cast(ExecutorMsg::Lease(grant)).is_ok(),
+            _ => false,
+        };
+        if sent {
+            return Ok(JobUpdate::Started {
+                run,
+                executor,
+                at_ms,
+            });
+        }
+        tracing::warn!(%executor, "executor unreachable; declaring it lost");
+        self.executors.remove(&executor);
+        let now = self.clock.now_ms();
+        let mut decided = self.scheduler.executor_lost(&executor, "unreachable", now);
+        decided.extend(self.scheduler.place(now));
+        Err(decided)
+    }
+
+    /// Tells the executor to stop a cancelled or timed-out run.
+    fn stop_run(&mut self, executor: &str, run: RunRef) {
+        if let Some(target) = self.executor_ref(executor) {
+            let _ = target.cast(ExecutorMsg::CancelRun(run));
+        }
+    }
+
+    /// A run that ended without ending its job (the job waits for another attempt):
+    /// logged, and its `job.leased` span closed.
+    fn record_requeue(&mut self, id: JobId, attempts_done: u32, error: &str) {
+        tracing::info!(job = %id, attempts_done, %error, "job re-queued");
+        if let Some(leased) = self.runs.remove(&id) {
+            job_trace::end(&leased, || format!("requeued: {error}"));
+        }
+    }
+
+    /// A job that ended: its metrics, its `job.leased` span and its `job.complete` span.
+    fn record_end(
+        &mut self,
+        id: JobId,
+        pool: &str,
+        ran_ms: Option<u64>,
+        trace: &TraceContext,
+        state: JobState,
+    ) {
+        self.metrics.ended(pool, state, ran_ms);
+        if let Some(leased) = self.runs.remove(&id) {
+            job_trace::end(&leased, || state.to_string());
+        }
+        let attributes = || {
+            vec![
+                KeyValue::new("job.id", id.to_string()),
+                KeyValue::new("pool", pool.to_owned()),
+                KeyValue::new("outcome", state.to_string()),
+            ]
+        };
+        let job_cx = job_trace::context_of(trace);
+        job_trace::record_past("job.complete", &job_cx, Duration::ZERO, attributes);
+    }
+
     /// The lease of `run` for `executor`, with its metrics and spans recorded: the wait
     /// in the queue (`job.queued`) and the attempt (`job.leased`, open until the run
     /// ends; its context travels with the lease).
@@ -376,10 +458,10 @@ impl CapacityState {
         let job_cx = job_trace::context_of(&job.spec.trace);
         let waited = Duration::from_millis(waited_ms);
         job_trace::record_past("job.queued", &job_cx, waited, || {
-            job_attributes(run, pool, handler)
+            job_trace::job_attributes(run, pool, handler)
         });
         let leased = job_trace::start("job.leased", &job_cx, || {
-            let mut attributes = job_attributes(run, pool, handler);
+            let mut attributes = job_trace::job_attributes(run, pool, handler);
             attributes.push(KeyValue::new("executor", executor.to_owned()));
             attributes
         });
@@ -407,16 +489,6 @@ impl CapacityState {
         self.executors.insert(name.to_owned(), actor.clone());
         Some(actor)
     }
-}
-
-/// The attributes every span of a run carries.
-pub(crate) fn job_attributes(run: RunRef, pool: &str, handler: &str) -> Vec<KeyValue> {
-    vec![
-        KeyValue::new("job.id", run.job.to_string()),
-        KeyValue::new("pool", pool.to_owned()),
-        KeyValue::new("handler", handler.to_owned()),
-        KeyValue::new("attempt", i64::from(run.attempt)),
-    ]
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use marie_protocol::messages::{
     CapacityMsg, Completion, ExecutorInfo, ExecutorMsg, ExecutorName, Heartbeat, LeaseGrant,
-    RunRef, Tick,
+    RegisterAttempt, RunRef, Tick,
 };
 use marie_protocol::names::executor_group;
 use marie_protocol::{HandlerError, Outcome};
@@ -15,7 +15,6 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
-use crate::capacity_manager::job_attributes;
 use crate::lookup;
 use crate::telemetry::job_trace;
 use marie_handlers::{HandlerRegistry, JobInput};
@@ -68,7 +67,7 @@ impl Actor for Executor {
         args: ExecutorArgs,
     ) -> Result<ExecutorState, ActorProcessingErr> {
         pg::join(executor_group(&args.pool), vec![myself.get_cell()]);
-        myself.cast(ExecutorMsg::Register(Tick))?;
+        myself.cast(ExecutorMsg::Register(RegisterAttempt))?;
         Ok(ExecutorState {
             info: ExecutorInfo {
                 name: args.name,
@@ -113,7 +112,7 @@ impl Actor for Executor {
                 }
                 state.stop_if_drained(&myself);
             }
-            ExecutorMsg::Finished(completion) => {
+            ExecutorMsg::RunEnded(completion) => {
                 if state.running.remove(&completion.run).is_some()
                     && let Some(manager) = lookup::capacity_manager()
                 {
@@ -163,7 +162,9 @@ impl ExecutorState {
                 if self.register_retry == REGISTER_RETRY_MAX {
                     tracing::warn!(executor = %self.info.name, "CapacityManager not reachable; registering again soon");
                 }
-                myself.send_after(self.register_retry, || ExecutorMsg::Register(Tick));
+                myself.send_after(self.register_retry, || {
+                    ExecutorMsg::Register(RegisterAttempt)
+                });
                 self.register_retry = (self.register_retry * 2).min(REGISTER_RETRY_MAX);
             }
         }
@@ -176,7 +177,7 @@ impl ExecutorState {
         let executor = self.info.name.clone();
         let reply_to = myself.clone();
         let span = job_trace::start("job.execute", &job_trace::context_of(&grant.trace), || {
-            let mut attributes = job_attributes(run, &self.info.pool, &grant.handler);
+            let mut attributes = job_trace::job_attributes(run, &self.info.pool, &grant.handler);
             attributes.push(KeyValue::new("executor", executor.clone()));
             attributes
         });
@@ -217,7 +218,7 @@ impl ExecutorState {
                 outcome,
                 took_ms,
             };
-            let _ = reply_to.cast(ExecutorMsg::Finished(completion));
+            let _ = reply_to.cast(ExecutorMsg::RunEnded(completion));
         });
         self.running.insert(run, task.abort_handle());
     }
@@ -241,7 +242,7 @@ impl ExecutorState {
             if let Ok(ractor::rpc::CallResult::Success(ack)) = ack
                 && !ack.known
             {
-                let _ = myself.cast(ExecutorMsg::Register(Tick));
+                let _ = myself.cast(ExecutorMsg::Register(RegisterAttempt));
             }
         });
     }

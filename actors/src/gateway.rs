@@ -11,12 +11,12 @@ use std::time::Duration;
 
 use marie_decide::admission::{Limits, admit};
 use marie_protocol::messages::{
-    CancelAnswer, CapacityMsg, CapacityQuery, FinishedJobs, GatewayMsg, JobBatch, JobOutput,
+    CancelAnswer, CapacityMsg, CapacityQuery, FinishedJobs, GatewayMsg, JobBatch, JobOutput, Pong,
     QueuedJob, Reply, Submitted, WaitFor, WaitTicket,
 };
 use marie_protocol::names::GATEWAY_GROUP;
 use marie_protocol::{GatewayError, JobId, JobSpec, JobState, JobStatus, PoolLoad};
-use marie_store::{GatewayStore, Inserted, NewJob, StoreError};
+use marie_store::{GatewayStore, Inserted, NewJob, StoreError, StoreErrorKind, StoreFailure};
 use opentelemetry::KeyValue;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
 
@@ -115,8 +115,8 @@ impl Actor for Gateway {
                     let _ = reply.send(Reply(capacity(query).await));
                 });
             }
-            GatewayMsg::Ping(tick, reply) => {
-                let _ = reply.send(tick);
+            GatewayMsg::Ping(_, reply) => {
+                let _ = reply.send(Pong);
             }
             GatewayMsg::JobsFinished(FinishedJobs(jobs)) => {
                 for (id, _) in jobs {
@@ -275,9 +275,10 @@ async fn store_and_queue(
             ref_id,
             existing: *existing,
         }),
-        None => Err(GatewayError::Store(
-            "the store returned no outcome for the job".into(),
-        )),
+        None => Err(GatewayError::Store(StoreFailure {
+            kind: StoreErrorKind::Permanent,
+            message: "the store returned no outcome for the job".into(),
+        })),
     }
 }
 
@@ -322,7 +323,7 @@ async fn cancel(store: &dyn GatewayStore, id: JobId) -> Result<JobState, Gateway
                     state: st.state,
                 })
             } else {
-                Err(GatewayError::Unavailable("the job is being queued".into()))
+                Err(GatewayError::BeingQueued(id))
             }
         }
         Err(()) => Err(GatewayError::Unavailable(
@@ -356,6 +357,7 @@ fn answer_waiters(store: Arc<dyn GatewayStore>, id: JobId, waiters: Vec<Waiter>)
     });
 }
 
+/// The store's error as the Gateway answers it: its kind and causes in words.
 fn store_error(e: StoreError) -> GatewayError {
-    GatewayError::Store(e.to_string())
+    GatewayError::Store(e.failure())
 }

@@ -10,10 +10,34 @@ use marie_protocol::store::{NewJobs, StoreMsg, StoreReply};
 use marie_protocol::{JobId, JobStatus};
 use marie_store::{GatewayStore, Inserted, NewJob, StoreError};
 use ractor::rpc::CallResult;
-use ractor::{ActorRef, RpcReplyPort, pg};
+use ractor::{ActorRef, MessagingErr, RpcReplyPort, pg};
 
 /// How long a store call may take before the Gateway gives up.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a call to the store service got no answer; the cause of
+/// [`StoreError::Unreachable`].
+#[derive(Debug, thiserror::Error)]
+enum ServiceCall {
+    /// No store service is in the cluster: the server node is not connected.
+    #[error("no store service is in the cluster")]
+    NotConnected,
+    /// The service did not answer in time.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The service dropped the call (it stopped, or its node left).
+    #[error("the store service dropped the call")]
+    Dropped,
+    /// The call could not be sent.
+    #[error(transparent)]
+    Send(#[from] MessagingErr<StoreMsg>),
+}
+
+impl From<ServiceCall> for StoreError {
+    fn from(call: ServiceCall) -> Self {
+        StoreError::Unreachable(Box::new(call))
+    }
+}
 
 /// A [`GatewayStore`] reached through the store service.
 #[derive(Clone, Copy, Debug, Default)]
@@ -32,17 +56,12 @@ impl RemoteStore {
             .into_iter()
             .next()
             .map(ActorRef::from)
-            .ok_or_else(|| {
-                StoreError::Backend("the server node (job store) is not connected".into())
-            })?;
+            .ok_or(ServiceCall::NotConnected)?;
         match service.call(msg, Some(CALL_TIMEOUT)).await {
-            Ok(CallResult::Success(StoreReply(result))) => result.map_err(StoreError::Backend),
-            Ok(CallResult::Timeout) => Err(StoreError::Backend(format!(
-                "the job store did not answer within {CALL_TIMEOUT:?}"
-            ))),
-            Ok(CallResult::SenderError) | Err(_) => Err(StoreError::Backend(
-                "lost the connection to the job store".into(),
-            )),
+            Ok(CallResult::Success(StoreReply(result))) => result.map_err(StoreError::Remote),
+            Ok(CallResult::Timeout) => Err(ServiceCall::Timeout(CALL_TIMEOUT).into()),
+            Ok(CallResult::SenderError) => Err(ServiceCall::Dropped.into()),
+            Err(e) => Err(ServiceCall::from(e).into()),
         }
     }
 }

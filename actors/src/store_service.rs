@@ -38,19 +38,19 @@ impl Actor for StoreService {
             match msg {
                 StoreMsg::Insert(jobs, reply) => {
                     let result = store.insert(jobs.0).await;
-                    let _ = reply.send(StoreReply(result.map_err(|e| e.to_string())));
+                    let _ = reply.send(StoreReply(result.map_err(|e| e.failure())));
                 }
                 StoreMsg::Get(id, reply) => {
                     let result = store.get(id).await;
-                    let _ = reply.send(StoreReply(result.map_err(|e| e.to_string())));
+                    let _ = reply.send(StoreReply(result.map_err(|e| e.failure())));
                 }
                 StoreMsg::Output(id, reply) => {
                     let result = store.output(id).await.map(|o| o.map(JobOutput));
-                    let _ = reply.send(StoreReply(result.map_err(|e| e.to_string())));
+                    let _ = reply.send(StoreReply(result.map_err(|e| e.failure())));
                 }
                 StoreMsg::List(query, reply) => {
                     let result = store.list(query).await;
-                    let _ = reply.send(StoreReply(result.map_err(|e| e.to_string())));
+                    let _ = reply.send(StoreReply(result.map_err(|e| e.failure())));
                 }
             }
         });

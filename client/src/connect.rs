@@ -86,13 +86,13 @@ pub(crate) async fn join(
         .with_listen_addr(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let (node, _) = Actor::spawn(None, server, ())
         .await
-        .map_err(|e| ClientError::Local(e.to_string()))?;
+        .map_err(ClientError::LocalNode)?;
     let (tx, mut events) = mpsc::unbounded_channel();
     node.cast(NodeServerMessage::SubscribeToEvents {
         id: "marie-client".into(),
         subscription: Box::new(Events(tx)),
     })
-    .map_err(|e| ClientError::Local(e.to_string()))?;
+    .map_err(|e| ClientError::LocalNodeStopped(Box::new(e)))?;
 
     if let Err(reason) = dial(&node, addr, tls, timeout).await {
         node.stop(None);
@@ -128,9 +128,7 @@ pub(crate) async fn join(
             }
             Ok(Some(SessionEvent::Closed)) => {
                 node.stop(None);
-                return Err(ClientError::Disconnected(
-                    "the session closed while joining".into(),
-                ));
+                return Err(ClientError::SessionClosed { addr: addr.into() });
             }
             Ok(None) | Err(_) => {}
         }

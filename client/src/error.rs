@@ -3,6 +3,11 @@
 use std::time::Duration;
 
 use marie_protocol::GatewayError;
+use marie_protocol::messages::GatewayMsg;
+use ractor::{MessagingErr, SpawnErr};
+use ractor_cluster::NodeServerMessage;
+
+use crate::tls::TlsError;
 
 /// A client-side failure.
 #[derive(Debug, thiserror::Error)]
@@ -36,15 +41,33 @@ pub enum ClientError {
     /// The cluster did not answer in time.
     #[error("the cluster did not answer within {0:?}: it may be overloaded or gone")]
     Timeout(Duration),
-    /// The connection broke.
-    #[error("lost the connection to the cluster: {0}")]
-    Disconnected(String),
-    /// The Gateway answered with an error.
+    /// The session closed after the handshake, before a Gateway was found.
+    #[error(
+        "the cluster at {addr} closed the session while this client was joining: retry, and read that node's log if it repeats"
+    )]
+    SessionClosed {
+        /// The address joined.
+        addr: String,
+    },
+    /// The Gateway went away without answering (it stopped, or its node left).
+    #[error("the Gateway dropped the request: it stopped or its node left the cluster; retry")]
+    Dropped,
+    /// The request could not be sent to the Gateway.
+    #[error("cannot send to the Gateway: the connection to the cluster is gone; reconnect")]
+    Send(#[source] Box<MessagingErr<GatewayMsg>>),
+    /// The Gateway answered with an error (an answer that could not be decoded
+    /// included: [`GatewayError::Undecodable`]).
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The TLS files do not make a client configuration.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The client's own node could not start.
-    #[error("could not start the client node: {0}")]
-    Local(String),
+    #[error("could not start the client's node")]
+    LocalNode(#[source] SpawnErr),
+    /// The client's own node stopped before it could watch its session.
+    #[error("the client's node stopped while joining")]
+    LocalNodeStopped(#[source] Box<MessagingErr<NodeServerMessage>>),
 }
 
 fn refusal_hint(tls: bool) -> &'static str {

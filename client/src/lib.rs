@@ -24,7 +24,7 @@ pub mod tls;
 use std::time::Duration;
 
 use marie_protocol::messages::{
-    CapacityQuery, GatewayMsg, JobPage, ListQuery, Reply, Submitted, Tick, WaitFor,
+    CapacityQuery, GatewayMsg, JobPage, ListQuery, Ping, Reply, Submitted, WaitFor,
 };
 use marie_protocol::{
     CapacityReport, GatewayError, JobId, JobSpec, JobState, JobStatus, MAX_FRAME_PAYLOAD,
@@ -63,10 +63,7 @@ impl Client {
         tls: Option<&tls::TlsFiles>,
         join_timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let tls = tls
-            .map(tls::client_config)
-            .transpose()
-            .map_err(|e| ClientError::Local(e.to_string()))?;
+        let tls = tls.map(tls::client_config).transpose()?;
         let (node, gateway) = connect::join(addr, cookie, tls.as_ref(), join_timeout).await?;
         Ok(Client {
             gateway,
@@ -151,14 +148,13 @@ impl Client {
     pub async fn ping(&self) -> Result<(), ClientError> {
         match self
             .gateway
-            .call(|reply| GatewayMsg::Ping(Tick, reply), Some(self.timeout))
+            .call(|reply| GatewayMsg::Ping(Ping, reply), Some(self.timeout))
             .await
         {
             Ok(ractor::rpc::CallResult::Success(_)) => Ok(()),
             Ok(ractor::rpc::CallResult::Timeout) => Err(ClientError::Timeout(self.timeout)),
-            Ok(ractor::rpc::CallResult::SenderError) | Err(_) => Err(ClientError::Disconnected(
-                "the Gateway dropped the ping".into(),
-            )),
+            Ok(ractor::rpc::CallResult::SenderError) => Err(ClientError::Dropped),
+            Err(e) => Err(ClientError::Send(Box::new(e))),
         }
     }
 
@@ -174,10 +170,8 @@ impl Client {
         match self.gateway.call(msg, Some(timeout)).await {
             Ok(ractor::rpc::CallResult::Success(Reply(result))) => Ok(result?),
             Ok(ractor::rpc::CallResult::Timeout) => Err(ClientError::Timeout(timeout)),
-            Ok(ractor::rpc::CallResult::SenderError) => Err(ClientError::Disconnected(
-                "the Gateway dropped the request".into(),
-            )),
-            Err(e) => Err(ClientError::Disconnected(e.to_string())),
+            Ok(ractor::rpc::CallResult::SenderError) => Err(ClientError::Dropped),
+            Err(e) => Err(ClientError::Send(Box::new(e))),
         }
     }
 }

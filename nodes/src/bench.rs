@@ -19,7 +19,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tokio::sync::Mutex;
 
-use crate::cluster::{EmbeddedCluster, NodeContext, Role};
+use crate::cluster::{NodeActors, NodeContext, Role};
 use crate::config::{Config, PoolConfig, StoreBackend};
 
 /// `marie bench` options.
@@ -141,7 +141,7 @@ async fn through_marie(
         max_queued: u64::MAX,
         ..PoolConfig::default()
     }];
-    let cluster = EmbeddedCluster::start(&config, &Role::Up, &NodeContext::default()).await?;
+    let cluster = NodeActors::start(&config, &Role::Up, &NodeContext::default()).await?;
     // Give executors a moment to register before the clock starts.
     let client = wait_for_slots(&config).await?;
     let name = match (backend, args.submit_only) {

@@ -22,7 +22,7 @@ use marie_actors::store_service::StoreService;
 use marie_actors::supervisor::{
     ExternalBackend, LocalBackend, LocalPool, ScaleBackend, ScaledPool, Supervisor, SupervisorArgs,
 };
-use marie_protocol::messages::{CapacityMsg, CapacityQuery, ExecutorMsg, ExecutorName, Tick};
+use marie_protocol::messages::{CapacityMsg, CapacityQuery, DrainOrder, ExecutorMsg, ExecutorName};
 use marie_store::memory::MemoryStore;
 use marie_store::sqlite::{SqliteOptions, SqliteStore};
 use marie_store::{GatewayStore, JobStore};
@@ -108,7 +108,7 @@ pub struct NodeContext {
 type Running = (ActorCell, JoinHandle<()>);
 
 /// The running actors of a node.
-pub struct EmbeddedCluster {
+pub struct NodeActors {
     /// The root every other actor is linked under; it holds the CapacityManager.
     root: Running,
     runs_manager: bool,
@@ -133,7 +133,7 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
     })
 }
 
-impl EmbeddedCluster {
+impl NodeActors {
     /// Starts the actors of `role`: the store and CapacityManager first (it recovers
     /// the queues), then the Gateway, then the executors.
     pub async fn start(
@@ -160,7 +160,7 @@ impl EmbeddedCluster {
         .await
         .context("the CapacityManager did not start")?;
         let root = root.get_cell();
-        let mut node = EmbeddedCluster {
+        let mut node = NodeActors {
             root: (root.clone(), done),
             runs_manager: role.runs_manager(),
             supervisor: None,
@@ -249,7 +249,8 @@ impl EmbeddedCluster {
                 let _ = manager.cast(CapacityMsg::Drain(ExecutorName(name.clone())));
             }
             // Also tell the executor itself, in case the CapacityManager is out of reach.
-            let _ = ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(Tick));
+            let _ =
+                ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(DrainOrder));
         }
         let had_executors = !self.executors.is_empty();
         let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) = self

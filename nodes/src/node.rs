@@ -16,7 +16,7 @@ use axum::routing::get;
 use marie_protocol::membership::NodeInfo;
 use ractor::Actor;
 
-use crate::cluster::{EmbeddedCluster, NodeContext, Role};
+use crate::cluster::{NodeActors, NodeContext, Role};
 use crate::config::Config;
 use crate::cookie;
 use crate::http::{self, Draining, HttpServer};
@@ -64,7 +64,7 @@ pub async fn run(
         cookie: Some(cookie),
         config_path,
     };
-    let mut actors = EmbeddedCluster::start(&config, &role, &context).await?;
+    let mut actors = NodeActors::start(&config, &role, &context).await?;
     let me = NodeInfo {
         name: config.node.name.clone(),
         addr: advertised.clone(),

@@ -70,14 +70,17 @@ impl ScaleBackend for ProcessBackend {
         let node = format!("{}-p{n}", self.node);
         let executor = format!("{node}-{pool}-1");
         let dir = self.data_dir.join("executors").join(&node);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| BackendError(format!("cannot create {}: {e}", dir.display())))?;
+        let failed = |step: String| {
+            let executor = executor.as_str();
+            move |e: std::io::Error| BackendError::start(executor, step, e)
+        };
+        std::fs::create_dir_all(&dir).map_err(failed(format!("creating {}", dir.display())))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .map_err(|e| BackendError(format!("no free port for {node}: {e}")))?
+            .map_err(failed("finding a free port".into()))?
             .port();
-        let log =
-            std::fs::File::create(dir.join("node.log")).map_err(|e| BackendError(e.to_string()))?;
+        let log = std::fs::File::create(dir.join("node.log"))
+            .map_err(failed(format!("creating {}/node.log", dir.display())))?;
         let mut command = Command::new(&self.exe);
         if let Some(config) = &self.config {
             command.arg("--config").arg(config);
@@ -118,7 +121,7 @@ impl ScaleBackend for ProcessBackend {
         }
         let child = command
             .spawn()
-            .map_err(|e| BackendError(format!("cannot start {}: {e}", self.exe.display())))?;
+            .map_err(failed(format!("running {}", self.exe.display())))?;
         tracing::info!(pool, %node, pid = child.id(), "started an executor process");
         self.lock_children()
             .insert(executor.clone(), (pool.to_owned(), child));

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Version of the wire format; bumped whenever an encoded type changes shape.
-pub const WIRE_VERSION: u8 = 1;
+pub const WIRE_VERSION: u8 = 2;
 
 /// Why bytes could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +60,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
 ///
 /// `from_bytes` cannot return an error; a frame that does not decode panics there, which
 /// the cluster layer catches and turns into a dropped message (logged by the node).
+/// Replies are not wire types of this kind: `Reply` and `StoreReply` turn bytes that do
+/// not decode into their error arm, so the caller learns why instead of seeing a drop.
 #[macro_export]
 macro_rules! wire_type {
     ($($ty:ty),+ $(,)?) => {$(

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::StoreFailure;
 use crate::{JobId, JobState};
 
 /// How a handler failed, which decides whether another attempt can help.
@@ -127,7 +128,15 @@ pub enum GatewayError {
     /// The node is starting or stopping and takes no jobs now.
     #[error("the cluster is not ready ({0}): retry in a moment")]
     Unavailable(String),
-    /// The job store failed.
+    /// The job is durable but the CapacityManager has not queued it yet (a cancel that
+    /// raced its submit): it will be queued within moments.
+    #[error("job {0} is being queued: retry the cancel in a moment")]
+    BeingQueued(JobId),
+    /// The job store failed; its kind says whether a retry can help.
     #[error("job store error: {0}")]
-    Store(String),
+    Store(StoreFailure),
+    /// The Gateway's answer could not be read: the codec's message says why (another
+    /// Marie release on the other side, most often).
+    #[error("cannot read the Gateway's answer: {0}")]
+    Undecodable(String),
 }

@@ -42,6 +42,10 @@ pub struct NodeStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeList(pub Vec<NodeStatus>);
 
+/// Ask a node for the nodes it knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembersQuery;
+
 /// Messages of a node's membership actor.
 #[derive(RactorClusterMessage)]
 pub enum MembershipMsg {
@@ -51,7 +55,7 @@ pub enum MembershipMsg {
     Tick(Tick),
     /// The nodes this node knows and their status.
     #[rpc]
-    Members(Tick, RpcReplyPort<NodeList>),
+    Members(MembersQuery, RpcReplyPort<NodeList>),
 }
 
-wire_type!(Hello, NodeList);
+wire_type!(Hello, NodeList, MembersQuery);

@@ -23,11 +23,11 @@ impl<T: Serialize + DeserializeOwned> ractor::BytesConvertable for Reply<T> {
     fn into_bytes(self) -> Vec<u8> {
         crate::codec::encode(&self)
     }
+    /// An answer that does not decode becomes an error answer, so the caller learns why
+    /// (ractor would drop the message on a panic, and the caller see a dropped request).
     fn from_bytes(bytes: Vec<u8>) -> Self {
-        match crate::codec::decode(&bytes) {
-            Ok(value) => value,
-            Err(e) => panic!("cannot decode a Gateway reply: {e}"),
-        }
+        crate::codec::decode(&bytes)
+            .unwrap_or_else(|e| Reply(Err(GatewayError::Undecodable(e.to_string()))))
     }
 }
 
@@ -122,7 +122,7 @@ pub enum GatewayMsg {
     Capacity(CapacityQuery, RpcReplyPort<Reply<CapacityReport>>),
     /// Answers at once: a liveness check, and the baseline of remote-call cost.
     #[rpc]
-    Ping(Tick, RpcReplyPort<Tick>),
+    Ping(Ping, RpcReplyPort<Pong>),
     /// From the CapacityManager: these jobs ended.
     JobsFinished(FinishedJobs),
     /// From the CapacityManager: queue pressure per pool.
@@ -249,9 +249,29 @@ pub enum SupervisorMsg {
     Tick(Tick),
 }
 
-/// A timer of the CapacityManager.
+/// The beat of a timer: the payload of the messages an actor sends itself periodically.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tick;
+
+/// A liveness check of the Gateway.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping;
+
+/// The Gateway's answer to a [`Ping`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pong;
+
+/// Ask the CapacityManager for every pool's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolStatesQuery;
+
+/// Tell an executor to drain: finish its runs, take no new job, then stop.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainOrder;
+
+/// An executor's own reminder to register (again) with the CapacityManager.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterAttempt;
 
 /// Messages of the CapacityManager: queues, slots and leases of the whole cluster.
 #[derive(RactorClusterMessage)]
@@ -284,7 +304,7 @@ pub enum CapacityMsg {
     Tick(Tick),
     /// What the autoscaler reads about every pool.
     #[rpc]
-    PoolStates(Tick, RpcReplyPort<PoolStates>),
+    PoolStates(PoolStatesQuery, RpcReplyPort<PoolStates>),
     /// The slots a pool should have, shown as its `target`.
     SetTarget(PoolTarget),
 }
@@ -315,13 +335,13 @@ pub enum ExecutorMsg {
     /// Stop this run: it was cancelled or timed out.
     CancelRun(RunRef),
     /// Finish running jobs, take no new ones, then stop.
-    Drain(Tick),
+    Drain(DrainOrder),
     /// From the executor's own run task: the run ended.
-    Finished(Completion),
+    RunEnded(Completion),
     /// Timer: send a heartbeat.
     HeartbeatTick(Tick),
     /// Register (again) with the CapacityManager.
-    Register(Tick),
+    Register(RegisterAttempt),
 }
 
 wire_type!(
@@ -348,6 +368,11 @@ wire_type!(
     ExecutorName,
     CancelAnswer,
     Tick,
+    Ping,
+    Pong,
+    PoolStatesQuery,
+    DrainOrder,
+    RegisterAttempt,
     LeaseGrant,
     PoolStates,
     PoolTarget,
@@ -389,5 +414,33 @@ mod tests {
         }));
         let back = Reply::<Submitted>::from_bytes(reply.clone().into_bytes());
         assert_eq!(back, reply);
+    }
+
+    #[test]
+    fn a_reply_from_another_release_is_an_error_answer_naming_the_fix() {
+        let mut bytes = Reply::<Submitted>(Ok(Submitted {
+            id: JobId::generate(),
+            deduplicated: false,
+        }))
+        .into_bytes();
+        bytes[0] = crate::codec::WIRE_VERSION + 1;
+        let Reply(answer) = Reply::<Submitted>::from_bytes(bytes);
+        let Err(GatewayError::Undecodable(why)) = answer else {
+            panic!("expected an undecodable answer, got {answer:?}");
+        };
+        assert!(
+            why.contains("upgrade every node to the same Marie release"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_reply_is_an_error_answer() {
+        let bytes = Reply::<JobOutput>(Ok(JobOutput(vec![1; 64]))).into_bytes();
+        let Reply(answer) = Reply::<JobOutput>::from_bytes(bytes[..8].to_vec());
+        assert!(
+            matches!(answer, Err(GatewayError::Undecodable(ref why)) if why.contains("malformed")),
+            "{answer:?}"
+        );
     }
 }

@@ -39,19 +39,43 @@ pub enum Inserted {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewJobs(pub Vec<NewJob>);
 
-/// A store operation's answer: the value, or the store's error in words.
+/// Whether another try of a failed store operation can succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreErrorKind {
+    /// The store is busy, closing or out of reach: the same operation may pass later.
+    Retryable,
+    /// The operation or the store itself is at fault (a corrupt file, a schema from
+    /// another release): retrying repeats the failure until someone fixes it.
+    Permanent,
+}
+
+/// A store failure as it crosses the wire: its kind, and its causes in words.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreFailure {
+    /// Whether a retry can help.
+    pub kind: StoreErrorKind,
+    /// The error and its causes, outermost first.
+    pub message: String,
+}
+
+/// A store operation's answer: the value, or the store's failure.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoreReply<T>(pub Result<T, String>);
+pub struct StoreReply<T>(pub Result<T, StoreFailure>);
 
 impl<T: Serialize + serde::de::DeserializeOwned> ractor::BytesConvertable for StoreReply<T> {
     fn into_bytes(self) -> Vec<u8> {
         crate::codec::encode(&self)
     }
+    /// An answer that does not decode becomes a permanent failure carrying the codec's
+    /// message, instead of a panic that drops the answer.
     fn from_bytes(bytes: Vec<u8>) -> Self {
-        match crate::codec::decode(&bytes) {
-            Ok(value) => value,
-            Err(e) => panic!("cannot decode a store reply: {e}"),
-        }
+        crate::codec::decode(&bytes).unwrap_or_else(|e| {
+            StoreReply(Err(StoreFailure {
+                kind: StoreErrorKind::Permanent,
+                message: format!("cannot read the job store's answer: {e}"),
+            }))
+        })
     }
 }
 
@@ -74,3 +98,35 @@ pub enum StoreMsg {
 }
 
 wire_type!(NewJobs);
+
+#[cfg(test)]
+mod tests {
+    use ractor::BytesConvertable;
+
+    use super::*;
+
+    #[test]
+    fn a_store_reply_from_another_release_is_a_permanent_failure_naming_the_fix() {
+        let mut bytes = StoreReply::<Option<JobStatus>>(Ok(None)).into_bytes();
+        bytes[0] = crate::codec::WIRE_VERSION + 1;
+        let StoreReply(answer) = StoreReply::<Option<JobStatus>>::from_bytes(bytes);
+        let failure = answer.expect_err("an undecodable answer is an error");
+        assert_eq!(failure.kind, StoreErrorKind::Permanent);
+        assert!(
+            failure
+                .message
+                .contains("upgrade every node to the same Marie release"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn a_store_failure_crosses_the_wire_with_its_kind() {
+        let reply: StoreReply<Vec<Inserted>> = StoreReply(Err(StoreFailure {
+            kind: StoreErrorKind::Retryable,
+            message: "database is locked".into(),
+        }));
+        let back = StoreReply::<Vec<Inserted>>::from_bytes(reply.clone().into_bytes());
+        assert_eq!(back, reply);
+    }
+}

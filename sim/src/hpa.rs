@@ -17,7 +17,7 @@
 //! The metric is the pool's jobs, queued plus running, read fresh at each sync (a
 //! real HPA reads it through a metrics adapter, later).
 
-use marie_decide::autoscale::limits::{Changes, down_to, up_to};
+use marie_decide::autoscale::limits::{ScalingHistory, down_to, up_to};
 use marie_decide::autoscale::window::{Keep, Window};
 use marie_decide::autoscale::{PoolObservation, RateLimit};
 
@@ -100,7 +100,7 @@ pub struct HpaPolicy {
     settings: HpaSettings,
     up_window: Window,
     down_window: Window,
-    changes: Changes,
+    changes: ScalingHistory,
     last_poll_ms: Option<u64>,
     last_active_ms: u64,
 }
@@ -111,7 +111,7 @@ impl HpaPolicy {
         HpaPolicy {
             up_window: Window::new(Keep::Lowest, settings.scale_up_window_ms),
             down_window: Window::new(Keep::Highest, settings.scale_down_window_ms),
-            changes: Changes::default(),
+            changes: ScalingHistory::default(),
             last_poll_ms: None,
             last_active_ms: 0,
             settings,

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+mod error;
 pub mod lock;
 pub mod memory;
 pub mod sqlite;
@@ -21,6 +22,7 @@ use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunRef};
 use marie_protocol::{JobId, JobState, JobStatus};
 
+pub use error::{OpenError, StoreError, StoreErrorKind, StoreFailure};
 pub use marie_protocol::store::{Inserted, NewJob};
 
 /// The error kept on a job whose run was in flight when the node stopped.
@@ -71,35 +73,6 @@ pub enum JobUpdate {
         /// When, Unix milliseconds.
         at_ms: u64,
     },
-}
-
-/// Why the store failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database could not be opened or created.
-    #[error("cannot open the job store at {path}: {reason}")]
-    Open {
-        /// Where.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// Another process holds the store of this data dir.
-    #[error(
-        "the job store in {dir} is in use by {holder}: stop that node first, or give this one its own data dir (--data-dir, node.data_dir or MARIE_NODE__DATA_DIR)"
-    )]
-    InUse {
-        /// The data dir.
-        dir: String,
-        /// Who holds it (`marie pid N`), as far as it can be told.
-        holder: String,
-    },
-    /// A read or write failed.
-    #[error("job store failed: {0}")]
-    Backend(String),
-    /// The store's writer is gone (the node is shutting down).
-    #[error("the job store is closed")]
-    Closed,
 }
 
 /// What a Gateway needs of the store: write new jobs, read jobs back. A Gateway on the

@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::StoreError;
+use super::{OpenError, StoreError};
 
 /// The held lock; dropping it releases it.
 #[derive(Debug)]
@@ -22,9 +22,9 @@ impl StoreLock {
     /// Takes the lock of the database at `database`, or says which process holds it.
     pub fn acquire(database: &Path) -> Result<StoreLock, StoreError> {
         let path = lock_path(database);
-        let open_error = |reason: String| StoreError::Open {
+        let open_error = |source: std::io::Error| StoreError::Open {
             path: path.display().to_string(),
-            reason,
+            source: OpenError::Io(source),
         };
         let mut file = OpenOptions::new()
             .read(true)
@@ -32,7 +32,7 @@ impl StoreLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(open_error)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -46,11 +46,11 @@ impl StoreLock {
                     },
                 });
             }
-            Err(TryLockError::Error(e)) => return Err(open_error(format!("cannot lock it: {e}"))),
+            Err(TryLockError::Error(e)) => return Err(open_error(e)),
         }
         file.set_len(0)
             .and_then(|()| write!(file, "marie pid {}", std::process::id()))
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(open_error)?;
         Ok(StoreLock { _file: file })
     }
 }

@@ -27,7 +27,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use tokio::sync::oneshot;
 
 use crate::lock::StoreLock;
-use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError};
+use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, OpenError, StoreError};
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i32 = 1;
@@ -97,8 +97,11 @@ enum Command {
     Recover(u64, Reply<Vec<QueuedJob>>),
 }
 
+/// How a batch's transaction ended: one error shared by every command of the batch.
+type Committed = Result<(), Arc<rusqlite::Error>>;
+
 /// A command applied but not yet answered: it is called with the commit's outcome.
-type Answer = Box<dyn FnOnce(&Result<(), String>) + Send>;
+type Answer = Box<dyn FnOnce(&Committed) + Send>;
 
 /// The job store in one SQLite file, with group commit.
 pub struct SqliteStore {
@@ -118,20 +121,28 @@ impl SqliteStore {
     /// Opens the store at `path`, creating the file, its directory and the schema if
     /// needed, and starts the writer thread.
     pub fn open(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
-        let open_error = |reason: String| StoreError::Open {
+        let open_error = |source: OpenError| StoreError::Open {
             path: path.display().to_string(),
-            reason,
+            source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| open_error(e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|e| open_error(e.into()))?;
         }
         let lock = StoreLock::acquire(path)?;
-        let mut conn =
-            connect(path, options.synchronous_full).map_err(|e| open_error(e.to_string()))?;
-        migrate(&mut conn).map_err(open_error)?;
+        let mut conn = connect(path, options.synchronous_full).map_err(|e| open_error(e.into()))?;
+        match migrate(&mut conn).map_err(|e| open_error(e.into()))? {
+            Schema::Known => {}
+            Schema::Newer(found) => {
+                return Err(StoreError::SchemaVersion {
+                    path: path.display().to_string(),
+                    found,
+                    known: SCHEMA_VERSION,
+                });
+            }
+        }
         let reader = connect(path, options.synchronous_full)
             .and_then(|c| c.pragma_update(None, "query_only", true).map(|()| c))
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(|e| open_error(e.into()))?;
 
         let (writer, commands) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
@@ -140,7 +151,7 @@ impl SqliteStore {
         let thread = std::thread::Builder::new()
             .name("marie-store-writer".into())
             .spawn(move || write_loop(conn, &commands, max_batch, &counter))
-            .map_err(|e| open_error(e.to_string()))?;
+            .map_err(|e| open_error(e.into()))?;
         Ok(SqliteStore {
             writer: Some(writer),
             thread: Some(thread),
@@ -175,10 +186,10 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             // A panic while holding the lock leaves the connection itself usable.
             let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
-            read(&conn).map_err(backend)
+            read(&conn).map_err(StoreError::from)
         })
         .await
-        .map_err(backend)?
+        .map_err(StoreError::Interrupted)?
     }
 }
 
@@ -244,23 +255,27 @@ fn connect(path: &Path, synchronous_full: bool) -> rusqlite::Result<Connection> 
     Ok(conn)
 }
 
-/// Creates the schema in a new file; refuses a file written by a newer build.
-fn migrate(conn: &mut Connection) -> Result<(), String> {
-    let version: i32 = conn
-        .pragma_query_value(None, "user_version", |row| row.get(0))
-        .map_err(|e| e.to_string())?;
+/// The schema a file holds after [`migrate`].
+enum Schema {
+    /// This build's schema (created now in a new file).
+    Known,
+    /// Another version, written by another build: left untouched.
+    Newer(i32),
+}
+
+/// Creates the schema in a new file; leaves a file written by another build untouched.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<Schema> {
+    let version: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     match version {
         0 => {
-            let tx = conn.transaction().map_err(|e| e.to_string())?;
-            tx.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
-                .map_err(|e| e.to_string())?;
-            tx.commit().map_err(|e| e.to_string())
+            let tx = conn.transaction()?;
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+            Ok(Schema::Known)
         }
-        SCHEMA_VERSION => Ok(()),
-        newer => Err(format!(
-            "schema version {newer} is not {SCHEMA_VERSION}, the one this build knows"
-        )),
+        SCHEMA_VERSION => Ok(Schema::Known),
+        other => Ok(Schema::Newer(other)),
     }
 }
 
@@ -280,6 +295,7 @@ fn write_loop(
             Ok(tx) => tx,
             Err(e) => {
                 tracing::error!("job store: cannot begin a transaction: {e}");
+                let e = Arc::new(e);
                 batch.into_iter().for_each(|command| command.reject(&e));
                 continue;
             }
@@ -296,7 +312,7 @@ fn write_loop(
 }
 
 /// Applies every command in `tx`, each in its own savepoint, then commits.
-fn apply_batch(mut tx: Transaction<'_>, batch: Vec<Command>) -> (Vec<Answer>, Result<(), String>) {
+fn apply_batch(mut tx: Transaction<'_>, batch: Vec<Command>) -> (Vec<Answer>, Committed) {
     let answers = batch
         .into_iter()
         .map(|command| match command {
@@ -309,23 +325,23 @@ fn apply_batch(mut tx: Transaction<'_>, batch: Vec<Command>) -> (Vec<Answer>, Re
             }
         })
         .collect();
-    (answers, tx.commit().map_err(|e| e.to_string()))
+    (answers, tx.commit().map_err(Arc::new))
 }
 
 impl Command {
     /// Answers the caller with `error` without applying the command.
-    fn reject(self, error: &rusqlite::Error) {
-        let why = error.to_string();
+    fn reject(self, error: &Arc<rusqlite::Error>) {
+        let error = || StoreError::Database(Arc::clone(error));
         // A caller that stopped waiting does not mind: the send results are ignored.
         match self {
             Command::Insert(_, reply) => {
-                let _ = reply.send(Err(StoreError::Backend(why)));
+                let _ = reply.send(Err(error()));
             }
             Command::Update(_, reply) => {
-                let _ = reply.send(Err(StoreError::Backend(why)));
+                let _ = reply.send(Err(error()));
             }
             Command::Recover(_, reply) => {
-                let _ = reply.send(Err(StoreError::Backend(why)));
+                let _ = reply.send(Err(error()));
             }
         }
     }
@@ -336,8 +352,8 @@ impl Command {
 fn answer<T: Send + 'static>(reply: Reply<T>, result: rusqlite::Result<T>) -> Answer {
     Box::new(move |committed| {
         let result = match committed {
-            Ok(()) => result.map_err(backend),
-            Err(e) => Err(StoreError::Backend(e.clone())),
+            Ok(()) => result.map_err(StoreError::from),
+            Err(e) => Err(StoreError::Database(Arc::clone(e))),
         };
         // A caller that stopped waiting does not mind.
         let _ = reply.send(result);
@@ -595,8 +611,4 @@ fn parse_dedup(row: &Row<'_>, idx: usize) -> rusqlite::Result<DedupPolicy> {
         let why = format!("unknown dedup policy {name:?}");
         rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, why.into())
     })
-}
-
-fn backend(error: impl ToString) -> StoreError {
-    StoreError::Backend(error.to_string())
 }

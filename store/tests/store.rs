@@ -8,7 +8,9 @@ use marie_protocol::messages::{ListQuery, RunRef};
 use marie_protocol::{DedupPolicy, JobId, JobMetadata, JobSpec, JobState, TraceContext};
 use marie_store::memory::MemoryStore;
 use marie_store::sqlite::{SqliteOptions, SqliteStore};
-use marie_store::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob};
+use marie_store::{
+    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError, StoreErrorKind,
+};
 use tempfile::TempDir;
 
 fn spec(pool: &str, payload: &[u8]) -> JobSpec {
@@ -498,6 +500,25 @@ async fn sqlite_data_survives_a_reopen() {
         (running.id, 1)
     );
     assert_eq!(recovered[0].spec.payload, b"page");
+}
+
+#[test]
+fn sqlite_refuses_a_file_from_another_schema_as_a_permanent_error() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("jobs.db");
+    let conn = rusqlite::Connection::open(&path).expect("a database");
+    conn.pragma_update(None, "user_version", 99)
+        .expect("a schema version");
+    drop(conn);
+    let err = SqliteStore::open(&path, SqliteOptions::default())
+        .err()
+        .expect("a newer schema is refused");
+    assert!(
+        matches!(err, StoreError::SchemaVersion { found: 99, .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), StoreErrorKind::Permanent);
+    assert!(err.to_string().contains("run the Marie release"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

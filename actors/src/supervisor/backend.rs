@@ -3,12 +3,54 @@
 //! (`process`, in the node crate), or somewhere an external autoscaler manages
 //! (`external`: decide and export only).
 
-use async_trait::async_trait;
+use std::error::Error;
 
-/// Why a backend could not act.
+use async_trait::async_trait;
+use marie_protocol::HandlerError;
+
+/// Why a backend could not start an executor. The Supervisor logs it and tries again
+/// at its next tick.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BackendError(pub String);
+pub enum BackendError {
+    /// The backend has no pool of that name.
+    #[error("no pool {0:?} here: the backend starts executors of its configured pools only")]
+    UnknownPool(String),
+    /// The pool's handlers could not be loaded (a model that does not load).
+    #[error("pool {pool}: cannot load its handlers")]
+    Handlers {
+        /// The pool.
+        pool: String,
+        /// The handler's failure.
+        #[source]
+        source: HandlerError,
+    },
+    /// A step of starting the executor failed.
+    #[error("executor {executor} did not start: {step} failed")]
+    Start {
+        /// The executor's name.
+        executor: String,
+        /// The step that failed, in words.
+        step: String,
+        /// Why.
+        #[source]
+        source: Box<dyn Error + Send + Sync>,
+    },
+}
+
+impl BackendError {
+    /// The `step` of starting `executor` failed with `source`.
+    pub fn start(
+        executor: &str,
+        step: impl Into<String>,
+        source: impl Into<Box<dyn Error + Send + Sync>>,
+    ) -> Self {
+        BackendError::Start {
+            executor: executor.to_owned(),
+            step: step.into(),
+            source: source.into(),
+        }
+    }
+}
 
 /// Starts and releases executors of a pool.
 #[async_trait]

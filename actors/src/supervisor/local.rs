@@ -61,7 +61,7 @@ impl ScaleBackend for LocalBackend {
         let config = self
             .pools
             .get(pool)
-            .ok_or_else(|| BackendError(format!("no local pool {pool:?}")))?;
+            .ok_or_else(|| BackendError::UnknownPool(pool.to_owned()))?;
         let (name, first) = {
             let mut state = self.lock();
             state.next += 1;
@@ -77,9 +77,10 @@ impl ScaleBackend for LocalBackend {
                 .entry(pool.to_owned())
                 .or_default()
                 .remove(&name);
-            return Err(BackendError(format!(
-                "pool {pool}: cannot load its handlers: {e}"
-            )));
+            return Err(BackendError::Handlers {
+                pool: pool.to_owned(),
+                source: e,
+            });
         }
         let args = ExecutorArgs {
             name: name.clone(),
@@ -89,7 +90,7 @@ impl ScaleBackend for LocalBackend {
         };
         Actor::spawn(Some(name.clone()), Executor, args)
             .await
-            .map_err(|e| BackendError(format!("executor {name} did not start: {e}")))?;
+            .map_err(|e| BackendError::start(&name, "spawning its actor", e))?;
         Ok(Some(name))
     }
 

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use marie_protocol::PoolState;
-use marie_protocol::messages::{CapacityMsg, ExecutorName, PoolTarget, SupervisorMsg, Tick};
+use marie_protocol::messages::{
+    CapacityMsg, ExecutorName, PoolStatesQuery, PoolTarget, SupervisorMsg, Tick,
+};
 use marie_protocol::names::SUPERVISOR_GROUP;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::ObservableGauge;
@@ -26,7 +28,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 
 pub use backend::{BackendError, ExternalBackend, ScaleBackend};
 pub use local::{LocalBackend, LocalPool};
-pub use plan::{Changes, PoolBook, Victim, choose_victims};
+pub use plan::{ExecutorChanges, PoolBook, Victim, choose_victims};
 
 use crate::clock::MonotonicClock;
 use crate::lookup;
@@ -168,7 +170,7 @@ impl Actor for Supervisor {
         };
         let states = match manager
             .call(
-                |reply| CapacityMsg::PoolStates(Tick, reply),
+                |reply| CapacityMsg::PoolStates(PoolStatesQuery, reply),
                 Some(MANAGER_TIMEOUT),
             )
             .await
@@ -223,7 +225,11 @@ impl SupervisorState {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::error!(pool, error = %e, "cannot start an executor");
+                        tracing::error!(
+                            pool,
+                            error = &e as &dyn std::error::Error,
+                            "cannot start an executor"
+                        );
                         break;
                     }
                 }

@@ -27,7 +27,7 @@ pub struct PoolBook {
 
 /// What changed in a pool's executors since the last look.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Changes {
+pub struct ExecutorChanges {
     /// Starting executors that registered, with how long they took.
     pub ready: Vec<(String, u64)>,
     /// Draining executors that are gone: the backend may release them.
@@ -52,9 +52,9 @@ impl PoolBook {
 
     /// Reads the CapacityManager's view of the pool: starting executors that showed
     /// up are ready (their cold start is measured), draining ones that left are gone.
-    pub fn observe(&mut self, state: &PoolState, now_ms: u64) -> Changes {
+    pub fn observe(&mut self, state: &PoolState, now_ms: u64) -> ExecutorChanges {
         let registered = |name: &str| state.executors.iter().any(|e| e.name == name);
-        let mut changes = Changes::default();
+        let mut changes = ExecutorChanges::default();
         let ready: Vec<String> = self
             .starting
             .keys()

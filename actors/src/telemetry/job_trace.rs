@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use marie_protocol::TraceContext;
+use marie_protocol::messages::RunRef;
 use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{Span, TraceContextExt, Tracer};
@@ -31,6 +32,16 @@ pub fn enable() {
 /// Whether job spans are recorded.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
+}
+
+/// The attributes every span of a run carries.
+pub fn job_attributes(run: RunRef, pool: &str, handler: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new("job.id", run.job.to_string()),
+        KeyValue::new("pool", pool.to_owned()),
+        KeyValue::new("handler", handler.to_owned()),
+        KeyValue::new("attempt", i64::from(run.attempt)),
+    ]
 }
 
 /// The tracer of Marie's job spans.

@@ -10,7 +10,8 @@ use std::time::Duration;
 use marie_actors::lookup;
 use marie_protocol::Outcome;
 use marie_protocol::messages::{
-    CapacityMsg, Completion, ExecutorInfo, ExecutorMsg, Heartbeat, LeaseGrant, RunRef, Tick,
+    CapacityMsg, Completion, ExecutorInfo, ExecutorMsg, Heartbeat, LeaseGrant, RegisterAttempt,
+    RunRef, Tick,
 };
 use marie_protocol::names::executor_group;
 use ractor::rpc::CallResult;
@@ -86,7 +87,7 @@ impl FakeExecutor {
             took_ms: 0,
         };
         self.actor
-            .cast(ExecutorMsg::Finished(completion))
+            .cast(ExecutorMsg::RunEnded(completion))
             .expect("the fake executor is running");
     }
 }
@@ -116,7 +117,7 @@ impl Actor for Fake {
         args: FakeArgs,
     ) -> Result<FakeState, ActorProcessingErr> {
         pg::join(executor_group(&args.info.pool), vec![myself.get_cell()]);
-        myself.cast(ExecutorMsg::Register(Tick))?;
+        myself.cast(ExecutorMsg::Register(RegisterAttempt))?;
         Ok(FakeState {
             args,
             runs: Vec::new(),
@@ -150,8 +151,9 @@ impl Actor for Fake {
                         }
                     }
                     _ => {
-                        myself
-                            .send_after(Duration::from_millis(20), || ExecutorMsg::Register(Tick));
+                        myself.send_after(Duration::from_millis(20), || {
+                            ExecutorMsg::Register(RegisterAttempt)
+                        });
                     }
                 }
             }
@@ -163,7 +165,7 @@ impl Actor for Fake {
                 });
             }
             ExecutorMsg::CancelRun(run) => state.runs.retain(|r| *r != run),
-            ExecutorMsg::Finished(completion) => {
+            ExecutorMsg::RunEnded(completion) => {
                 state.runs.retain(|r| *r != completion.run);
                 if let Some(manager) = lookup::capacity_manager() {
                     manager.cast(CapacityMsg::Completed(completion))?;
@@ -186,7 +188,7 @@ impl Actor for Fake {
                     if let Ok(CallResult::Success(ack)) = ack
                         && !ack.known
                     {
-                        myself.cast(ExecutorMsg::Register(Tick))?;
+                        myself.cast(ExecutorMsg::Register(RegisterAttempt))?;
                     }
                 }
             }

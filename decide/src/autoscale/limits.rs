@@ -7,11 +7,11 @@ use super::settings::RateLimit;
 
 /// The changes a policy made recently, to find the count at a period's start.
 #[derive(Clone, Debug, Default)]
-pub struct Changes {
+pub struct ScalingHistory {
     events: VecDeque<(u64, i64)>,
 }
 
-impl Changes {
+impl ScalingHistory {
     /// Records a change of `delta` executors at `now_ms`.
     pub fn record(&mut self, now_ms: u64, delta: i64) {
         if delta != 0 {
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn the_period_start_undoes_recent_changes() {
-        let mut changes = Changes::default();
+        let mut changes = ScalingHistory::default();
         changes.record(1_000, 4);
         changes.record(10_000, 4);
         changes.record(20_000, -2);

@@ -3,7 +3,7 @@
 
 use super::decision::{Decision, Reason};
 use super::demand::load_need;
-use super::limits::{Changes, down_to, up_to};
+use super::limits::{ScalingHistory, down_to, up_to};
 use super::observation::PoolObservation;
 use super::settings::AutoscaleSettings;
 use super::window::{Keep, Window};
@@ -18,7 +18,7 @@ pub struct AutoscalePolicy {
     settings: AutoscaleSettings,
     up_window: Window,
     down_window: Window,
-    changes: Changes,
+    changes: ScalingHistory,
     idle_since_ms: Option<u64>,
     started: bool,
 }
@@ -30,7 +30,7 @@ impl AutoscalePolicy {
         AutoscalePolicy {
             up_window: Window::new(Keep::Lowest, settings.scale_up_window_secs * 1000),
             down_window: Window::new(Keep::Highest, settings.scale_down_window_secs * 1000),
-            changes: Changes::default(),
+            changes: ScalingHistory::default(),
             idle_since_ms: None,
             started: false,
             settings,

@@ -14,7 +14,7 @@ mod scheduler;
 mod properties;
 
 pub use backoff::backoff_ms;
-pub use placement::{ExecutorLoad, choose_executor};
+pub use placement::{PlacementCandidate, choose_executor};
 pub use queue::PoolQueue;
 pub use rate::RateMeter;
 pub use scheduler::{Action, PoolSetup, Scheduler, SchedulerConfig};

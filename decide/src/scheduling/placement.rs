@@ -2,7 +2,7 @@
 
 /// What placement needs to know of one executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ExecutorLoad<'a> {
+pub struct PlacementCandidate<'a> {
     /// The executor's name.
     pub name: &'a str,
     /// Slots it offers.
@@ -17,7 +17,7 @@ pub struct ExecutorLoad<'a> {
 /// to the smallest name, so placement is deterministic. `None` when no executor that
 /// takes work has a free slot — the job stays queued and the slots stay the credits.
 pub fn choose_executor<'a>(
-    executors: impl IntoIterator<Item = ExecutorLoad<'a>>,
+    executors: impl IntoIterator<Item = PlacementCandidate<'a>>,
 ) -> Option<&'a str> {
     executors
         .into_iter()
@@ -34,8 +34,8 @@ pub fn choose_executor<'a>(
 mod tests {
     use super::*;
 
-    fn load(name: &str, slots: u32, used: u32, draining: bool) -> ExecutorLoad<'_> {
-        ExecutorLoad {
+    fn load(name: &str, slots: u32, used: u32, draining: bool) -> PlacementCandidate<'_> {
+        PlacementCandidate {
             name,
             slots,
             used,

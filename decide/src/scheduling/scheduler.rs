@@ -9,13 +9,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use marie_protocol::messages::{QueuedJob, RunRef};
 use marie_protocol::{
-    CapacityReport, ExecutorLoad as ExecutorView, HandlerErrorKind, JobId, JobState, Outcome,
-    PoolCapacity, PoolLoad, PoolState, TraceContext,
+    CapacityReport, ExecutorLoad, HandlerErrorKind, JobId, JobState, Outcome, PoolCapacity,
+    PoolLoad, PoolState, TraceContext,
 };
 
 use serde::{Deserialize, Serialize};
 
-use super::{ExecutorLoad, PoolQueue, RateMeter, backoff_ms, choose_executor};
+use super::{PlacementCandidate, PoolQueue, RateMeter, backoff_ms, choose_executor};
 
 /// Timing rules of leases, heartbeats and retries: the `[scheduler]` section of the
 /// configuration, read as it is. The scheduler applies the lease, timeout and backoff
@@ -453,7 +453,7 @@ impl Scheduler {
                     .executors
                     .iter()
                     .filter(|(_, e)| e.pool == pool_name)
-                    .map(|(name, e)| ExecutorLoad {
+                    .map(|(name, e)| PlacementCandidate {
                         name,
                         slots: e.slots,
                         used: e.running.len() as u32,
@@ -524,7 +524,7 @@ impl Scheduler {
                     .executors
                     .iter()
                     .filter(|(_, e)| &e.pool == name)
-                    .map(|(executor, e)| ExecutorView {
+                    .map(|(executor, e)| ExecutorLoad {
                         name: executor.clone(),
                         slots: e.slots,
                         used: e.running.len() as u32,

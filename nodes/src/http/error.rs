@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use marie_client::ClientError;
 use marie_protocol::GatewayError;
+use marie_protocol::store::StoreErrorKind;
 
 use super::views::{ErrorBody, ErrorDetail};
 
@@ -109,13 +110,15 @@ impl ApiError {
         }
     }
 
-    /// Seconds a client should wait before retrying, for a full queue.
+    /// Seconds a client should wait before retrying, for a full queue or a job that is
+    /// being queued.
     fn retry_after_secs(&self) -> Option<u32> {
         match self {
             ApiError::Client(ClientError::Gateway(GatewayError::QueueFull {
                 retry_after_secs,
                 ..
             })) => Some(*retry_after_secs),
+            ApiError::Client(ClientError::Gateway(GatewayError::BeingQueued(_))) => Some(1),
             _ => None,
         }
     }
@@ -132,8 +135,14 @@ fn gateway_status(e: &GatewayError) -> StatusCode {
         | GatewayError::NoResult { .. }
         | GatewayError::AlreadyFinished { .. } => StatusCode::CONFLICT,
         GatewayError::NotFound(_) => StatusCode::NOT_FOUND,
-        GatewayError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        GatewayError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        GatewayError::Unavailable(_) | GatewayError::BeingQueued(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        GatewayError::Store(failure) => match failure.kind {
+            StoreErrorKind::Retryable => StatusCode::SERVICE_UNAVAILABLE,
+            StoreErrorKind::Permanent => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        GatewayError::Undecodable(_) => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -149,7 +158,12 @@ fn gateway_code(e: &GatewayError) -> &'static str {
         GatewayError::NoResult { .. } => "no_result",
         GatewayError::AlreadyFinished { .. } => "already_finished",
         GatewayError::Unavailable(_) => "unavailable",
-        GatewayError::Store(_) => "store_error",
+        GatewayError::BeingQueued(_) => "being_queued",
+        GatewayError::Store(failure) => match failure.kind {
+            StoreErrorKind::Retryable => "store_unavailable",
+            StoreErrorKind::Permanent => "store_error",
+        },
+        GatewayError::Undecodable(_) => "undecodable_reply",
     }
 }
 
@@ -186,6 +200,7 @@ impl IntoResponse for ApiError {
 mod tests {
     use super::*;
     use marie_protocol::JobId;
+    use marie_protocol::store::StoreFailure;
 
     #[test]
     fn each_gateway_error_gets_its_status() {
@@ -206,6 +221,32 @@ mod tests {
                 "payload_too_large",
             ),
             (GatewayError::Unavailable("x".into()), 503, "unavailable"),
+            (
+                GatewayError::BeingQueued(JobId::generate()),
+                503,
+                "being_queued",
+            ),
+            (
+                GatewayError::Store(StoreFailure {
+                    kind: StoreErrorKind::Retryable,
+                    message: "database is locked".into(),
+                }),
+                503,
+                "store_unavailable",
+            ),
+            (
+                GatewayError::Store(StoreFailure {
+                    kind: StoreErrorKind::Permanent,
+                    message: "database disk image is malformed".into(),
+                }),
+                500,
+                "store_error",
+            ),
+            (
+                GatewayError::Undecodable("wire version 3 is not 2".into()),
+                502,
+                "undecodable_reply",
+            ),
         ];
         for (e, status, code) in cases {
             let api = ApiError::from(e);

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use marie_actors::lookup;
-use marie_protocol::messages::{CapacityMsg, PoolStates, Tick};
+use marie_protocol::messages::{CapacityMsg, PoolStates, PoolStatesQuery};
 
 use super::error::ApiError;
 use super::health::{Draining, READY_TIMEOUT, healthz, ready};
@@ -43,7 +43,7 @@ async fn readyz(State(state): State<ProbeState>) -> Result<Response, ApiError> {
     })?;
     let states = manager
         .call(
-            |reply| CapacityMsg::PoolStates(Tick, reply),
+            |reply| CapacityMsg::PoolStates(PoolStatesQuery, reply),
             Some(READY_TIMEOUT),
         )
         .await

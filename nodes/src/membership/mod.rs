@@ -11,7 +11,9 @@ mod peers;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use marie_protocol::membership::{Hello, MembershipMsg, NodeInfo, NodeList, NodeStatus};
+use marie_protocol::membership::{
+    Hello, MembersQuery, MembershipMsg, NodeInfo, NodeList, NodeStatus,
+};
 use marie_protocol::messages::Tick;
 use marie_protocol::names::MEMBERSHIP_GROUP;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
@@ -202,7 +204,7 @@ pub async fn members() -> Option<NodeList> {
     let actor: ActorRef<MembershipMsg> = local.into();
     let answer = actor
         .call(
-            |reply| MembershipMsg::Members(Tick, reply),
+            |reply| MembershipMsg::Members(MembersQuery, reply),
             Some(Duration::from_secs(2)),
         )
         .await
