@@ -17,8 +17,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use marie_decide::autoscale::{
-    AutoscalePolicy, PoolBook, PoolObservation, SUPERVISOR_TICK_MS,
-    should_wake,
+    AutoscalePolicy, PoolBook, PoolObservation, SUPERVISOR_TICK_MS, should_wake,
 };
 use marie_decide::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
 use marie_protocol::messages::{QueuedJob, RunRef};
