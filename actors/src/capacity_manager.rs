@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use marie_decide::autoscale::should_wake;
 use marie_decide::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
 use marie_protocol::messages::RunRef;
 use marie_protocol::messages::{
@@ -179,16 +180,6 @@ impl Actor for CapacityManager {
 /// How long an executor that left its pool's group without saying so keeps its leases,
 /// so that what it sent before leaving is handled first.
 const LOST_GRACE: Duration = Duration::from_millis(500);
-
-/// Shortest time between two wake-ups of the Supervisor for one pool.
-const WAKE_EVERY_MS: u64 = 50;
-
-/// Whether new jobs for a pool should wake the Supervisor now rather than at its next
-/// tick: the pool has no executor taking work, or jobs are left waiting for a slot — and
-/// it was not woken for this pool in the last [`WAKE_EVERY_MS`].
-fn should_wake(has_ready_executor: bool, pending: u64, since_last_wake_ms: Option<u64>) -> bool {
-    (!has_ready_executor || pending > 0) && since_last_wake_ms.is_none_or(|ms| ms >= WAKE_EVERY_MS)
-}
 
 impl CapacityState {
     /// Queues durable jobs; answers the actions and the pools that got jobs.
@@ -488,19 +479,5 @@ impl CapacityState {
         let actor = lookup::executor(pool, name)?;
         self.executors.insert(name.to_owned(), actor.clone());
         Some(actor)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_supervisor_is_woken_for_an_empty_pool_or_a_backlog_at_most_every_50_ms() {
-        assert!(should_wake(false, 0, None), "a pool at zero");
-        assert!(should_wake(true, 3, None), "jobs left waiting");
-        assert!(!should_wake(true, 0, None), "every job found a slot");
-        assert!(!should_wake(true, 3, Some(10)), "woken 10 ms ago");
-        assert!(should_wake(true, 3, Some(50)));
     }
 }

@@ -9,7 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use marie_client::tls::TlsFiles;
 use marie_decide::admission::{Limits, PoolRules};
-use marie_decide::autoscale::AutoscaleSettings;
+use marie_decide::autoscale::{AutoscaleSettings, COLD_START_GUESS_MS, SUPERVISOR_TICK_MS};
 use marie_decide::scheduling::{PoolSetup, SchedulerConfig};
 use marie_gpu::{MODEL_HANDLERS, ModelConfig};
 use serde::{Deserialize, Serialize};
@@ -184,8 +184,8 @@ impl Default for SupervisorConfig {
     fn default() -> Self {
         SupervisorConfig {
             backend: ScaleBackendKind::Local,
-            tick_ms: 250,
-            cold_start_guess_ms: 1000,
+            tick_ms: SUPERVISOR_TICK_MS,
+            cold_start_guess_ms: COLD_START_GUESS_MS,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Marie's policy against the HPA-like and Ray-Serve-like ones, on every scenario,
-//! and the table that goes into `README.md`.
+//! and the table that goes into `README.md` (see [`crate::table`]).
 
 use std::fmt::Write as _;
 
@@ -165,19 +165,27 @@ mod tests {
         }
     }
 
+    /// The table committed in `README.md` is the one the simulator gives now.
     #[test]
-    fn prints_the_comparison_table() {
-        let table = markdown_table(results());
-        println!("{table}");
-        if std::env::var_os("MARIE_WRITE_AUTOSCALE_TABLE").is_some() {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
-            let readme = std::fs::read_to_string(path).expect("README.md readable");
-            let start = "<!-- comparison table: start -->\n";
-            let end = "<!-- comparison table: end -->";
-            let from = readme.find(start).expect("start marker") + start.len();
-            let to = readme.find(end).expect("end marker");
-            let updated = format!("{}{}{}", &readme[..from], table, &readme[to..]);
-            std::fs::write(path, updated).expect("README.md writable");
-        }
+    fn the_committed_table_is_current() {
+        let readme = std::fs::read_to_string(crate::table::README).expect("sim/README.md readable");
+        let committed = crate::table::committed(&readme).unwrap_or_else(|e| panic!("{e}"));
+        let fresh = markdown_table(results());
+        let stale: Vec<&str> = committed
+            .lines()
+            .filter(|row| !fresh.contains(row))
+            .collect();
+        let current: Vec<&str> = fresh
+            .lines()
+            .filter(|row| !committed.contains(row))
+            .collect();
+        assert!(
+            committed == fresh,
+            "the comparison table in sim/README.md is stale; regenerate it with \
+             `cargo run -p marie-sim --bin autoscale-table -- --write` and commit it.\n\
+             committed rows not produced now:\n{}\nrows produced now:\n{}",
+            stale.join("\n"),
+            current.join("\n")
+        );
     }
 }

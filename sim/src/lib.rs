@@ -1,4 +1,6 @@
-//! The autoscaling test bench: a discrete-event [`simulator`] of one pool, the
+//! The autoscaling test bench: a discrete-event [`simulator`] of one pool that drives
+//! the CapacityManager's scheduler and the Supervisor's bookkeeping through a simulated
+//! [`backend`], the
 //! [`scenarios`] it replays, the HPA-like ([`hpa`]) and Ray-Serve-like ([`ray_serve`])
 //! reference policies, and the [`comparison`] that scores them against Marie's policy
 //! (`marie_decide::autoscale`). See `README.md` beside this crate for the model, the
@@ -7,16 +9,20 @@
 //! Not shipped: `publish = false`, and the node binary does not link it, so the
 //! reference policies and `rand` stay out of what ships.
 //!
-//! May depend on: `marie-decide` (the policy under test and its observation types) and
-//! `rand` (the scenarios' seeded draws). Nothing with actors, a runtime or I/O.
+//! May depend on: `marie-decide` (the scheduler, the Supervisor's bookkeeping and the
+//! policy under test), `marie-protocol` (the job and pool types they speak), `uuid`
+//! (the simulated jobs' ids), and `rand` (the seeded draws). Nothing with actors, a
+//! runtime or I/O.
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod comparison;
 pub mod hpa;
 pub mod ray_serve;
 pub mod scenarios;
 pub mod simulator;
+pub mod table;
 
 #[cfg(test)]
 mod properties;

@@ -1,6 +1,7 @@
 //! Traffic scenarios for the simulator: a pool, its arrivals and run times, drawn
 //! from a fixed seed so that every policy sees the very same jobs.
 
+use marie_decide::autoscale::COLD_START_GUESS_MS;
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 
@@ -28,6 +29,10 @@ pub struct SimPool {
     /// Mean time from asking for an executor to its first free slot; each start
     /// draws uniformly within ±20 % of it.
     pub cold_start_ms: u64,
+    /// What the Supervisor assumes the cold start is until it has measured one
+    /// (`supervisor.cold_start_guess_ms`): the shipped default unless a scenario
+    /// stands for an operator who configured it.
+    pub cold_start_guess_ms: u64,
     /// Executors ready at time zero.
     pub initial_executors: u32,
     /// Whether the pool may go to zero when idle.
@@ -132,6 +137,7 @@ fn cpu_pool(min: u32, max: u32, initial_executors: u32) -> SimPool {
         max,
         target_utilization: 0.75,
         cold_start_ms: 20 * SECOND,
+        cold_start_guess_ms: COLD_START_GUESS_MS,
         initial_executors,
         scale_to_zero: false,
     }

@@ -1,30 +1,35 @@
 //! A discrete-event simulation of one pool driven by a scaling policy, in simulated
-//! milliseconds: jobs arrive, wait in a FIFO queue, run on executor slots; executors
-//! start after a cold start, drain and park. Scored on SLO misses (queue wait over the
+//! milliseconds, through the code Marie ships: the CapacityManager's [`Scheduler`]
+//! queues the jobs and places them (the executor with the most free slots), and the
+//! Supervisor's [`PoolBook`] measures the cold start, fills the policy's observation
+//! and plans the change — start, cancel a start, drain (starting executors go first,
+//! then idle ones, then the least busy; draining executors are never woken) — which
+//! the [`SimBackend`] carries out. Scored on SLO misses (queue wait over the
 //! scenario's target), executor-seconds (starting, ready and draining executors all
 //! cost) and flaps (direction changes of the policy's desired count).
 //!
-//! Every policy gets the same jobs and the same backend: a scale-up wakes a draining
-//! executor before starting a new one; a scale-down cancels starting executors first,
-//! then parks idle ones, then drains the least busy (lossless: no job is cut short).
+//! Every policy gets the same jobs, the same scheduler, bookkeeping and backend; only
+//! who decides the count, and how often, differs. Executors never fail here, so the
+//! scheduler's tick (lease expiry, run timeouts, backoff) has nothing to do and is not
+//! called.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
-
-use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
+use std::collections::BinaryHeap;
 
 use marie_decide::autoscale::{
-    ArrivalRate, AutoscalePolicy, ExecutorCounts, PoolObservation, RunTime,
+    AutoscalePolicy, PoolBook, PoolObservation, SUPERVISOR_TICK_MS, should_wake,
 };
+use marie_decide::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
+use marie_protocol::messages::{QueuedJob, RunRef};
+use marie_protocol::{JobId, JobSpec, Outcome, PoolState};
 
+use crate::backend::SimBackend;
 use crate::hpa::HpaPolicy;
 use crate::ray_serve::RayServePolicy;
 use crate::scenarios::{Scenario, SimJob};
 
-/// The Supervisor's tick: Marie's policy is asked this often (and at once when a job
-/// is queued for a pool with no executor).
-pub const SUPERVISOR_TICK_MS: u64 = 250;
+/// The simulated pool's name.
+const POOL: &str = "sim";
 
 /// A policy the simulator can drive.
 pub trait ScalingPolicy {
@@ -32,8 +37,9 @@ pub trait ScalingPolicy {
     fn name(&self) -> &'static str;
     /// How often it is asked, ms.
     fn period_ms(&self) -> u64;
-    /// Whether it is also asked at once when a job is queued for an empty pool.
-    fn reacts_to_first_job(&self) -> bool;
+    /// Whether it is also asked whenever the CapacityManager wakes the Supervisor
+    /// (jobs queued that could not start: `marie_decide::autoscale::should_wake`).
+    fn woken_by_the_capacity_manager(&self) -> bool;
     /// The executor count it wants now (ready plus starting).
     fn desired(&mut self, now_ms: u64, observation: &PoolObservation) -> u32;
 }
@@ -47,7 +53,7 @@ impl ScalingPolicy for AutoscalePolicy {
         SUPERVISOR_TICK_MS
     }
 
-    fn reacts_to_first_job(&self) -> bool {
+    fn woken_by_the_capacity_manager(&self) -> bool {
         true
     }
 
@@ -69,7 +75,7 @@ impl ScalingPolicy for HpaPolicy {
         self.settings().sync_period_ms
     }
 
-    fn reacts_to_first_job(&self) -> bool {
+    fn woken_by_the_capacity_manager(&self) -> bool {
         false
     }
 
@@ -87,7 +93,7 @@ impl ScalingPolicy for RayServePolicy {
         self.settings().control_loop_ms
     }
 
-    fn reacts_to_first_job(&self) -> bool {
+    fn woken_by_the_capacity_manager(&self) -> bool {
         false
     }
 
@@ -120,79 +126,71 @@ pub struct Score {
     pub executors_started: u32,
 }
 
-/// A simulated executor.
-#[derive(Clone, Debug)]
-struct SimExecutor {
-    id: u64,
-    /// When it is ready, while it is starting.
-    ready_at: Option<u64>,
-    busy: u32,
-    draining: bool,
-}
-
-impl SimExecutor {
-    fn takes_work(&self) -> bool {
-        self.ready_at.is_none() && !self.draining
-    }
-}
-
-/// Completions and readiness, ordered by time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// What happens next in the simulation, besides arrivals and the policy's ticks.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
-    /// A run ends: (executor id, job index).
-    Done(u64, usize),
-    /// An executor is ready: its id.
-    Ready(u64),
+    /// A run (job, attempt) ends on an executor.
+    Done(String, JobId, u32),
+    /// A started executor's cold start is over.
+    Ready(String),
 }
 
-/// The simulated pool.
+/// The simulated pool: the CapacityManager's scheduler, the Supervisor's bookkeeping
+/// and the backend, with the scores kept as it runs.
 struct Pool<'a> {
     scenario: &'a Scenario,
     jobs: &'a [SimJob],
-    executors: Vec<SimExecutor>,
-    next_id: u64,
-    queue: VecDeque<usize>,
-    running: u32,
+    scheduler: Scheduler,
+    book: PoolBook,
+    backend: SimBackend,
     events: BinaryHeap<Reverse<(u64, Event)>>,
-    arrivals: ArrivalRate,
-    run_times: RunTime,
-    rng: ChaCha8Rng,
+    last_wake_ms: Option<u64>,
     clock_ms: u64,
     executor_ms: u128,
+    started_jobs: Vec<bool>,
     waits: Vec<u64>,
     slo_misses: usize,
     last_desired: Option<u32>,
     last_direction: i8,
     flaps: u32,
-    peak: u32,
-    started: u32,
+}
+
+/// The id of the job at `index` of the scenario's list.
+fn job_id(index: usize) -> JobId {
+    JobId(uuid::Uuid::from_u128(index as u128))
+}
+
+/// The index of the job with this id.
+fn job_index(id: JobId) -> usize {
+    id.0.as_u128() as usize
 }
 
 impl<'a> Pool<'a> {
     fn new(scenario: &'a Scenario, jobs: &'a [SimJob]) -> Self {
+        let setup = PoolSetup {
+            name: POOL.to_owned(),
+            target_slots: 0,
+        };
         let mut pool = Pool {
             scenario,
             jobs,
-            executors: Vec::new(),
-            next_id: 0,
-            queue: VecDeque::new(),
-            running: 0,
+            scheduler: Scheduler::new(SchedulerConfig::default(), &[setup]),
+            book: PoolBook::new(scenario.pool.slots, scenario.pool.cold_start_guess_ms, 0),
+            backend: SimBackend::new(scenario.pool.cold_start_ms, scenario.seed ^ 0xC01D_57A7),
             events: BinaryHeap::new(),
-            arrivals: ArrivalRate::new(0),
-            run_times: RunTime::default(),
-            rng: ChaCha8Rng::seed_from_u64(scenario.seed ^ 0xC01D_57A7),
+            last_wake_ms: None,
             clock_ms: 0,
             executor_ms: 0,
+            started_jobs: vec![false; jobs.len()],
             waits: Vec::with_capacity(jobs.len()),
             slo_misses: 0,
             last_desired: None,
             last_direction: 0,
             flaps: 0,
-            peak: 0,
-            started: 0,
         };
         for _ in 0..scenario.pool.initial_executors {
-            pool.add_executor(None);
+            let executor = pool.backend.present();
+            pool.register(&executor, 0);
         }
         pool
     }
@@ -200,56 +198,48 @@ impl<'a> Pool<'a> {
     /// Moves the clock, paying for every live executor.
     fn advance(&mut self, now_ms: u64) {
         let elapsed = now_ms.saturating_sub(self.clock_ms);
-        self.executor_ms += u128::from(elapsed) * self.executors.len() as u128;
+        self.executor_ms += u128::from(elapsed) * self.backend.alive() as u128;
         self.clock_ms = self.clock_ms.max(now_ms);
     }
 
-    fn add_executor(&mut self, ready_at: Option<u64>) {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.executors.push(SimExecutor {
-            id,
-            ready_at,
-            busy: 0,
-            draining: false,
-        });
-        if let Some(at) = ready_at {
-            self.events.push(Reverse((at, Event::Ready(id))));
-            self.started += 1;
-        }
-        self.peak = self.peak.max(self.executors.len() as u32);
+    /// What the CapacityManager tells the Supervisor about the pool.
+    fn pool_state(&self) -> PoolState {
+        self.scheduler
+            .pool_states()
+            .into_iter()
+            .find(|p| p.name == POOL)
+            .unwrap_or_default()
     }
 
-    fn counts(&self) -> ExecutorCounts {
-        let mut counts = ExecutorCounts::default();
-        for executor in &self.executors {
-            if executor.ready_at.is_some() {
-                counts.starting += 1;
-            } else if executor.draining {
-                counts.draining += 1;
-            } else {
-                counts.ready += 1;
-            }
+    /// One Supervisor step, as the actor takes it: read the pool, ask the policy,
+    /// carry out the book's plan.
+    fn supervise(&mut self, now_ms: u64, policy: &mut dyn ScalingPolicy) {
+        let state = self.pool_state();
+        for executor in self.book.observe(&state, now_ms).drained {
+            self.backend.release(&executor);
         }
-        counts
-    }
-
-    fn observe(&mut self, now_ms: u64) -> PoolObservation {
-        PoolObservation {
-            queued: self.queue.len() as u32,
-            running: self.running,
-            arrival_rate: self.arrivals.per_second(now_ms),
-            mean_run_ms: self.run_times.mean_ms(),
-            slots_per_executor: self.scenario.pool.slots,
-            executors: self.counts(),
-            cold_start_ms: self.scenario.pool.cold_start_ms,
-        }
-    }
-
-    /// Asks the policy and carries its answer out.
-    fn decide(&mut self, now_ms: u64, policy: &mut dyn ScalingPolicy) {
-        let observation = self.observe(now_ms);
+        let observation = self.book.observation(&state, now_ms);
         let desired = policy.desired(now_ms, &observation);
+        self.count_flap(desired);
+        let plan = self.book.plan(desired, &state, now_ms);
+        for _ in 0..plan.start {
+            let (executor, ready_at) = self.backend.start(now_ms);
+            self.book.started(executor.clone(), now_ms);
+            self.events
+                .push(Reverse((ready_at, Event::Ready(executor))));
+        }
+        for executor in plan.cancel {
+            self.backend.release(&executor);
+        }
+        for executor in plan.drain {
+            self.scheduler.drain(&executor);
+            self.backend.drain(&executor);
+            self.stop_if_drained(&executor, now_ms);
+        }
+        self.scheduler.set_target(POOL, plan.target_slots);
+    }
+
+    fn count_flap(&mut self, desired: u32) {
         if let Some(last) = self.last_desired
             && desired != last
         {
@@ -260,122 +250,96 @@ impl<'a> Pool<'a> {
             self.last_direction = direction;
         }
         self.last_desired = Some(desired);
-        self.scale_to(now_ms, desired);
-        self.dispatch(now_ms);
     }
 
-    /// The backend: wake draining executors, then start new ones; or cancel starting
-    /// ones, park idle ones, drain the least busy.
-    fn scale_to(&mut self, now_ms: u64, desired: u32) {
-        let supply = self.counts().supply();
-        if desired > supply {
-            let mut missing = desired - supply;
-            for executor in self.executors.iter_mut().filter(|e| e.draining) {
-                if missing == 0 {
-                    break;
-                }
-                executor.draining = false;
-                missing -= 1;
-            }
-            for _ in 0..missing {
-                let cold = self.scenario.pool.cold_start_ms as f64;
-                let drawn = cold * (0.8 + 0.4 * self.rng.random::<f64>());
-                self.add_executor(Some(now_ms + drawn.round() as u64));
-            }
-        } else {
-            let mut surplus = supply - desired;
-            while surplus > 0 {
-                let starting = self
-                    .executors
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, e)| e.ready_at.map(|at| (at, i)))
-                    .max();
-                let Some((_, index)) = starting else { break };
-                self.executors.swap_remove(index);
-                surplus -= 1;
-            }
-            while surplus > 0 {
-                let least_busy = self
-                    .executors
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, e)| e.takes_work())
-                    .min_by_key(|(_, e)| (e.busy, Reverse(e.id)))
-                    .map(|(i, _)| i);
-                let Some(index) = least_busy else { break };
-                if self.executors[index].busy == 0 {
-                    self.executors.swap_remove(index);
-                } else {
-                    self.executors[index].draining = true;
-                }
-                surplus -= 1;
-            }
+    /// The executor registers with the CapacityManager and takes queued jobs.
+    fn register(&mut self, executor: &str, now_ms: u64) {
+        let slots = self.scenario.pool.slots;
+        let mut actions = self.scheduler.register(executor, POOL, slots, now_ms);
+        actions.extend(self.scheduler.place(now_ms));
+        self.carry_out(actions, now_ms);
+    }
+
+    /// A draining executor with no run left stops and leaves the pool.
+    fn stop_if_drained(&mut self, executor: &str, now_ms: u64) {
+        if self.backend.is_draining(executor) && self.scheduler.running_on(executor) == Some(0) {
+            self.backend.stop(executor);
+            let actions = self.scheduler.executor_lost(executor, "it stopped", now_ms);
+            self.carry_out(actions, now_ms);
         }
     }
 
-    /// Gives queued jobs to free slots, most free slots first.
-    fn dispatch(&mut self, now_ms: u64) {
-        let slots = self.scenario.pool.slots;
-        while !self.queue.is_empty() {
-            let best = self
-                .executors
-                .iter_mut()
-                .filter(|e| e.takes_work() && e.busy < slots)
-                .min_by_key(|e| (e.busy, e.id));
-            let Some(executor) = best else { break };
-            let Some(job_index) = self.queue.pop_front() else {
-                break;
-            };
-            executor.busy += 1;
-            let id = executor.id;
-            self.running += 1;
-            let job = self.jobs[job_index];
-            let wait = now_ms.saturating_sub(job.arrival_ms);
-            self.waits.push(wait);
-            if wait > self.scenario.slo_wait_ms {
-                self.slo_misses += 1;
+    /// Runs the jobs the scheduler leased; finished jobs need nothing more (no run
+    /// fails or is stopped here).
+    fn carry_out(&mut self, actions: Vec<Action>, now_ms: u64) {
+        for action in actions {
+            if let Action::Start {
+                executor,
+                run,
+                waited_ms,
+            } = action
+            {
+                let index = job_index(run.job);
+                self.started_jobs[index] = true;
+                self.waits.push(waited_ms);
+                if waited_ms > self.scenario.slo_wait_ms {
+                    self.slo_misses += 1;
+                }
+                let ends = now_ms + self.jobs[index].run_ms;
+                let done = Event::Done(executor, run.job, run.attempt);
+                self.events.push(Reverse((ends, done)));
             }
-            self.events
-                .push(Reverse((now_ms + job.run_ms, Event::Done(id, job_index))));
         }
     }
 
     fn handle(&mut self, now_ms: u64, event: Event) {
         match event {
-            Event::Ready(id) => {
-                if let Some(executor) = self.executors.iter_mut().find(|e| e.id == id) {
-                    executor.ready_at = None;
+            Event::Ready(executor) => {
+                if self.backend.ready(&executor) {
+                    self.register(&executor, now_ms);
                 }
             }
-            Event::Done(id, job_index) => {
-                self.running = self.running.saturating_sub(1);
-                self.run_times.record(now_ms, self.jobs[job_index].run_ms);
-                if let Some(index) = self.executors.iter().position(|e| e.id == id) {
-                    let executor = &mut self.executors[index];
-                    executor.busy = executor.busy.saturating_sub(1);
-                    if executor.draining && executor.busy == 0 {
-                        self.executors.swap_remove(index);
-                    }
-                }
+            Event::Done(executor, job, attempt) => {
+                let run = RunRef { job, attempt };
+                let outcome = Outcome::Succeeded(Vec::new());
+                let mut actions = self.scheduler.complete(&executor, run, outcome, now_ms);
+                actions.extend(self.scheduler.place(now_ms));
+                self.carry_out(actions, now_ms);
+                self.stop_if_drained(&executor, now_ms);
             }
-        }
-        self.dispatch(now_ms);
-    }
-
-    fn arrive(&mut self, now_ms: u64, job_index: usize, policy: &mut dyn ScalingPolicy) {
-        self.queue.push_back(job_index);
-        self.arrivals.record(now_ms, 1);
-        self.dispatch(now_ms);
-        if policy.reacts_to_first_job() && self.counts().supply() == 0 {
-            self.decide(now_ms, policy);
         }
     }
 
-    fn score(mut self, policy: &dyn ScalingPolicy) -> Score {
+    fn arrive(&mut self, now_ms: u64, index: usize, policy: &mut dyn ScalingPolicy) {
+        let job = QueuedJob {
+            id: job_id(index),
+            spec: JobSpec::new(POOL, "sim", Vec::new()),
+            attempts_done: 0,
+            max_attempts: 1,
+            timeout_ms: u64::MAX,
+            created_at_ms: now_ms,
+        };
+        let mut actions = self.scheduler.enqueue(job, now_ms);
+        actions.extend(self.scheduler.place(now_ms));
+        self.carry_out(actions, now_ms);
+        let since = self.last_wake_ms.map(|at| now_ms.saturating_sub(at));
+        let ready = self.scheduler.has_ready_executor(POOL);
+        if policy.woken_by_the_capacity_manager()
+            && should_wake(ready, self.scheduler.pending(POOL), since)
+        {
+            self.last_wake_ms = Some(now_ms);
+            self.supervise(now_ms, policy);
+        }
+    }
+
+    fn score(mut self, policy: &dyn ScalingPolicy, arrived: usize) -> Score {
         let end = self.scenario.duration_ms;
-        for &job_index in &self.queue {
-            let wait = end.saturating_sub(self.jobs[job_index].arrival_ms);
+        for (job, _) in self.jobs[..arrived]
+            .iter()
+            .zip(&self.started_jobs)
+            .filter(|(_, started)| !**started)
+        {
+            let wait = end.saturating_sub(job.arrival_ms);
             self.waits.push(wait);
             if wait > self.scenario.slo_wait_ms {
                 self.slo_misses += 1;
@@ -395,8 +359,8 @@ impl<'a> Pool<'a> {
             executor_seconds: self.executor_ms as f64 / 1000.0,
             flaps: self.flaps,
             p95_wait_ms,
-            peak_executors: self.peak,
-            executors_started: self.started,
+            peak_executors: self.backend.peak,
+            executors_started: self.backend.started,
         }
     }
 }
@@ -429,16 +393,18 @@ pub fn simulate(scenario: &Scenario, jobs: &[SimJob], policy: &mut dyn ScalingPo
             pool.arrive(now, next_job, policy);
             next_job += 1;
         } else {
-            pool.decide(now, policy);
+            pool.supervise(now, policy);
             next_tick += period;
         }
     }
-    pool.score(policy)
+    pool.score(policy, next_job)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use marie_decide::autoscale::COLD_START_GUESS_MS;
+
     use crate::scenarios::{RunTimes, SimPool, Traffic};
 
     /// A policy that always wants the same count.
@@ -451,7 +417,7 @@ mod tests {
         fn period_ms(&self) -> u64 {
             1_000
         }
-        fn reacts_to_first_job(&self) -> bool {
+        fn woken_by_the_capacity_manager(&self) -> bool {
             false
         }
         fn desired(&mut self, _now_ms: u64, _observation: &PoolObservation) -> u32 {
@@ -471,6 +437,7 @@ mod tests {
                 max: 4,
                 target_utilization: 1.0,
                 cold_start_ms: 5_000,
+                cold_start_guess_ms: COLD_START_GUESS_MS,
                 initial_executors: 1,
                 scale_to_zero: false,
             },

@@ -7,11 +7,12 @@
 //!
 //! Scale-down is lossless: the executor to go (still starting first, then idle, then
 //! least busy) is drained — no new leases, its running jobs finish — and released only
-//! once it has left.
+//! once it has left. The bookkeeping behind this (starting, draining, the measured cold
+//! start, the plan) is `marie_decide::autoscale::PoolBook`, plain code that the
+//! simulator of `marie-sim` drives too; this actor carries its plan out.
 
 mod backend;
 mod local;
-mod plan;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,11 +29,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 
 pub use backend::{BackendError, ExternalBackend, ScaleBackend};
 pub use local::{LocalBackend, LocalPool};
-pub use plan::{ExecutorChanges, PoolBook, Victim, choose_victims};
 
 use crate::clock::MonotonicClock;
 use crate::lookup;
-use marie_decide::autoscale::{AutoscalePolicy, AutoscaleSettings};
+use marie_decide::autoscale::{AutoscalePolicy, AutoscaleSettings, PoolBook};
 
 /// How long the Supervisor waits for the CapacityManager.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -205,11 +205,10 @@ impl SupervisorState {
         }
         let observation = scaled.book.observation(pool_state, now);
         let decision = scaled.policy.decide(now, &observation);
-        let supply = observation.executors.supply();
         if scaled.desired != Some(decision.desired) {
             tracing::info!(
                 pool,
-                from = supply,
+                from = observation.executors.supply(),
                 to = decision.desired,
                 reason = %decision.reason,
                 backend = self.backend.name(),
@@ -217,47 +216,35 @@ impl SupervisorState {
             );
             scaled.desired = Some(decision.desired);
         }
-        if decision.desired > supply {
-            for _ in supply..decision.desired {
-                match self.backend.start(pool).await {
-                    Ok(Some(executor)) => {
-                        scaled.book.starting.insert(executor, now);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::error!(
-                            pool,
-                            error = &e as &dyn std::error::Error,
-                            "cannot start an executor"
-                        );
-                        break;
-                    }
-                }
-            }
-        } else if decision.desired < supply {
-            let count = (supply - decision.desired) as usize;
-            for victim in choose_victims(&scaled.book.starting, &pool_state.executors, count) {
-                match victim {
-                    Victim::Starting(executor) => {
-                        scaled.book.starting.remove(&executor);
-                        self.backend.release(pool, &executor).await;
-                    }
-                    Victim::Ready(executor) => {
-                        tracing::info!(pool, %executor, "draining executor to scale down");
-                        scaled.book.draining.insert(executor.clone(), now);
-                        let _ = manager.cast(CapacityMsg::Drain(ExecutorName(executor)));
-                    }
+        let plan = scaled.book.plan(decision.desired, pool_state, now);
+        for _ in 0..plan.start {
+            match self.backend.start(pool).await {
+                Ok(Some(executor)) => scaled.book.started(executor, now),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(
+                        pool,
+                        error = &e as &dyn std::error::Error,
+                        "cannot start an executor"
+                    );
+                    break;
                 }
             }
         }
-        let target = u64::from(decision.desired) * u64::from(scaled.book.slots);
+        for executor in plan.cancel {
+            self.backend.release(pool, &executor).await;
+        }
+        for executor in plan.drain {
+            tracing::info!(pool, %executor, "draining executor to scale down");
+            let _ = manager.cast(CapacityMsg::Drain(ExecutorName(executor)));
+        }
         let _ = manager.cast(CapacityMsg::SetTarget(PoolTarget {
             pool: pool.to_owned(),
-            slots: target,
+            slots: plan.target_slots,
         }));
         let exported = Exported {
             desired: decision.desired,
-            cold_start_ms: scaled.book.cold_start_ms,
+            cold_start_ms: scaled.book.cold_start_ms(),
         };
         self.exported
             .lock()

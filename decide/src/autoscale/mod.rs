@@ -3,10 +3,12 @@
 //! axis, the pool's state as a [`PoolObservation`], and the answer goes out as a
 //! [`Decision`] with a [`Reason`] to log and export.
 //!
-//! An actor keeps one [`AutoscalePolicy`] per pool (plus, if it likes, an
-//! [`ArrivalRate`] and a [`RunTime`] to fill the observation) and calls
-//! [`AutoscalePolicy::decide`] every tick and whenever a job is queued for a pool with
-//! no executor.
+//! The Supervisor keeps one [`AutoscalePolicy`] and one [`PoolBook`] per pool. Every
+//! tick, and whenever the CapacityManager wakes it ([`should_wake`]), it hands the
+//! pool's state to the book ([`PoolBook::observe`], [`PoolBook::observation`]), asks
+//! the policy ([`AutoscalePolicy::decide`]), and carries out the book's
+//! [`PoolBook::plan`] — start, cancel, drain — through its backend. The simulator of
+//! `marie-sim` does the same with a simulated backend, so what it scores is this code.
 //!
 //! [`limits`] (rate limits over a period) and [`window`] (stabilization windows) are
 //! public because the reference policies of `marie-sim` are built from the same parts.
@@ -14,6 +16,7 @@
 //! See `README.md` beside this file for the algorithm and the properties it keeps; the
 //! simulator that compares it with HPA-like and Ray-Serve-like policies is `marie-sim`.
 
+mod book;
 mod decision;
 mod demand;
 mod estimate;
@@ -21,13 +24,17 @@ pub mod limits;
 mod observation;
 mod policy;
 mod settings;
+mod victims;
+mod wake;
 pub mod window;
 
 #[cfg(test)]
 mod properties;
 
+pub use book::{COLD_START_GUESS_MS, ExecutorChanges, PoolBook, ScalePlan};
 pub use decision::{Decision, Reason};
 pub use estimate::{ArrivalRate, RunTime};
 pub use observation::{ExecutorCounts, PoolObservation};
 pub use policy::AutoscalePolicy;
 pub use settings::{AutoscaleSettings, RateLimit, ScaleToZero, SettingsError};
+pub use wake::{SUPERVISOR_TICK_MS, WAKE_EVERY_MS, should_wake};

@@ -1,0 +1,277 @@
+//! The Supervisor's bookkeeping of one pool as plain code, with time passed in: which
+//! executors are starting, ready or draining, the cold start measured from them, what
+//! the policy observes, and what to do to bring the pool to the count the policy wants.
+//! The Supervisor actor and the simulator (`marie-sim`) both keep one per pool.
+
+use std::collections::BTreeMap;
+
+use marie_protocol::PoolState;
+
+use super::victims::{Victim, choose_victims};
+use super::{ArrivalRate, ExecutorCounts, PoolObservation, RunTime};
+
+/// The first guess of an executor's cold start (`supervisor.cold_start_guess_ms`),
+/// used until a start is measured, in milliseconds.
+pub const COLD_START_GUESS_MS: u64 = 1_000;
+
+/// Time constant of the Supervisor's smoothing of the pool's mean run time, ms.
+const RUN_TIME_CONSTANT_MS: u64 = 60_000;
+
+/// How a pool's executors stand, as the Supervisor tracks them.
+#[derive(Debug)]
+pub struct PoolBook {
+    slots: u32,
+    /// Executors asked for and not registered yet, with when they were asked for.
+    starting: BTreeMap<String, u64>,
+    /// Executors told to drain and not gone yet, with when they were told.
+    draining: BTreeMap<String, u64>,
+    cold_start_ms: u64,
+    measured: bool,
+    arrivals: ArrivalRate,
+    run_time: RunTime,
+    arrived_total: Option<u64>,
+}
+
+/// What changed in a pool's executors since the last look.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ExecutorChanges {
+    /// Starting executors that registered, with how long they took.
+    pub ready: Vec<(String, u64)>,
+    /// Draining executors that are gone: the backend may release them.
+    pub drained: Vec<String>,
+}
+
+/// What to do to bring a pool to the desired count. The book already counts it done:
+/// cancelled starts are no longer starting, drained executors are draining.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ScalePlan {
+    /// Executors to ask the backend for; report each one it starts with
+    /// [`PoolBook::started`].
+    pub start: u32,
+    /// Executors still starting whose start is cancelled: the backend releases them.
+    pub cancel: Vec<String>,
+    /// Registered executors to drain (no new leases); the backend releases each once
+    /// [`PoolBook::observe`] reports it gone.
+    pub drain: Vec<String>,
+    /// Slots the pool should have: the CapacityManager's `target`.
+    pub target_slots: u64,
+}
+
+impl PoolBook {
+    /// A book for a pool of executors with `slots` slots, guessing `cold_start_ms`
+    /// until one is measured.
+    pub fn new(slots: u32, cold_start_ms: u64, now_ms: u64) -> Self {
+        PoolBook {
+            slots,
+            starting: BTreeMap::new(),
+            draining: BTreeMap::new(),
+            cold_start_ms,
+            measured: false,
+            arrivals: ArrivalRate::new(now_ms),
+            run_time: RunTime::with_time_constant(RUN_TIME_CONSTANT_MS),
+            arrived_total: None,
+        }
+    }
+
+    /// Slots each executor offers.
+    pub fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    /// The cold start: the guess until a start is measured, then the measurements
+    /// averaged (each new one counting half).
+    pub fn cold_start_ms(&self) -> u64 {
+        self.cold_start_ms
+    }
+
+    /// Reads the CapacityManager's view of the pool: starting executors that showed
+    /// up are ready (their cold start is measured), draining ones that left are gone;
+    /// arrivals and the mean run time feed the estimators.
+    pub fn observe(&mut self, state: &PoolState, now_ms: u64) -> ExecutorChanges {
+        let registered = |name: &str| state.executors.iter().any(|e| e.name == name);
+        let mut changes = ExecutorChanges::default();
+        let ready: Vec<String> = self
+            .starting
+            .keys()
+            .filter(|n| registered(n))
+            .cloned()
+            .collect();
+        for name in ready {
+            let asked = self.starting.remove(&name).unwrap_or(now_ms);
+            let took = now_ms.saturating_sub(asked);
+            self.cold_start_ms = match self.measured {
+                true => (self.cold_start_ms + took) / 2,
+                false => took,
+            };
+            self.measured = true;
+            changes.ready.push((name, took));
+        }
+        let gone: Vec<String> = self
+            .draining
+            .keys()
+            .filter(|n| !registered(n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.draining.remove(&name);
+            changes.drained.push(name);
+        }
+        let previous = self.arrived_total.replace(state.arrived_total);
+        if let Some(previous) = previous {
+            self.arrivals
+                .record(now_ms, state.arrived_total.saturating_sub(previous));
+        }
+        if let Some(mean) = state.mean_run_ms {
+            self.run_time.record(now_ms, mean);
+        }
+        changes
+    }
+
+    /// The policy's input.
+    pub fn observation(&mut self, state: &PoolState, now_ms: u64) -> PoolObservation {
+        PoolObservation {
+            queued: clamp(state.queued),
+            running: clamp(state.running),
+            arrival_rate: self.arrivals.per_second(now_ms),
+            mean_run_ms: self.run_time.mean_ms(),
+            slots_per_executor: self.slots,
+            executors: self.counts(state),
+            cold_start_ms: self.cold_start_ms,
+        }
+    }
+
+    /// What to do to bring the pool to `desired` executors (ready plus starting):
+    /// start the missing ones, or take away the surplus — those still starting first
+    /// (cancelled), then idle, then least busy registered ones (drained, so no job is
+    /// cut short). Draining executors are never woken: they are already leaving.
+    pub fn plan(&mut self, desired: u32, state: &PoolState, now_ms: u64) -> ScalePlan {
+        let supply = self.counts(state).supply();
+        let mut plan = ScalePlan {
+            start: desired.saturating_sub(supply),
+            target_slots: u64::from(desired) * u64::from(self.slots),
+            ..ScalePlan::default()
+        };
+        let surplus = supply.saturating_sub(desired) as usize;
+        if surplus == 0 {
+            return plan;
+        }
+        for victim in choose_victims(&self.starting, &state.executors, surplus) {
+            match victim {
+                Victim::Starting(executor) => {
+                    self.starting.remove(&executor);
+                    plan.cancel.push(executor);
+                }
+                Victim::Ready(executor) => {
+                    self.draining.insert(executor.clone(), now_ms);
+                    plan.drain.push(executor);
+                }
+            }
+        }
+        plan
+    }
+
+    /// The backend started `executor` (asked for at `now_ms`): it is starting until it
+    /// registers.
+    pub fn started(&mut self, executor: String, now_ms: u64) {
+        self.starting.insert(executor, now_ms);
+    }
+
+    fn counts(&self, state: &PoolState) -> ExecutorCounts {
+        let draining = state.executors.iter().filter(|e| e.draining).count() as u32;
+        ExecutorCounts {
+            ready: state.executors.len() as u32 - draining,
+            starting: self.starting.len() as u32,
+            draining,
+            parked: 0,
+        }
+    }
+}
+
+fn clamp(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use marie_protocol::ExecutorLoad;
+
+    use super::*;
+
+    fn load(name: &str, used: u32, draining: bool) -> ExecutorLoad {
+        ExecutorLoad {
+            name: name.into(),
+            slots: 4,
+            used,
+            draining,
+        }
+    }
+
+    fn pool(executors: Vec<ExecutorLoad>) -> PoolState {
+        PoolState {
+            name: "p".into(),
+            executors,
+            ..PoolState::default()
+        }
+    }
+
+    #[test]
+    fn a_registered_starter_is_ready_with_its_cold_start_measured_and_a_drained_one_is_released() {
+        let mut book = PoolBook::new(4, 1000, 0);
+        book.started("e1".into(), 100);
+        book.draining.insert("e0".into(), 50);
+        let state = pool(vec![load("e1", 0, false)]);
+        let changes = book.observe(&state, 400);
+        assert_eq!(changes.ready, vec![("e1".to_string(), 300)]);
+        assert_eq!(changes.drained, vec!["e0".to_string()]);
+        assert_eq!(
+            book.cold_start_ms(),
+            300,
+            "the first measurement replaces the guess"
+        );
+        let obs = book.observation(&state, 400);
+        assert_eq!((obs.executors.ready, obs.executors.starting), (1, 0));
+        book.started("e2".into(), 400);
+        let state = pool(vec![load("e1", 0, false), load("e2", 0, false)]);
+        book.observe(&state, 500);
+        assert_eq!(book.cold_start_ms(), 200, "later ones are averaged in");
+    }
+
+    #[test]
+    fn growing_starts_the_missing_executors_and_sets_the_target() {
+        let mut book = PoolBook::new(4, 1000, 0);
+        book.started("s1".into(), 0);
+        let state = pool(vec![load("a", 4, false), load("d", 1, true)]);
+        let plan = book.plan(5, &state, 10);
+        assert_eq!(
+            plan,
+            ScalePlan {
+                start: 3,
+                target_slots: 20,
+                ..ScalePlan::default()
+            },
+            "one ready and one starting count; the draining one is not woken"
+        );
+    }
+
+    #[test]
+    fn shrinking_cancels_starts_then_drains_and_the_book_counts_it_done() {
+        let mut book = PoolBook::new(4, 1000, 0);
+        book.started("s1".into(), 0);
+        let state = pool(vec![load("a", 3, false), load("b", 0, false)]);
+        let plan = book.plan(1, &state, 10);
+        assert_eq!(plan.start, 0);
+        assert_eq!(plan.cancel, vec!["s1".to_string()]);
+        assert_eq!(plan.drain, vec!["b".to_string()]);
+        assert_eq!(plan.target_slots, 4);
+        let state = pool(vec![load("a", 3, false), load("b", 0, true)]);
+        assert_eq!(
+            book.plan(1, &state, 20),
+            ScalePlan {
+                target_slots: 4,
+                ..ScalePlan::default()
+            }
+        );
+        let changes = book.observe(&pool(vec![load("a", 3, false)]), 30);
+        assert_eq!(changes.drained, vec!["b".to_string()]);
+    }
+}
