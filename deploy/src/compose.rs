@@ -126,20 +126,7 @@ fn node_service(plan: &Plan, args: &[&str], delay: u64, drain: u64) -> Service {
 }
 
 fn pool_service(plan: &Plan, pool: &PoolPlan) -> Service {
-    let mut service = node_service(
-        plan,
-        &[
-            "node",
-            "--role",
-            "executor",
-            "--pool",
-            &pool.name,
-            "--executors",
-            "1",
-        ],
-        0,
-        pool.drain_timeout_secs,
-    );
+    let mut service = node_service(plan, &pool.node_args(), 0, pool.drain_timeout_secs);
     service.image = pool.image.clone();
     let replicas = match pool.bounds {
         Some(b) => b.min.max(1).min(b.max),

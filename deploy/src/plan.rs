@@ -3,11 +3,15 @@
 //! configurations refused with what to do. Both the Kubernetes and the Compose
 //! renderers read the plan, so they cannot disagree.
 
+mod pool;
+
 use std::collections::BTreeMap;
 
-use crate::config::{Amount, KedaSignal, Resources, Scaler, StartupProbe, TolerationConfig};
+pub use pool::PoolPlan;
+
+use crate::config::Amount;
 use crate::dns;
-use crate::input::{Bounds, Cluster, Pool, Store, SupervisorBackend};
+use crate::input::{Cluster, Store};
 
 /// Seconds the node takes to close its HTTP listener on shutdown.
 pub const HTTP_CLOSE_SECS: u64 = 5;
@@ -136,51 +140,6 @@ impl Component {
     }
 }
 
-/// One pool, every default resolved.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PoolPlan {
-    /// The pool's name.
-    pub name: String,
-    /// `marie-executor-<pool>`: the Deployment, its PDB and scaler.
-    pub object_name: String,
-    /// Who sets the replicas.
-    pub scaler: Scaler,
-    /// Fixed replicas (`scaler = "none"`).
-    pub replicas: u32,
-    /// Bounds of a scaled pool.
-    pub bounds: Option<Bounds>,
-    /// Whether the pool needs a GPU.
-    pub gpu: bool,
-    /// The image.
-    pub image: String,
-    /// Requests.
-    pub requests: BTreeMap<String, String>,
-    /// Limits.
-    pub limits: BTreeMap<String, String>,
-    /// Node selector.
-    pub node_selector: BTreeMap<String, String>,
-    /// Tolerations.
-    pub tolerations: Vec<TolerationConfig>,
-    /// Pod annotations.
-    pub annotations: BTreeMap<String, String>,
-    /// Drain on SIGTERM.
-    pub drain_timeout_secs: u64,
-    /// `terminationGracePeriodSeconds`.
-    pub grace_secs: u64,
-    /// The startup probe.
-    pub startup: StartupProbe,
-    /// KEDA's query signal.
-    pub keda_signal: KedaSignal,
-    /// KEDA's value per pod.
-    pub keda_threshold: u32,
-    /// KEDA's polling interval.
-    pub keda_polling_interval: u32,
-    /// HPA: waiting jobs per pod.
-    pub hpa_pending_per_pod: u32,
-    /// HPA: busy slots per pod.
-    pub hpa_slots_used_per_pod: u32,
-}
-
 /// The whole cluster, resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan<'a> {
@@ -258,7 +217,7 @@ impl<'a> Plan<'a> {
         let pools = cluster
             .pools
             .iter()
-            .map(|pool| plan_pool(cluster, pool, &mut warnings))
+            .map(|pool| pool::plan_pool(cluster, pool, &mut warnings))
             .collect::<Result<Vec<_>, _>>()?;
         let front_shutdown_delay_secs = match cluster.shutdown_delay_secs {
             0 => FRONT_SHUTDOWN_DELAY_SECS,
@@ -306,170 +265,6 @@ fn check_name(
     }
 }
 
-fn plan_pool(
-    cluster: &Cluster,
-    pool: &Pool,
-    warnings: &mut Vec<String>,
-) -> Result<PoolPlan, Refusal> {
-    let k = &cluster.kubernetes;
-    let pk = &pool.kubernetes;
-    let object_name = format!("marie-executor-{}", pool.name);
-    if let Some(reason) = dns::label_error(&pool.name).or_else(|| dns::label_error(&object_name)) {
-        return Err(Refusal::BadName {
-            what: "pool",
-            name: pool.name.clone(),
-            reason: format!("cannot name Kubernetes objects ({object_name:?}: {reason})"),
-            fix: "pool names on Kubernetes hold lowercase letters, digits and '-', 48 at most",
-        });
-    }
-    let scaler = pk.scaler.unwrap_or(match pool.autoscale {
-        Some(_) => Scaler::Supervisor,
-        None => Scaler::None,
-    });
-    match (scaler, pool.autoscale) {
-        (Scaler::None, Some(_)) => {
-            return Err(Refusal::BoundsWithoutScaler {
-                pool: pool.name.clone(),
-            });
-        }
-        (Scaler::Supervisor | Scaler::Keda | Scaler::Hpa, None) => {
-            return Err(Refusal::ScalerWithoutBounds {
-                pool: pool.name.clone(),
-                scaler: scaler.as_str(),
-            });
-        }
-        (Scaler::Hpa, Some(bounds)) if bounds.scale_to_zero => {
-            return Err(Refusal::HpaToZero {
-                pool: pool.name.clone(),
-            });
-        }
-        (_, Some(bounds)) if bounds.min > bounds.max => {
-            return Err(Refusal::MinAboveMax {
-                what: format!("pool {:?}: autoscale", pool.name),
-                min: bounds.min,
-                max: bounds.max,
-            });
-        }
-        (_, Some(bounds)) if bounds.max == 0 => {
-            return Err(zero(
-                &format!("pool {:?}: autoscale.max", pool.name),
-                "a scaled pool needs room for one executor at least",
-            ));
-        }
-        _ => {}
-    }
-    let in_server = matches!(
-        cluster.supervisor_backend,
-        SupervisorBackend::Local | SupervisorBackend::Process
-    );
-    if pool.autoscale.is_some() && in_server {
-        return Err(Refusal::SupervisorStartsExecutors {
-            pool: pool.name.clone(),
-            backend: cluster.supervisor_backend.as_str(),
-        });
-    }
-    let (requests, limits) = resources(pool)?;
-    let image = pk.image.clone().unwrap_or_else(|| {
-        match pool.gpu || pool.model {
-            true => &k.image_gpu,
-            false => &k.image,
-        }
-        .clone()
-    });
-    let node_selector = pk.node_selector.clone().unwrap_or_else(|| match pool.gpu {
-        true => BTreeMap::from([("nvidia.com/gpu.present".to_owned(), "true".to_owned())]),
-        false => BTreeMap::new(),
-    });
-    let tolerations = pk.tolerations.clone().unwrap_or_else(|| match pool.gpu {
-        true => vec![TolerationConfig {
-            key: GPU_RESOURCE.into(),
-            operator: "Exists".into(),
-            value: None,
-            effect: Some("NoSchedule".into()),
-        }],
-        false => Vec::new(),
-    });
-    let mut annotations = pk.pod_annotations.clone();
-    // The pod's emptyDir would keep the cluster-autoscaler from removing its node, and
-    // a SIGTERM drains the executor without losing a job.
-    annotations.insert(
-        "cluster-autoscaler.kubernetes.io/safe-to-evict".into(),
-        "true".into(),
-    );
-    let drain_timeout_secs = pk.drain_timeout_secs.unwrap_or(cluster.drain_timeout_secs);
-    let grace_secs = grace_period_secs(0, drain_timeout_secs);
-    if grace_secs > AUTOSCALER_GRACE_CAP_SECS {
-        warnings.push(format!(
-            "pool {:?}: a grace period of {grace_secs} s is over the cluster-autoscaler's default --max-graceful-termination-sec ({AUTOSCALER_GRACE_CAP_SECS}); it cuts the drain of pods it removes there",
-            pool.name
-        ));
-    }
-    let startup = pk.startup_probe.unwrap_or(match pool.gpu || pool.model {
-        true => StartupProbe {
-            initial_delay_seconds: 30,
-            period_seconds: 10,
-            failure_threshold: 60,
-        },
-        false => StartupProbe {
-            initial_delay_seconds: 0,
-            period_seconds: 2,
-            failure_threshold: 30,
-        },
-    });
-    if startup.period_seconds == 0 || startup.failure_threshold == 0 {
-        return Err(zero(
-            &format!(
-                "pool {:?}: startup_probe period or failure threshold",
-                pool.name
-            ),
-            "set both to 1 or more",
-        ));
-    }
-    let keda_threshold = pk.keda.threshold.unwrap_or(match pk.keda.signal {
-        KedaSignal::Pending => pool.slots,
-        KedaSignal::Desired => 1,
-    });
-    let hpa_slots_used_per_pod = pk
-        .hpa
-        .slots_used_per_pod
-        .unwrap_or((pool.slots * 3).div_ceil(4));
-    for (what, value) in [
-        ("keda.threshold", keda_threshold),
-        ("keda.polling_interval", pk.keda.polling_interval),
-        ("hpa.pending_per_pod", pk.hpa.pending_per_pod),
-        ("hpa.slots_used_per_pod", hpa_slots_used_per_pod),
-    ] {
-        if value == 0 {
-            return Err(zero(
-                &format!("pool {:?}: kubernetes.{what}", pool.name),
-                "set it to 1 or more",
-            ));
-        }
-    }
-    Ok(PoolPlan {
-        name: pool.name.clone(),
-        object_name,
-        scaler,
-        replicas: pool.replicas,
-        bounds: pool.autoscale,
-        gpu: pool.gpu,
-        image,
-        requests,
-        limits,
-        node_selector,
-        tolerations,
-        annotations,
-        drain_timeout_secs,
-        grace_secs,
-        startup,
-        keda_signal: pk.keda.signal,
-        keda_threshold,
-        keda_polling_interval: pk.keda.polling_interval,
-        hpa_pending_per_pod: pk.hpa.pending_per_pod,
-        hpa_slots_used_per_pod,
-    })
-}
-
 /// Resource names and their quantities.
 pub type Quantities = BTreeMap<String, String>;
 
@@ -478,50 +273,4 @@ pub fn quantities(map: &BTreeMap<String, Amount>) -> Quantities {
     map.iter()
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect()
-}
-
-/// Requests and limits of a pool: the configured ones, or the guide's; a GPU pool gets
-/// one GPU and requests = limits (Guaranteed QoS).
-fn resources(pool: &Pool) -> Result<(Quantities, Quantities), Refusal> {
-    let configured = pool.kubernetes.resources.clone();
-    if !pool.gpu {
-        let r = configured.unwrap_or_else(|| Resources {
-            requests: [("cpu", "2"), ("memory", "4Gi")]
-                .map(|(k, v)| (k.to_owned(), Amount::Text(v.to_owned())))
-                .into(),
-            limits: [("cpu", "4"), ("memory", "8Gi")]
-                .map(|(k, v)| (k.to_owned(), Amount::Text(v.to_owned())))
-                .into(),
-        });
-        return Ok((quantities(&r.requests), quantities(&r.limits)));
-    }
-    let r = configured.unwrap_or_else(|| Resources {
-        requests: BTreeMap::new(),
-        limits: [("cpu", "4"), ("memory", "16Gi")]
-            .map(|(k, v)| (k.to_owned(), Amount::Text(v.to_owned())))
-            .into(),
-    });
-    let mut limits = quantities(&r.limits);
-    limits
-        .entry(GPU_RESOURCE.into())
-        .or_insert_with(|| "1".into());
-    let refuse = |problem: String| Refusal::GpuNotGuaranteed {
-        pool: pool.name.clone(),
-        problem,
-    };
-    for needed in ["cpu", "memory"] {
-        if !limits.contains_key(needed) {
-            return Err(refuse(format!("no {needed} limit")));
-        }
-    }
-    let requests = match r.requests.is_empty() {
-        true => limits.clone(),
-        false => quantities(&r.requests),
-    };
-    if requests != limits {
-        return Err(refuse(format!(
-            "requests {requests:?} differ from limits {limits:?}"
-        )));
-    }
-    Ok((requests, limits))
 }

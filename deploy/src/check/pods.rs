@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{Container, PodSpec};
+use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::{Document, Finding, Options, report};
+use super::{Document, Finding, Options, Report, report};
 use crate::dns;
-use crate::plan::{EXIT_SECS, GPU_RESOURCE, HTTP_CLOSE_SECS};
+use crate::plan::{EXIT_SECS, GPU_RESOURCE, HTTP_CLOSE_SECS, grace_period_secs};
 
 /// A Deployment or StatefulSet, decoded.
 pub struct Workload<'a> {
@@ -87,92 +87,125 @@ pub fn check_workload(
             w.pod_labels
         ));
     }
-    let pod = &w.pod;
-    let pod_security = pod.security_context.clone().unwrap_or_default();
-    for c in &pod.containers {
-        let mut seen = Vec::new();
-        for port in c.ports.iter().flatten() {
-            if let Some(name) = &port.name {
-                if let Some(reason) = dns::port_name_error(name) {
-                    r.fail(format!("container {}: port name {name:?} {reason}", c.name));
-                }
-                if seen.contains(name) {
-                    r.fail(format!(
-                        "container {}: port name {name:?} is used twice",
-                        c.name
-                    ));
-                }
-                seen.push(name.clone());
-            }
+    let pod_security = w.pod.security_context.clone().unwrap_or_default();
+    for c in &w.pod.containers {
+        check_port_names(c, &mut r);
+        check_probes(c, &mut r);
+        check_security_context(c, &pod_security, &mut r);
+        check_gpu_guaranteed(c, &mut r);
+        check_grace_period(c, &w.pod, &mut r);
+    }
+    check_references(w, docs, options, &mut r);
+}
+
+/// Port names the API server takes, each once.
+fn check_port_names(c: &Container, r: &mut Report) {
+    let mut seen = Vec::new();
+    for name in c
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|port| port.name.as_ref())
+    {
+        if let Some(reason) = dns::port_name_error(name) {
+            r.fail(format!("container {}: port name {name:?} {reason}", c.name));
         }
-        for (probe, present) in [
-            ("readinessProbe", c.readiness_probe.is_some()),
-            ("livenessProbe", c.liveness_probe.is_some()),
-        ] {
-            if !present {
-                r.fail(format!("container {} has no {probe}", c.name));
-            }
-        }
-        let sc = c.security_context.clone().unwrap_or_default();
-        let non_root = sc.run_as_non_root.or(pod_security.run_as_non_root) == Some(true);
-        let user = sc.run_as_user.or(pod_security.run_as_user);
-        if !non_root || user == Some(0) {
+        if seen.contains(name) {
             r.fail(format!(
-                "container {} may run as root: set runAsNonRoot: true and a non-zero runAsUser",
+                "container {}: port name {name:?} is used twice",
                 c.name
             ));
         }
-        if sc.allow_privilege_escalation != Some(false) {
+        seen.push(name.clone());
+    }
+}
+
+/// A readiness and a liveness probe.
+fn check_probes(c: &Container, r: &mut Report) {
+    for (probe, present) in [
+        ("readinessProbe", c.readiness_probe.is_some()),
+        ("livenessProbe", c.liveness_probe.is_some()),
+    ] {
+        if !present {
+            r.fail(format!("container {} has no {probe}", c.name));
+        }
+    }
+}
+
+/// The restricted profile: not root, no privilege escalation, no capabilities, a
+/// seccomp profile; the container's settings over the pod's.
+fn check_security_context(c: &Container, pod_security: &PodSecurityContext, r: &mut Report) {
+    let sc = c.security_context.clone().unwrap_or_default();
+    let non_root = sc.run_as_non_root.or(pod_security.run_as_non_root) == Some(true);
+    let user = sc.run_as_user.or(pod_security.run_as_user);
+    if !non_root || user == Some(0) {
+        r.fail(format!(
+            "container {} may run as root: set runAsNonRoot: true and a non-zero runAsUser",
+            c.name
+        ));
+    }
+    if sc.allow_privilege_escalation != Some(false) {
+        r.fail(format!(
+            "container {}: set securityContext.allowPrivilegeEscalation: false",
+            c.name
+        ));
+    }
+    let drops_all = sc
+        .capabilities
+        .as_ref()
+        .and_then(|caps| caps.drop.as_ref())
+        .is_some_and(|d| d.iter().any(|c| c == "ALL"));
+    if !drops_all {
+        r.fail(format!("container {}: drop ALL capabilities", c.name));
+    }
+    let seccomp = sc
+        .seccomp_profile
+        .or(pod_security.seccomp_profile.clone())
+        .map(|p| p.type_);
+    if !matches!(seccomp.as_deref(), Some("RuntimeDefault" | "Localhost")) {
+        r.fail(format!(
+            "container {}: set seccompProfile.type: RuntimeDefault",
+            c.name
+        ));
+    }
+}
+
+/// A container that uses a GPU has limits on cpu, memory and the GPU, and requests
+/// equal to them (Guaranteed QoS).
+fn check_gpu_guaranteed(c: &Container, r: &mut Report) {
+    let resources = c.resources.clone().unwrap_or_default();
+    let requests = resources.requests.unwrap_or_default();
+    let limits = resources.limits.unwrap_or_default();
+    if !requests.contains_key(GPU_RESOURCE) && !limits.contains_key(GPU_RESOURCE) {
+        return;
+    }
+    for name in ["cpu", "memory", GPU_RESOURCE] {
+        let (req, lim) = (requests.get(name), limits.get(name));
+        if lim.is_none() || (req.is_some() && req != lim) {
             r.fail(format!(
-                "container {}: set securityContext.allowPrivilegeEscalation: false",
+                "container {} uses a GPU but is not Guaranteed: {name} needs a limit and a request equal to it",
                 c.name
-            ));
-        }
-        let drops_all = sc
-            .capabilities
-            .as_ref()
-            .and_then(|caps| caps.drop.as_ref())
-            .is_some_and(|d| d.iter().any(|c| c == "ALL"));
-        if !drops_all {
-            r.fail(format!("container {}: drop ALL capabilities", c.name));
-        }
-        let seccomp = sc
-            .seccomp_profile
-            .or(pod_security.seccomp_profile.clone())
-            .map(|p| p.type_);
-        if !matches!(seccomp.as_deref(), Some("RuntimeDefault" | "Localhost")) {
-            r.fail(format!(
-                "container {}: set seccompProfile.type: RuntimeDefault",
-                c.name
-            ));
-        }
-        let resources = c.resources.clone().unwrap_or_default();
-        let requests = resources.requests.unwrap_or_default();
-        let limits = resources.limits.unwrap_or_default();
-        if requests.contains_key(GPU_RESOURCE) || limits.contains_key(GPU_RESOURCE) {
-            for name in ["cpu", "memory", GPU_RESOURCE] {
-                let (req, lim) = (requests.get(name), limits.get(name));
-                if lim.is_none() || (req.is_some() && req != lim) {
-                    r.fail(format!(
-                        "container {} uses a GPU but is not Guaranteed: {name} needs a limit and a request equal to it",
-                        c.name
-                    ));
-                }
-            }
-        }
-        let delay = env_u64(c, "MARIE_NODE__SHUTDOWN_DELAY_SECS").unwrap_or(0);
-        let drain = env_u64(c, "MARIE_NODE__DRAIN_TIMEOUT_SECS").unwrap_or(30);
-        let needed = delay + HTTP_CLOSE_SECS + drain + EXIT_SECS;
-        let grace = pod.termination_grace_period_seconds.unwrap_or(30);
-        if c.args.iter().flatten().any(|a| a == "node")
-            && grace < i64::try_from(needed).unwrap_or(i64::MAX)
-        {
-            r.fail(format!(
-                "terminationGracePeriodSeconds {grace} is under the shutdown delay ({delay}) + drain ({drain}) + 20 = {needed}: the node is killed mid-drain"
             ));
         }
     }
-    check_references(w, docs, options, &mut r);
+}
+
+/// A node's grace period covers its shutdown delay, HTTP close, drain and exit, as its
+/// environment sets them.
+fn check_grace_period(c: &Container, pod: &PodSpec, r: &mut Report) {
+    if !c.args.iter().flatten().any(|a| a == "node") {
+        return;
+    }
+    let delay = env_u64(c, "MARIE_NODE__SHUTDOWN_DELAY_SECS").unwrap_or(0);
+    let drain = env_u64(c, "MARIE_NODE__DRAIN_TIMEOUT_SECS").unwrap_or(30);
+    let needed = grace_period_secs(delay, drain);
+    let grace = pod.termination_grace_period_seconds.unwrap_or(30);
+    if grace < i64::try_from(needed).unwrap_or(i64::MAX) {
+        r.fail(format!(
+            "terminationGracePeriodSeconds {grace} is under the shutdown delay ({delay}) + drain ({drain}) + {} = {needed}: the node is killed mid-drain",
+            HTTP_CLOSE_SECS + EXIT_SECS
+        ));
+    }
 }
 
 fn exists(docs: &[Document], kind: &str, name: &str, namespace: Option<&str>) -> bool {
@@ -183,7 +216,7 @@ fn exists(docs: &[Document], kind: &str, name: &str, namespace: Option<&str>) ->
     })
 }
 
-fn check_references(w: &Workload, docs: &[Document], options: &Options, r: &mut super::Report) {
+fn check_references(w: &Workload, docs: &[Document], options: &Options, r: &mut Report) {
     let namespace = w.doc.value["metadata"]["namespace"].as_str();
     let mut config_maps = Vec::new();
     let mut secrets = Vec::new();

@@ -10,18 +10,18 @@ use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
     MetricTarget, ResourceMetricSource,
 };
-use k8s_openapi::api::core::v1::{PodTemplateSpec, Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
     IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::container::{env, joining_env};
 use super::pod::{
-    CLUSTER_PORT_NAME, HTTP_PORT_NAME, PodShape, env, joining_env, meta, pod_labels, pod_spec,
-    selector, selector_labels,
+    CLUSTER_PORT_NAME, HTTP_PORT_NAME, PodShape, meta, pod_spec, pod_template, selector,
+    selector_labels,
 };
 use crate::config::StartupProbe;
 use crate::plan::{Component, Plan, quantities};
@@ -93,13 +93,7 @@ pub fn deployment(plan: &Plan) -> Deployment {
             revision_history_limit: Some(3),
             strategy: Some(rolling(1, 0)),
             selector: selector(selector_labels(Component::Gateway, None)),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels(Component::Gateway, None)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(spec),
-            },
+            template: pod_template(Component::Gateway, None, None, spec),
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()

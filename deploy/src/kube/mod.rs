@@ -1,6 +1,7 @@
 //! The Kubernetes objects of a plan, in apply order, each as one YAML document.
 
 mod base;
+mod container;
 pub mod crd;
 mod gateway;
 mod monitoring;

@@ -1,20 +1,19 @@
-//! What every Marie pod shares: labels, the container (image, args, environment,
-//! probes, restricted security context), the config, cookie and data volumes.
+//! What every Marie pod shares: labels, the pod template, its security context, its
+//! spread over hosts and zones, the config, cookie and data volumes, and the `marie`
+//! container (in `container.rs`).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodAffinityTerm, PodAntiAffinity,
-    PodSecurityContext, PodSpec, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
-    WeightedPodAffinityTerm,
+    Affinity, ConfigMapVolumeSource, EmptyDirVolumeSource, EnvVar, PodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile,
+    SecretVolumeSource, Toleration, TopologySpreadConstraint, Volume, WeightedPodAffinityTerm,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::config::StartupProbe;
+use super::container::container;
+
+use crate::config::{SecurityConfig, StartupProbe};
 use crate::plan::{Component, Plan};
 
 /// Where the image keeps the binary's config, as the node's `--config`.
@@ -120,154 +119,92 @@ pub struct PodShape<'a> {
     pub data_claim: Option<&'a str>,
 }
 
-/// A plain environment variable.
-pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..EnvVar::default()
-    }
-}
-
-/// An environment variable from the pod's own fields (downward API).
-pub fn env_field(name: &str, field_path: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: field_path.into(),
-                ..ObjectFieldSelector::default()
-            }),
-            ..EnvVarSource::default()
-        }),
-        ..EnvVar::default()
-    }
-}
-
-/// Gateways and executors: reached at their pod IP, joining through the server.
-pub fn joining_env(plan: &Plan) -> Vec<EnvVar> {
-    vec![
-        env_field("POD_IP", "status.podIP"),
-        env(
-            "MARIE_CLUSTER__ADVERTISE",
-            format!("$(POD_IP):{}", plan.cluster.cluster_port),
-        ),
-        env(
-            "MARIE_CLUSTER__SEEDS",
-            format!("[\"{}\"]", crate::plan::server_address(plan.cluster)),
-        ),
-    ]
-}
-
-fn quantities(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, Quantity>> {
-    (!map.is_empty()).then(|| {
-        map.iter()
-            .map(|(k, v)| (k.clone(), Quantity(v.clone())))
-            .collect()
-    })
-}
-
-fn http_probe(path: &str) -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some(path.into()),
-            port: IntOrString::String(HTTP_PORT_NAME.into()),
-            ..HTTPGetAction::default()
-        }),
-        ..Probe::default()
-    }
-}
-
-fn mount(name: &str, path: &str, read_only: bool, sub_path: Option<&str>) -> VolumeMount {
-    VolumeMount {
-        name: name.into(),
-        mount_path: path.into(),
-        read_only: read_only.then_some(true),
-        sub_path: sub_path.map(Into::into),
-        ..VolumeMount::default()
-    }
-}
-
 /// The pod spec of one role.
 pub fn pod_spec(plan: &Plan, shape: PodShape) -> PodSpec {
-    let cluster = plan.cluster;
-    let k = &cluster.kubernetes;
-    let mut env_vars = vec![
-        env_field("MARIE_NODE__NAME", "metadata.name"),
-        env("MARIE_NODE__DATA_DIR", DATA_DIR),
-        env(
-            "MARIE_NODE__DRAIN_TIMEOUT_SECS",
-            shape.drain_timeout_secs.to_string(),
-        ),
-        env(
-            "MARIE_NODE__SHUTDOWN_DELAY_SECS",
-            shape.shutdown_delay_secs.to_string(),
-        ),
-        env("MARIE_CLUSTER__HOST", "0.0.0.0"),
-        env("MARIE_CLUSTER__COOKIE_FILE", format!("{COOKIE_DIR}/cookie")),
-        env("MARIE_HTTP__HOST", "0.0.0.0"),
-    ];
-    env_vars.extend(shape.env);
-    let mut args = shape.args;
-    args.extend(["--config", CONFIG_PATH, "--log-format", "json"].map(String::from));
-    let container = Container {
-        name: "marie".into(),
-        image: Some(shape.image.into()),
-        args: Some(args),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some(CLUSTER_PORT_NAME.into()),
-                container_port: i32::from(cluster.cluster_port),
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            },
-            ContainerPort {
-                name: Some(HTTP_PORT_NAME.into()),
-                container_port: i32::from(cluster.http_port),
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            },
-        ]),
-        env: Some(env_vars),
-        startup_probe: Some(Probe {
-            initial_delay_seconds: (shape.startup.initial_delay_seconds > 0)
-                .then(|| clamp(shape.startup.initial_delay_seconds)),
-            period_seconds: Some(clamp(shape.startup.period_seconds)),
-            failure_threshold: Some(clamp(shape.startup.failure_threshold)),
-            ..http_probe("/healthz")
+    let selector_labels = selector_labels(shape.component, shape.pool);
+    PodSpec {
+        service_account_name: Some(match shape.component {
+            Component::Server => "marie-server".into(),
+            _ => "marie".into(),
         }),
-        liveness_probe: Some(Probe {
-            period_seconds: Some(10),
-            failure_threshold: Some(3),
-            ..http_probe("/healthz")
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        termination_grace_period_seconds: Some(i64::try_from(shape.grace_secs).unwrap_or(i64::MAX)),
+        security_context: Some(security_context(&plan.cluster.kubernetes.security)),
+        affinity: shape.spread.then(|| host_anti_affinity(&selector_labels)),
+        topology_spread_constraints: shape.spread.then(|| zone_spread(selector_labels)),
+        volumes: Some(volumes(plan, shape.data_claim.is_none())),
+        containers: vec![container(plan, shape)],
+        ..PodSpec::default()
+    }
+}
+
+/// The pod template of one role: its labels, annotations and spec.
+pub fn pod_template(
+    component: Component,
+    pool: Option<&str>,
+    annotations: Option<BTreeMap<String, String>>,
+    spec: PodSpec,
+) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels(component, pool)),
+            annotations,
+            ..ObjectMeta::default()
         }),
-        readiness_probe: Some(Probe {
-            period_seconds: Some(5),
-            failure_threshold: Some(3),
-            ..http_probe("/readyz")
+        spec: Some(spec),
+    }
+}
+
+/// The configured non-root user and group, and the runtime's seccomp profile.
+fn security_context(security: &SecurityConfig) -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(security.run_as_user),
+        run_as_group: Some(security.run_as_group),
+        fs_group: Some(security.run_as_group),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..SeccompProfile::default()
         }),
-        resources: Some(ResourceRequirements {
-            requests: quantities(shape.requests),
-            limits: quantities(shape.limits),
-            ..ResourceRequirements::default()
+        ..PodSecurityContext::default()
+    }
+}
+
+/// Rather not two pods of the role on one host.
+fn host_anti_affinity(selector_labels: &BTreeMap<String, String>) -> Affinity {
+    Affinity {
+        pod_anti_affinity: Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        label_selector: Some(selector(selector_labels.clone())),
+                        topology_key: "kubernetes.io/hostname".into(),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
         }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Capabilities::default()
-            }),
-            ..SecurityContext::default()
-        }),
-        volume_mounts: Some(vec![
-            mount("config", CONFIG_PATH, true, Some("cluster.toml")),
-            mount("cookie", COOKIE_DIR, true, None),
-            mount("data", DATA_DIR, false, None),
-            mount("tmp", "/tmp", false, None),
-        ]),
-        ..Container::default()
-    };
+        ..Affinity::default()
+    }
+}
+
+/// The role's pods spread evenly over zones, where the scheduler can.
+fn zone_spread(selector_labels: BTreeMap<String, String>) -> Vec<TopologySpreadConstraint> {
+    vec![TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "topology.kubernetes.io/zone".into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(selector(selector_labels)),
+        ..TopologySpreadConstraint::default()
+    }]
+}
+
+/// The config (from the plan's ConfigMap), the cookie Secret, `/tmp`, and the data
+/// directory unless a claim template provides it.
+fn volumes(plan: &Plan, data_on_empty_dir: bool) -> Vec<Volume> {
     let mut volumes = vec![
         Volume {
             name: "config".into(),
@@ -280,7 +217,7 @@ pub fn pod_spec(plan: &Plan, shape: PodShape) -> PodSpec {
         Volume {
             name: "cookie".into(),
             secret: Some(SecretVolumeSource {
-                secret_name: Some(k.cookie_secret.clone()),
+                secret_name: Some(plan.cluster.kubernetes.cookie_secret.clone()),
                 default_mode: Some(0o440),
                 ..SecretVolumeSource::default()
             }),
@@ -288,58 +225,10 @@ pub fn pod_spec(plan: &Plan, shape: PodShape) -> PodSpec {
         },
         empty_dir("tmp"),
     ];
-    if shape.data_claim.is_none() {
+    if data_on_empty_dir {
         volumes.push(empty_dir("data"));
     }
-    let selector_labels = selector_labels(shape.component, shape.pool);
-    PodSpec {
-        service_account_name: Some(match shape.component {
-            Component::Server => "marie-server".into(),
-            _ => "marie".into(),
-        }),
-        automount_service_account_token: Some(false),
-        enable_service_links: Some(false),
-        termination_grace_period_seconds: Some(i64::try_from(shape.grace_secs).unwrap_or(i64::MAX)),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(k.security.run_as_user),
-            run_as_group: Some(k.security.run_as_group),
-            fs_group: Some(k.security.run_as_group),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..SeccompProfile::default()
-            }),
-            ..PodSecurityContext::default()
-        }),
-        affinity: shape.spread.then(|| Affinity {
-            pod_anti_affinity: Some(PodAntiAffinity {
-                preferred_during_scheduling_ignored_during_execution: Some(vec![
-                    WeightedPodAffinityTerm {
-                        weight: 100,
-                        pod_affinity_term: PodAffinityTerm {
-                            label_selector: Some(selector(selector_labels.clone())),
-                            topology_key: "kubernetes.io/hostname".into(),
-                            ..PodAffinityTerm::default()
-                        },
-                    },
-                ]),
-                ..PodAntiAffinity::default()
-            }),
-            ..Affinity::default()
-        }),
-        topology_spread_constraints: shape.spread.then(|| {
-            vec![TopologySpreadConstraint {
-                max_skew: 1,
-                topology_key: "topology.kubernetes.io/zone".into(),
-                when_unsatisfiable: "ScheduleAnyway".into(),
-                label_selector: Some(selector(selector_labels)),
-                ..TopologySpreadConstraint::default()
-            }]
-        }),
-        containers: vec![container],
-        volumes: Some(volumes),
-        ..PodSpec::default()
-    }
+    volumes
 }
 
 /// The tolerations of a pool.
@@ -364,8 +253,4 @@ fn empty_dir(name: &str) -> Volume {
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Volume::default()
     }
-}
-
-fn clamp(n: u32) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }

@@ -10,17 +10,14 @@ use k8s_openapi::api::autoscaling::v2::{
     HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec,
     MetricTarget,
 };
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::container::joining_env;
 use super::crd::{ScaleTargetRef, ScaledObject, ScaledObjectSpec, Trigger};
 use super::gateway::{deployment_ref, rolling};
-use super::pod::{
-    PodShape, joining_env, meta, pod_labels, pod_spec, selector, selector_labels, tolerations,
-};
+use super::pod::{PodShape, meta, pod_spec, pod_template, selector, selector_labels, tolerations};
 use crate::config::{KedaSignal, Scaler};
 use crate::plan::{Component, Plan, PoolPlan};
 
@@ -36,17 +33,7 @@ pub fn deployment(plan: &Plan, pool: &PoolPlan) -> Deployment {
             component: Component::Executor,
             pool: Some(&pool.name),
             image: &pool.image,
-            args: [
-                "node",
-                "--role",
-                "executor",
-                "--pool",
-                &pool.name,
-                "--executors",
-                "1",
-            ]
-            .map(String::from)
-            .into(),
+            args: pool.node_args().map(String::from).into(),
             env: joining_env(plan),
             shutdown_delay_secs: 0,
             drain_timeout_secs: pool.drain_timeout_secs,
@@ -80,14 +67,12 @@ pub fn deployment(plan: &Plan, pool: &PoolPlan) -> Deployment {
                 false => rolling(1, 0),
             }),
             selector: selector(selector_labels(Component::Executor, Some(&pool.name))),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels(Component::Executor, Some(&pool.name))),
-                    annotations: Some(pool.annotations.clone()),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(spec),
-            },
+            template: pod_template(
+                Component::Executor,
+                Some(&pool.name),
+                Some(pool.annotations.clone()),
+                spec,
+            ),
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()

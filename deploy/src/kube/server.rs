@@ -6,15 +6,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, PodTemplateSpec, Service, ServicePort,
-    ServiceSpec, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, Service, ServicePort, ServiceSpec,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::container::env;
 use super::pod::{
-    CLUSTER_PORT_NAME, PodShape, env, meta, pod_labels, pod_spec, selector, selector_labels,
+    CLUSTER_PORT_NAME, PodShape, meta, pod_spec, pod_template, selector, selector_labels,
 };
 use crate::config::StartupProbe;
 use crate::plan::{Component, Plan, quantities, server_address};
@@ -100,13 +101,7 @@ pub fn stateful_set(plan: &Plan) -> StatefulSet {
             service_name: Some("marie-server".into()),
             pod_management_policy: Some("OrderedReady".into()),
             selector: selector(selector_labels(Component::Server, None)),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels(Component::Server, None)),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(spec),
-            },
+            template: pod_template(Component::Server, None, None, spec),
             volume_claim_templates: claims,
             ..StatefulSetSpec::default()
         }),
