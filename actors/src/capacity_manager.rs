@@ -18,7 +18,7 @@ use marie_protocol::names::executor_group;
 use marie_store::{JobStore, JobUpdate};
 use opentelemetry::{Context, KeyValue};
 use ractor::pg::GroupChangeMessage;
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent, pg};
+use ractor::{Actor, ActorProcessingErr, ActorRef, ActorStatus, SupervisionEvent, pg};
 
 use crate::clock::{MonotonicClock, unix_ms};
 use crate::lookup;
@@ -187,11 +187,19 @@ impl Actor for CapacityManager {
                 Vec::new()
             }
             CapacityMsg::Lost(name) => {
-                if s.executor_pool(&name.0).is_some() {
-                    tracing::warn!(executor = %name.0, "executor lost: its node left the cluster");
-                    state.executors.remove(&name.0);
+                // When two sessions to its node opened at once, ractor_cluster closed one
+                // and the executor is in its group again through the other: not lost.
+                state.executors.remove(&name.0);
+                let pool = s.executor_pool(&name.0);
+                if pool.is_some_and(|pool| lookup::executor(pool, &name.0).is_some()) {
+                    tracing::info!(executor = %name.0, "executor still reachable over another connection to its node");
+                    Vec::new()
+                } else {
+                    if pool.is_some() {
+                        tracing::warn!(executor = %name.0, "executor lost: its node left the cluster");
+                    }
+                    s.executor_lost(&name.0, "its node left the cluster", now)
                 }
-                s.executor_lost(&name.0, "its node left the cluster", now)
             }
             CapacityMsg::Leave(name) => {
                 tracing::info!(executor = %name.0, "executor left");
@@ -397,10 +405,17 @@ impl CapacityState {
         Some(grant)
     }
 
-    /// The executor's actor, looked up in its pool's group once and then cached.
+    /// The executor's actor, looked up in its pool's group and cached while it lives
+    /// (a closed session stops the actors it reached its node's executors through).
     fn executor_ref(&mut self, name: &str) -> Option<ActorRef<ExecutorMsg>> {
         if let Some(actor) = self.executors.get(name) {
-            return Some(actor.clone());
+            if !matches!(
+                actor.get_status(),
+                ActorStatus::Stopping | ActorStatus::Stopped
+            ) {
+                return Some(actor.clone());
+            }
+            self.executors.remove(name);
         }
         let pool = self.scheduler.executor_pool(name)?;
         let actor = lookup::executor(pool, name)?;

@@ -42,6 +42,13 @@ pub struct NodeStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeList(pub Vec<NodeStatus>);
 
+/// A dial of a cluster address that failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialFailure {
+    /// The address, `host:port`.
+    pub addr: String,
+}
+
 /// Messages of a node's membership actor.
 #[derive(RactorClusterMessage)]
 pub enum MembershipMsg {
@@ -49,9 +56,11 @@ pub enum MembershipMsg {
     Hello(Hello),
     /// Timer: greet peers, connect to unknown ones, declare silent ones unreachable.
     Tick(Tick),
+    /// A dial this node made failed: the address is dialled again after a backoff.
+    DialFailed(DialFailure),
     /// The nodes this node knows and their status.
     #[rpc]
     Members(Tick, RpcReplyPort<NodeList>),
 }
 
-wire_type!(Hello, NodeList);
+wire_type!(Hello, NodeList, DialFailure);
