@@ -24,7 +24,7 @@ use ractor_cluster::node::NodeServerSessionInformation;
 use rustls::ClientConfig;
 
 pub use listen::open_cluster_port;
-pub use peers::{PeerEvent, PeerTable};
+pub use peers::{PeerEvent, PeerTable, Session};
 
 /// Name of a node's membership actor.
 pub fn actor_name(node: &str) -> String {
@@ -98,11 +98,15 @@ impl Actor for Membership {
                 let peers = remote_members();
                 let names: Vec<String> =
                     peers.iter().filter_map(|(name, _)| name.clone()).collect();
-                let sessions: Vec<String> = state
+                let sessions: Vec<Session> = state
                     .sessions()
                     .await
-                    .iter()
-                    .filter_map(|s| s.peer_name.as_ref().map(|p| node_of(&p.name).to_owned()))
+                    .into_iter()
+                    .filter_map(|s| s.peer_name)
+                    .map(|p| Session {
+                        node: node_of(&p.name).to_owned(),
+                        addr: p.connection_string,
+                    })
                     .collect();
                 let mut events = state.table.connected(&names, &sessions, now);
                 events.extend(state.table.overdue(now));

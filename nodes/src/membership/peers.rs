@@ -81,6 +81,15 @@ struct Redial {
     delay_ms: u64,
 }
 
+/// An open session with another node, as its handshake announced it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Session {
+    /// The node's name.
+    pub node: String,
+    /// Its cluster address, `host:port`.
+    pub addr: String,
+}
+
 /// The name ractor_cluster gives `node`'s sessions: `name@host`.
 fn session_name(node: &NodeInfo) -> String {
     format!("{}@{}", node.name, advertised_host(&node.addr))
@@ -94,6 +103,8 @@ pub struct PeerTable {
     down_after_ms: u64,
     peers: BTreeMap<String, Peer>,
     redials: HashMap<String, Redial>,
+    /// The sessions open at the last look: their nodes and addresses are not dialled.
+    sessions: Vec<Session>,
 }
 
 impl PeerTable {
@@ -106,6 +117,7 @@ impl PeerTable {
             down_after_ms,
             peers: BTreeMap::new(),
             redials: HashMap::new(),
+            sessions: Vec::new(),
         }
     }
 
@@ -149,7 +161,7 @@ impl PeerTable {
     }
 
     /// `connected` are the peers whose membership actor is reachable now, `sessions`
-    /// the nodes with an open session. A peer connected but not greeted yet is watched
+    /// the open sessions (not dialled again). A peer connected but not greeted yet is watched
     /// from now on (a node hung right after it joined is still declared unreachable).
     /// A live peer among neither is gone; one with a session left is not: when two
     /// sessions to a node open at once, ractor_cluster closes one, and the node's actors
@@ -157,9 +169,10 @@ impl PeerTable {
     pub fn connected(
         &mut self,
         connected: &[String],
-        sessions: &[String],
+        sessions: &[Session],
         now_ms: u64,
     ) -> Vec<PeerEvent> {
+        self.sessions = sessions.to_vec();
         for name in connected.iter().filter(|n| **n != self.me.name) {
             let peer = self.peers.entry(name.clone()).or_insert_with(|| Peer {
                 info: NodeInfo {
@@ -181,7 +194,8 @@ impl PeerTable {
                 peer.status,
                 PeerStatus::Up | PeerStatus::Unreachable | PeerStatus::Connected
             );
-            if live && !connected.contains(name) && !sessions.contains(name) {
+            let session = sessions.iter().any(|s| s.node == *name);
+            if live && !connected.contains(name) && !session {
                 peer.status = PeerStatus::Gone;
                 peer.last_seen_ms = now_ms;
                 events.push(PeerEvent::Gone(peer.info.clone()));
@@ -205,7 +219,7 @@ impl PeerTable {
     }
 
     /// Addresses to dial now: seeds and the peers this node dials (see the module
-    /// documentation) that are not up. An address is dialled again once its dial failed
+    /// documentation) that are not up and have no open session. An address is dialled again once its dial failed
     /// (after a wait doubling from 200 ms to 5 s while it keeps failing, see
     /// [`PeerTable::dial_failed`]) or brought no greeting within `down_after_ms`.
     pub fn due_dials(&mut self, now_ms: u64) -> Vec<String> {
@@ -224,10 +238,14 @@ impl PeerTable {
                     .values()
                     .filter(|p| matches!(p.status, PeerStatus::Known | PeerStatus::Gone))
                     .filter(|p| self.dials(p, now_ms))
+                    .filter(|p| !self.sessions.iter().any(|s| s.node == p.info.name))
                     .map(|p| p.info.addr.clone()),
             )
             .filter(|addr| {
-                !addr.is_empty() && *addr != self.me.addr && !up.contains(&addr.as_str())
+                !addr.is_empty()
+                    && *addr != self.me.addr
+                    && !up.contains(&addr.as_str())
+                    && !self.sessions.iter().any(|s| s.addr == *addr)
             })
             .collect();
         wanted.sort();
@@ -299,6 +317,13 @@ mod tests {
         Hello { from, peers }
     }
 
+    fn session(name: &str, port: u16) -> Session {
+        Session {
+            node: name.into(),
+            addr: format!("127.0.0.1:{port}"),
+        }
+    }
+
     #[test]
     fn a_greeting_brings_a_peer_up_and_teaches_its_peers() {
         let mut table = PeerTable::new(node("d", 1), vec!["127.0.0.1:2".into()], 3000);
@@ -329,7 +354,7 @@ mod tests {
         let mut table = PeerTable::new(node("a", 1), vec![], 3000);
         assert!(
             table
-                .connected(&["b".into()], &["b".into()], 100)
+                .connected(&["b".into()], &[session("b", 2)], 100)
                 .is_empty()
         );
         assert!(table.overdue(3000).is_empty());
@@ -344,7 +369,10 @@ mod tests {
     fn a_closed_connection_is_gone_not_unreachable() {
         let mut table = PeerTable::new(node("a", 1), vec![], 3000);
         table.hello(hello(node("b", 2), vec![]), 0);
-        assert_eq!(table.connected(&["b".into()], &["b".into()], 0), vec![]);
+        assert_eq!(
+            table.connected(&["b".into()], &[session("b", 2)], 0),
+            vec![]
+        );
         assert_eq!(
             table.connected(&[], &[], 0),
             vec![PeerEvent::Gone(node("b", 2))]
@@ -369,8 +397,8 @@ mod tests {
     fn an_address_is_not_dialled_again_while_its_dial_awaits_a_greeting() {
         let mut table = PeerTable::new(node("a", 1), vec!["127.0.0.1:2".into()], 3000);
         assert_eq!(table.due_dials(0), vec!["127.0.0.1:2".to_string()]);
-        // The session opened; the seed's first greeting is slow to come.
-        assert!(table.connected(&["b".into()], &["b".into()], 10).is_empty());
+        // The connection opened; its handshake and the seed's first greeting are slow.
+        assert!(table.connected(&[], &[], 10).is_empty());
         for t in (500..3000).step_by(500) {
             assert!(table.due_dials(t).is_empty(), "dialled again at {t} ms");
         }
@@ -399,12 +427,29 @@ mod tests {
         let mut table = PeerTable::new(node("a", 1), vec![], 3000);
         table.hello(hello(node("b", 2), vec![]), 0);
         // One of two sessions to b closed; b's actors come back over the other.
-        assert_eq!(table.connected(&[], &["b".into()], 100), vec![]);
+        assert_eq!(table.connected(&[], &[session("b", 2)], 100), vec![]);
         assert_eq!(table.all(), vec![(node("b", 2), PeerStatus::Up)]);
         assert!(
             table.due_dials(100).is_empty(),
             "no session to b is dialled"
         );
+    }
+
+    #[test]
+    fn a_seed_or_a_gone_peer_that_dialled_us_is_not_dialled_back() {
+        let (b, c) = (node("b", 2), node("c", 3));
+        let mut table = PeerTable::new(node("s", 1), vec![b.addr.clone()], 3000);
+        table.hello(hello(c.clone(), vec![]), 0);
+        assert_eq!(
+            table.connected(&[], &[], 10),
+            vec![PeerEvent::Gone(c.clone())]
+        );
+        // Both restarted and dialled this node before it dialled them.
+        table.connected(&[], &[session("b", 2), session("c", 3)], 20);
+        assert!(table.due_dials(20).is_empty());
+        // Their sessions closed again: both are dialled.
+        table.connected(&[], &[], 30);
+        assert_eq!(table.due_dials(30), vec![b.addr, c.addr]);
     }
 
     #[test]
