@@ -406,3 +406,87 @@ fn mutual_tls_runs_jobs_refuses_clients_without_a_certificate_and_idle_connectio
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Executor nodes that join at once, each dialling the server while the server dials
+/// them (they are its seeds), round after round (each round restarts them, so the
+/// server also redials them as nodes it lost): two sessions to one node are opened at
+/// the same moment and ractor_cluster closes one as a duplicate. No executor is taken
+/// for lost and no job runs twice.
+#[test]
+fn executor_nodes_joining_at_once_while_the_server_dials_them_are_never_taken_for_lost() {
+    const EXECUTORS: usize = 4;
+    const ROUNDS: usize = 6;
+    let cluster = Cluster::new(
+        "[[executor.pools]]\nname = \"joining\"\nreplicas = 1\nslots = 2\nhandlers = [\"sleep\"]\n",
+    );
+    let ports: Vec<u16> = (0..EXECUTORS).map(|_| common::free_port()).collect();
+    let seeds: Vec<String> = ports.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let seeds = format!("[{}]", seeds.join(", "));
+    let server = cluster.start(
+        "server",
+        &["node", "--role", "server"],
+        &[("MARIE_CLUSTER__SEEDS", &seeds)],
+    );
+    let mut executors: Vec<Node> = Vec::new();
+    let mut all = Vec::new();
+    for round in 0..ROUNDS {
+        // Queued before the executors join, so each is leased a job as soon as it has.
+        let ids = submit_many(&cluster, server.port, "joining", "sleep", b"300", 16);
+        std::thread::scope(|scope| {
+            if round == 0 {
+                let started: Vec<_> = ports
+                    .iter()
+                    .enumerate()
+                    .map(|(n, port)| {
+                        let cluster = &cluster;
+                        scope.spawn(move || {
+                            let args = ["node", "--role", "executor", "--pool", "joining"];
+                            cluster.start_on(*port, &format!("ex{n}"), &args, &[])
+                        })
+                    })
+                    .collect();
+                executors = started
+                    .into_iter()
+                    .map(|s| s.join().expect("an executor node started"))
+                    .collect();
+            } else {
+                for node in &mut executors {
+                    scope.spawn(move || node.restart());
+                }
+            }
+        });
+        let statuses = wait_all(&cluster, server.port, &ids);
+        assert_each_succeeded_once(&statuses, &ids, &server);
+        let rerun: Vec<&Value> = statuses.iter().filter(|s| s["attempt"] != 1).collect();
+        assert!(
+            rerun.is_empty(),
+            "round {round}: jobs ran more than once: {rerun:?}\n{}",
+            server.logs()
+        );
+        // Stopped politely: each drains and leaves; none is lost.
+        for node in &executors {
+            node.signal(Signal::SIGTERM);
+        }
+        for node in &mut executors {
+            assert!(
+                node.wait_exit(WAIT),
+                "{} did not stop:\n{}",
+                node.name,
+                node.logs()
+            );
+        }
+        cluster.wait_for_capacity(server.port, "joining", 0, WAIT);
+        all.extend(ids);
+    }
+    let logs = server.logs();
+    let lost: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("executor lost") || l.contains("declaring it lost"))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "executors taken for lost:\n{}",
+        lost.join("\n")
+    );
+    assert_eq!(ends(&server).len(), all.len());
+}

@@ -25,7 +25,9 @@ use marie_protocol::{JobId, JobState, TraceContext};
 use marie_store::{JobStore, JobUpdate};
 use opentelemetry::{Context, KeyValue};
 use ractor::pg::GroupChangeMessage;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent, pg};
+use ractor::{
+    Actor, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent, pg,
+};
 
 use crate::clock::{MonotonicClock, unix_ms};
 use crate::lookup;
@@ -257,11 +259,18 @@ impl CapacityState {
         Vec::new()
     }
 
-    /// An executor whose node left the cluster: its runs are re-queued.
+    /// An executor whose node left the cluster: its runs are re-queued. When two sessions
+    /// to its node opened at once, ractor_cluster closed one and the executor is in its
+    /// group again through the other: then it is not lost.
     fn lost(&mut self, executor: &str, now: u64) -> Vec<Action> {
-        if self.scheduler.executor_pool(executor).is_some() {
+        self.executors.remove(executor);
+        let pool = self.scheduler.executor_pool(executor);
+        if pool.is_some_and(|pool| lookup::executor(pool, executor).is_some()) {
+            tracing::info!(%executor, "executor still reachable over another connection to its node");
+            return Vec::new();
+        }
+        if pool.is_some() {
             tracing::warn!(%executor, "executor lost: its node left the cluster");
-            self.executors.remove(executor);
         }
         self.scheduler
             .executor_lost(executor, "its node left the cluster", now)
@@ -470,10 +479,17 @@ impl CapacityState {
         Some(grant)
     }
 
-    /// The executor's actor, looked up in its pool's group once and then cached.
+    /// The executor's actor, looked up in its pool's group and cached while it lives
+    /// (a closed session stops the actors it reached its node's executors through).
     fn executor_ref(&mut self, name: &str) -> Option<ActorRef<ExecutorMsg>> {
         if let Some(actor) = self.executors.get(name) {
-            return Some(actor.clone());
+            if !matches!(
+                actor.get_status(),
+                ActorStatus::Stopping | ActorStatus::Stopped
+            ) {
+                return Some(actor.clone());
+            }
+            self.executors.remove(name);
         }
         let pool = self.scheduler.executor_pool(name)?;
         let actor = lookup::executor(pool, name)?;

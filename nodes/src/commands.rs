@@ -1,7 +1,7 @@
 //! The client commands: submit, status, wait, result, cancel, jobs, capacity.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,8 +27,23 @@ pub async fn connect(config: &Config, connect: &Connect) -> anyhow::Result<Clien
     Ok(Client::connect_with(&addr, &cookie, tls, Duration::from_secs(5)).await?)
 }
 
-/// One submitted job: its id, whether it was an existing job, and its end with --wait.
-type Submission = (JobId, bool, Option<JobStatus>);
+/// One submitted job.
+struct Submission {
+    id: JobId,
+    /// Whether the cluster answered with an existing job (same reference).
+    deduplicated: bool,
+    /// How it ended, with --wait.
+    end: Option<JobStatus>,
+}
+
+impl Submission {
+    /// Not waited for, or waited for and succeeded.
+    fn ended_well(&self) -> bool {
+        self.end
+            .as_ref()
+            .is_none_or(|s| s.state == JobState::Succeeded)
+    }
+}
 
 /// `marie submit`. Returns false if `--wait` saw a job that did not succeed.
 pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
@@ -39,51 +54,14 @@ pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
     if !args.ref_id.is_empty() && inputs.len() > 1 {
         anyhow::bail!("--ref-id names one document; submit one file at a time with it");
     }
-    let progress = (inputs.len() > 1).then(|| {
-        let bar = ProgressBar::new(inputs.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} jobs {per_sec} {eta}")
-                .expect("the template is valid"),
-        );
-        bar
-    });
+    let progress = (inputs.len() > 1).then(|| progress_bar(inputs.len()));
     let outcomes: Vec<(String, anyhow::Result<Submission>)> = futures::stream::iter(inputs)
         .map(|(name, payload)| {
-            let mut spec = JobSpec::new(args.pool.clone(), args.handler.clone(), payload);
-            spec.priority = args.priority;
-            spec.metadata = JobMetadata {
-                project_id: args.project_id.clone(),
-                ref_type: args.ref_type.clone(),
-                ref_id: args.ref_id.clone(),
-            };
-            spec.max_attempts = args.max_attempts;
-            spec.timeout_ms = args.timeout_secs.map(|s| s.saturating_mul(1000));
+            let spec = job_spec(&args, payload);
             let progress = progress.clone();
             let (wait, output_dir) = (args.wait, args.output_dir.as_deref());
             async move {
-                let result = async {
-                    let submitted = client.submit(spec).await?;
-                    let status = if wait {
-                        Some(
-                            client
-                                .wait(submitted.id, Duration::from_secs(24 * 3600))
-                                .await?,
-                        )
-                    } else {
-                        None
-                    };
-                    let succeeded = status
-                        .as_ref()
-                        .is_some_and(|s| s.state == JobState::Succeeded);
-                    if let (Some(dir), true) = (output_dir, succeeded) {
-                        let path = dir.join(submitted.id.to_string());
-                        let bytes = client.output(submitted.id).await?;
-                        std::fs::write(&path, bytes)
-                            .with_context(|| format!("cannot write {}", path.display()))?;
-                    }
-                    Ok((submitted.id, submitted.deduplicated, status))
-                }
-                .await;
+                let result = submit_one(client, spec, wait, output_dir).await;
                 if let Some(bar) = &progress {
                     bar.inc(1);
                 }
@@ -96,34 +74,83 @@ pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    print_submissions(outcomes, args.json)
+}
+
+/// A bar of jobs submitted (and ended, with --wait) for a submission of many files.
+fn progress_bar(jobs: usize) -> ProgressBar {
+    let bar = ProgressBar::new(jobs as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {bar:40} {pos}/{len} jobs {per_sec} {eta}")
+            .expect("the template is valid"),
+    );
+    bar
+}
+
+/// The job of one document, as the arguments describe it.
+fn job_spec(args: &SubmitArgs, payload: Vec<u8>) -> JobSpec {
+    let mut spec = JobSpec::new(args.pool.clone(), args.handler.clone(), payload);
+    spec.priority = args.priority;
+    spec.metadata = JobMetadata {
+        project_id: args.project_id.clone(),
+        ref_type: args.ref_type.clone(),
+        ref_id: args.ref_id.clone(),
+    };
+    spec.max_attempts = args.max_attempts;
+    spec.timeout_ms = args.timeout_secs.map(|s| s.saturating_mul(1000));
+    spec
+}
+
+/// Submits one job; with `wait`, waits for its end and writes the output of a job that
+/// succeeded to `output_dir/<job id>`.
+async fn submit_one(
+    client: &Client,
+    spec: JobSpec,
+    wait: bool,
+    output_dir: Option<&Path>,
+) -> anyhow::Result<Submission> {
+    let submitted = client.submit(spec).await?;
+    let end = match wait {
+        true => Some(
+            client
+                .wait(submitted.id, Duration::from_secs(24 * 3600))
+                .await?,
+        ),
+        false => None,
+    };
+    let succeeded = end.as_ref().is_some_and(|s| s.state == JobState::Succeeded);
+    if let (Some(dir), true) = (output_dir, succeeded) {
+        let path = dir.join(submitted.id.to_string());
+        let bytes = client.output(submitted.id).await?;
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(Submission {
+        id: submitted.id,
+        deduplicated: submitted.deduplicated,
+        end,
+    })
+}
+
+/// One line (or JSON object) per file. Returns false if a job did not succeed; a
+/// refused submission is the error when it was the only one, else counted in it.
+fn print_submissions(
+    outcomes: Vec<(String, anyhow::Result<Submission>)>,
+    json: bool,
+) -> anyhow::Result<bool> {
     let many = outcomes.len() > 1;
     let mut all_ok = true;
     let mut failures = 0usize;
     let mut last_error = None;
     for (name, outcome) in outcomes {
         match outcome {
-            Ok((id, deduplicated, status)) => {
-                let state = status.as_ref().map_or(JobState::Queued, |s| s.state);
-                all_ok &= status.is_none() || state == JobState::Succeeded;
-                if args.json {
-                    let mut line = json!({"id": id, "file": name, "state": state, "deduplicated": deduplicated});
-                    if let Some(err) = status.and_then(|s| s.last_error) {
-                        line["error"] = json!(err);
-                    }
-                    println!("{line}");
-                } else {
-                    let note = if deduplicated { " (existing job)" } else { "" };
-                    let error = status
-                        .and_then(|s| s.last_error)
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default();
-                    println!("{id}  {name}  {state}{note}{error}");
-                }
+            Ok(submission) => {
+                all_ok &= submission.ended_well();
+                print_submission(&name, submission, json);
             }
             Err(e) => {
                 all_ok = false;
                 failures += 1;
-                if args.json {
+                if json {
                     println!("{}", json!({"file": name, "error": format!("{e:#}")}));
                 } else if many {
                     eprintln!("{name}: {e:#}");
@@ -133,11 +160,35 @@ pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
         }
     }
     match last_error {
-        Some(e) if !args.json && !many => Err(e),
-        Some(_) if !args.json => {
+        Some(e) if !json && !many => Err(e),
+        Some(_) if !json => {
             anyhow::bail!("{failures} of the submissions were refused (see above)")
         }
         _ => Ok(all_ok),
+    }
+}
+
+/// The job of file `name`: its id, state (queued when not waited for), whether it
+/// existed already, and the error it ended with.
+fn print_submission(name: &str, submission: Submission, json: bool) {
+    let Submission {
+        id,
+        deduplicated,
+        end,
+    } = submission;
+    let state = end.as_ref().map_or(JobState::Queued, |s| s.state);
+    let error = end.and_then(|s| s.last_error);
+    if json {
+        let mut line =
+            json!({"id": id, "file": name, "state": state, "deduplicated": deduplicated});
+        if let Some(err) = error {
+            line["error"] = json!(err);
+        }
+        println!("{line}");
+    } else {
+        let note = if deduplicated { " (existing job)" } else { "" };
+        let error = error.map(|e| format!(": {e}")).unwrap_or_default();
+        println!("{id}  {name}  {state}{note}{error}");
     }
 }
 

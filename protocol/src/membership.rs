@@ -46,6 +46,13 @@ pub struct NodeList(pub Vec<NodeStatus>);
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembersQuery;
 
+/// A dial of a cluster address that failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DialFailure {
+    /// The address, `host:port`.
+    pub addr: String,
+}
+
 /// Messages of a node's membership actor.
 #[derive(RactorClusterMessage)]
 pub enum MembershipMsg {
@@ -53,9 +60,11 @@ pub enum MembershipMsg {
     Hello(Hello),
     /// Timer: greet peers, connect to unknown ones, declare silent ones unreachable.
     Tick(Tick),
+    /// A dial this node made failed: the address is dialled again after a backoff.
+    DialFailed(DialFailure),
     /// The nodes this node knows and their status.
     #[rpc]
     Members(MembersQuery, RpcReplyPort<NodeList>),
 }
 
-wire_type!(Hello, NodeList, MembersQuery);
+wire_type!(Hello, NodeList, MembersQuery, DialFailure);

@@ -94,6 +94,12 @@ impl Cluster {
         } else {
             free_port()
         };
+        self.start_on(port, name, args, env)
+    }
+
+    /// Starts a node `name` on the cluster port `port` (one that others were told to
+    /// dial before it started).
+    pub fn start_on(&self, port: u16, name: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
         let dir = self.dir.path().join(name);
         let http_port = free_port();
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();

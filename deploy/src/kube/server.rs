@@ -17,7 +17,7 @@ use super::container::env;
 use super::pod::{
     CLUSTER_PORT_NAME, PodShape, meta, pod_spec, pod_template, selector, selector_labels,
 };
-use crate::config::StartupProbe;
+use crate::config::{ServerConfig, StartupProbe};
 use crate::plan::{Component, Plan, quantities, server_address};
 
 /// The headless Service `marie-server`.
@@ -73,27 +73,6 @@ pub fn stateful_set(plan: &Plan) -> StatefulSet {
             data_claim: claim,
         },
     );
-    let claims = claim.map(|name| {
-        vec![PersistentVolumeClaim {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PersistentVolumeClaimSpec {
-                access_modes: Some(vec!["ReadWriteOnce".into()]),
-                storage_class_name: Some(k.server.storage_class.clone()).filter(|s| !s.is_empty()),
-                resources: Some(VolumeResourceRequirements {
-                    requests: Some(BTreeMap::from([(
-                        "storage".to_owned(),
-                        Quantity(k.server.storage.clone()),
-                    )])),
-                    ..VolumeResourceRequirements::default()
-                }),
-                ..PersistentVolumeClaimSpec::default()
-            }),
-            ..PersistentVolumeClaim::default()
-        }]
-    });
     StatefulSet {
         metadata: meta(plan, "marie-server", Some(Component::Server), None),
         spec: Some(StatefulSetSpec {
@@ -102,9 +81,33 @@ pub fn stateful_set(plan: &Plan) -> StatefulSet {
             pod_management_policy: Some("OrderedReady".into()),
             selector: selector(selector_labels(Component::Server, None)),
             template: pod_template(Component::Server, None, None, spec),
-            volume_claim_templates: claims,
+            volume_claim_templates: claim.map(|name| vec![data_claim(name, &k.server)]),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
+    }
+}
+
+/// The claim template `name` of the server's data: one ReadWriteOnce volume of the
+/// configured size and class (the cluster's default class when none is set).
+fn data_claim(name: &str, server: &ServerConfig) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: Some(server.storage_class.clone()).filter(|s| !s.is_empty()),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    Quantity(server.storage.clone()),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
     }
 }

@@ -210,11 +210,10 @@ impl NodeEventSubscription for Refusals {
         if was_authenticated {
             return;
         }
-        // ractor_cluster announces a node as `name@host` with its `host:port`.
-        let peer = ses.peer_name.as_ref().map(|p| {
-            let name = p.name.split_once('@').map_or(p.name.as_str(), |(n, _)| n);
-            (name, p.connection_string.as_str())
-        });
+        let peer = ses
+            .peer_name
+            .as_ref()
+            .map(|p| (super::node_of(&p.name), p.connection_string.as_str()));
         match peer {
             Some((name, there)) if name == self.name => {
                 tracing::error!("{}", super::same_name(name, &self.here, there))

@@ -4,6 +4,8 @@
 //! session of a peer that stays silent past the deadline — ractor_cluster itself never
 //! notices a hung peer. Cutting the session removes the peer's actors from every
 //! process group, which is how the CapacityManager learns that its executors are lost.
+//! Each pair of nodes is dialled from one side only (see [`PeerTable`]), and a peer
+//! with a session left open is never taken for gone.
 
 mod listen;
 mod peers;
@@ -12,16 +14,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use marie_protocol::membership::{
-    Hello, MembersQuery, MembershipMsg, NodeInfo, NodeList, NodeStatus,
+    DialFailure, Hello, MembersQuery, MembershipMsg, NodeInfo, NodeList, NodeStatus,
 };
 use marie_protocol::messages::Tick;
 use marie_protocol::names::MEMBERSHIP_GROUP;
 use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 use ractor_cluster::NodeServerMessage;
+use ractor_cluster::node::NodeServerSessionInformation;
 use rustls::ClientConfig;
 
 pub use listen::open_cluster_port;
-pub use peers::{PeerEvent, PeerTable};
+pub use peers::{PeerEvent, PeerTable, Session};
 
 /// Name of a node's membership actor.
 pub fn actor_name(node: &str) -> String {
@@ -80,7 +83,7 @@ impl Actor for Membership {
 
     async fn handle(
         &self,
-        _myself: ActorRef<MembershipMsg>,
+        myself: ActorRef<MembershipMsg>,
         msg: MembershipMsg,
         state: &mut MembershipState,
     ) -> Result<(), ActorProcessingErr> {
@@ -90,24 +93,37 @@ impl Actor for Membership {
                 let events = state.table.hello(hello, now);
                 state.report(events).await;
             }
+            MembershipMsg::DialFailed(failure) => state.table.dial_failed(&failure.addr, now),
             MembershipMsg::Tick(_) => {
                 let peers = remote_members();
                 let names: Vec<String> =
                     peers.iter().filter_map(|(name, _)| name.clone()).collect();
-                let mut events = state.table.connected(&names, now);
+                let sessions: Vec<Session> = state
+                    .sessions()
+                    .await
+                    .into_iter()
+                    .filter_map(|s| s.peer_name)
+                    .map(|p| Session {
+                        node: node_of(&p.name).to_owned(),
+                        addr: p.connection_string,
+                    })
+                    .collect();
+                let mut events = state.table.connected(&names, &sessions, now);
                 events.extend(state.table.overdue(now));
                 state.report(events).await;
                 for addr in state.table.due_dials(now) {
-                    let (node, tls, timeout) = (
+                    let (node, tls, timeout, me) = (
                         state.node_server.clone(),
                         state.tls.clone(),
                         state.dial_timeout,
+                        myself.clone(),
                     );
                     tokio::spawn(async move {
                         if let Err(reason) =
                             marie_client::dial(&node, &addr, tls.as_ref(), timeout).await
                         {
                             tracing::debug!(%addr, %reason, "cannot reach a peer yet");
+                            let _ = me.cast(MembershipMsg::DialFailed(DialFailure { addr }));
                         }
                     });
                 }
@@ -166,26 +182,39 @@ impl MembershipState {
         }
     }
 
-    /// Stops the session with `node`, so its actors leave every process group.
-    async fn cut_session(&self, node: &str) {
+    /// The authenticated sessions of this node (none when the NodeServer does not
+    /// answer within a second).
+    async fn sessions(&self) -> Vec<NodeServerSessionInformation> {
         let sessions = self
             .node_server
             .call(NodeServerMessage::GetSessions, Some(Duration::from_secs(1)))
             .await;
-        let Ok(ractor::rpc::CallResult::Success(sessions)) = sessions else {
-            return;
-        };
-        let prefix = format!("{node}@");
-        for session in sessions.values() {
+        match sessions {
+            Ok(ractor::rpc::CallResult::Success(sessions)) => sessions.into_values().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Stops the session with `node`, so its actors leave every process group.
+    async fn cut_session(&self, node: &str) {
+        for session in self.sessions().await {
             if session
                 .peer_name
                 .as_ref()
-                .is_some_and(|p| p.name.starts_with(&prefix))
+                .is_some_and(|p| node_of(&p.name) == node)
             {
                 session.actor.stop(Some("peer unreachable".into()));
             }
         }
     }
+}
+
+/// The node name in a session's peer name: ractor_cluster announces a node as
+/// `name@host`.
+fn node_of(session_name: &str) -> &str {
+    session_name
+        .split_once('@')
+        .map_or(session_name, |(name, _)| name)
 }
 
 /// The refusal of a peer at `there` that has the name of this node (at `here`), with the
