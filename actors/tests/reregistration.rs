@@ -1,5 +1,6 @@
-//! An executor the CapacityManager forgot (declared lost on a network blip) learns it
-//! from its next heartbeat, registers again and gets work again.
+//! An executor the CapacityManager forgot (declared lost on a network blip: it left its
+//! pool's group) learns it from its next heartbeat once back, registers again and gets
+//! work again.
 
 mod common;
 
@@ -7,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    registered_slots, scheduler, sleep_job, start_executor, start_node, submit, wait_for,
+    POOL, registered_slots, scheduler, sleep_job, start_executor, start_node, submit, wait_for,
     wait_for_slots,
 };
-use marie_actors::lookup;
 use marie_protocol::JobState;
-use marie_protocol::messages::{CapacityMsg, ExecutorName};
+use marie_protocol::names::executor_group;
 use marie_store::memory::MemoryStore;
+use ractor::pg;
 use tokio::time::Instant;
 
 #[tokio::test(start_paused = true)]
@@ -21,14 +22,15 @@ async fn an_executor_the_manager_forgot_registers_again_at_its_next_heartbeat() 
     let config = scheduler();
     let store = Arc::new(MemoryStore::new());
     let node = start_node(store.clone(), config.clone()).await;
-    let _executor = start_executor("exec-1", 2, Some(&node.root)).await;
+    let (executor, _) = start_executor("exec-1", 2, Some(&node.root)).await;
     wait_for_slots(2).await;
 
-    let manager = lookup::capacity_manager().expect("the CapacityManager runs");
-    manager
-        .cast(CapacityMsg::Lost(ExecutorName("exec-1".into())))
-        .unwrap();
+    // The blip: the executor leaves its pool's group as when its node's session is cut,
+    // so the CapacityManager declares it lost; then the session is back.
+    let group = executor_group(POOL);
+    pg::leave(group.clone(), vec![executor.get_cell()]);
     wait_for_slots(0).await;
+    pg::join(group, vec![executor.get_cell()]);
     let forgotten = Instant::now();
     while registered_slots().await != 2 {
         assert!(
