@@ -149,8 +149,6 @@ impl NodeActors {
             store: store.clone(),
             scheduler: config.scheduler.clone(),
             pools: config.pool_setups(),
-            tick: Duration::from_millis(config.scheduler.tick_ms),
-            heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms),
         });
         let (root, done) = Actor::spawn(
             Some(format!("{}-root", config.node.name)),
