@@ -198,34 +198,8 @@ impl NodeActors {
             let _ = done.await;
         }
         let manager = lookup::capacity_manager();
-        for (name, (cell, _)) in &self.executors {
-            if let Some(manager) = &manager {
-                let _ = manager.cast(CapacityMsg::Drain(ExecutorName(name.clone())));
-            }
-            // Also tell the executor itself, in case the CapacityManager is out of reach.
-            let _ =
-                ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(DrainOrder));
-        }
         let had_executors = !self.executors.is_empty();
-        let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) = self
-            .executors
-            .into_iter()
-            .map(|(_, running)| running)
-            .unzip();
-        let drained = async {
-            for handle in done {
-                let _ = handle.await;
-            }
-        };
-        if tokio::time::timeout(drain_timeout, drained).await.is_err() {
-            tracing::warn!(
-                ?drain_timeout,
-                "executors still busy at the drain deadline; their jobs re-queue at the next start"
-            );
-            for cell in cells {
-                cell.stop(Some("drain deadline".into()));
-            }
-        }
+        drain_executors(self.executors, manager.as_ref(), drain_timeout).await;
         // On a node without the CapacityManager, the executors' last completions are
         // still on their way to it: a call answered by it, on the same link and after
         // them, proves they arrived before the node closes its connections.
@@ -250,6 +224,38 @@ impl NodeActors {
         {
             let _ = cell.drain();
             let _ = done.await;
+        }
+    }
+}
+
+/// Drains `executors`, through the CapacityManager and directly, and waits for them
+/// to stop for at most `drain_timeout`; those still busy then are stopped.
+async fn drain_executors(
+    executors: Vec<(String, Running)>,
+    manager: Option<&ActorRef<CapacityMsg>>,
+    drain_timeout: Duration,
+) {
+    for (name, (cell, _)) in &executors {
+        if let Some(manager) = manager {
+            let _ = manager.cast(CapacityMsg::Drain(ExecutorName(name.clone())));
+        }
+        // Also tell the executor itself, in case the CapacityManager is out of reach.
+        let _ = ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(DrainOrder));
+    }
+    let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) =
+        executors.into_iter().map(|(_, running)| running).unzip();
+    let drained = async {
+        for handle in done {
+            let _ = handle.await;
+        }
+    };
+    if tokio::time::timeout(drain_timeout, drained).await.is_err() {
+        tracing::warn!(
+            ?drain_timeout,
+            "executors still busy at the drain deadline; their jobs re-queue at the next start"
+        );
+        for cell in cells {
+            cell.stop(Some("drain deadline".into()));
         }
     }
 }
