@@ -43,14 +43,11 @@ pub struct CapacityManager;
 pub struct CapacityManagerArgs {
     /// The job store it recovers from and writes to.
     pub store: Arc<dyn JobStore>,
-    /// Lease, timeout and backoff rules.
+    /// Lease, timeout and backoff rules, with the pace of the CapacityManager's tick
+    /// (time applied, load published) and of the executors' heartbeats.
     pub scheduler: SchedulerConfig,
     /// The configured pools.
     pub pools: Vec<PoolSetup>,
-    /// How often time is applied (leases, timeouts, backoff) and load published.
-    pub tick: Duration,
-    /// How often executors heartbeat.
-    pub heartbeat: Duration,
 }
 
 /// The CapacityManager's state.
@@ -79,12 +76,14 @@ impl Actor for CapacityManager {
     ) -> Result<CapacityState, ActorProcessingErr> {
         let recovered = args.store.recover(unix_ms()).await?;
         tracing::info!(jobs = recovered.len(), "recovered live jobs from the store");
+        let tick = Duration::from_millis(args.scheduler.tick_ms);
+        let heartbeat_ms = args.scheduler.heartbeat_ms;
         let mut state = CapacityState {
             scheduler: Scheduler::new(args.scheduler, &args.pools),
             writer: Some(StoreWriter::spawn(args.store)),
             clock: MonotonicClock::start(),
             executors: HashMap::new(),
-            heartbeat_ms: args.heartbeat.as_millis() as u64,
+            heartbeat_ms,
             metrics: JobMetrics::register(),
             runs: HashMap::new(),
             last_wake_ms: HashMap::new(),
@@ -101,7 +100,7 @@ impl Actor for CapacityManager {
         for pool in &args.pools {
             pg::monitor(executor_group(&pool.name), myself.get_cell());
         }
-        myself.send_interval(args.tick, || CapacityMsg::Tick(Tick));
+        myself.send_interval(tick, || CapacityMsg::Tick(Tick));
         Ok(state)
     }
 

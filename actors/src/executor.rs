@@ -154,7 +154,7 @@ impl ExecutorState {
                 if let Some(timer) = self.heartbeat.take() {
                     timer.abort();
                 }
-                let period = Duration::from_millis(ack.heartbeat_ms.max(10));
+                let period = Duration::from_millis(ack.heartbeat_ms);
                 self.heartbeat =
                     Some(myself.send_interval(period, || ExecutorMsg::HeartbeatTick(Tick)));
             }

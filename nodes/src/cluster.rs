@@ -26,7 +26,7 @@ use marie_protocol::messages::{CapacityMsg, CapacityQuery, DrainOrder, ExecutorM
 use marie_store::memory::MemoryStore;
 use marie_store::sqlite::{SqliteOptions, SqliteStore};
 use marie_store::{GatewayStore, JobStore};
-use ractor::{Actor, ActorCell, ActorRef};
+use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, PoolConfig, ScaleBackendKind, StoreBackend};
@@ -145,76 +145,30 @@ impl NodeActors {
             .runs_manager()
             .then(|| open_store(config))
             .transpose()?;
-        let manager = store.as_ref().map(|store| CapacityManagerArgs {
-            store: store.clone(),
-            scheduler: config.scheduler.clone(),
-            pools: config.pool_setups(),
-            tick: Duration::from_millis(config.scheduler.tick_ms),
-            heartbeat: Duration::from_millis(config.scheduler.heartbeat_ms),
-        });
-        let (root, done) = Actor::spawn(
-            Some(format!("{}-root", config.node.name)),
-            NodeRoot,
-            NodeRootArgs { manager },
-        )
-        .await
-        .context("the CapacityManager did not start")?;
-        let root = root.get_cell();
+        let root = start_root(config, store.clone()).await?;
+        let root_cell = root.0.clone();
         let mut node = NodeActors {
-            root: (root.clone(), done),
+            root,
             runs_manager: role.runs_manager(),
             supervisor: None,
             store_service: None,
             gateway: None,
             executors: Vec::new(),
         };
-        let mut gateway_store: Option<Arc<dyn GatewayStore>> = None;
-        if let Some(store) = store {
+        if let Some(store) = &store {
             let name = format!("{}-store", config.node.name);
-            let (service, done) =
-                Actor::spawn_linked(Some(name), StoreService, store.clone(), root.clone())
-                    .await
-                    .context("the store service did not start")?;
-            node.store_service = Some((service.get_cell(), done));
-            gateway_store = Some(store);
+            let service = start_linked(&root_cell, name, StoreService, store.clone())
+                .await
+                .context("the store service did not start")?;
+            node.store_service = Some(service);
         }
         if role.runs_gateway() {
-            let store = gateway_store.unwrap_or_else(|| Arc::new(RemoteStore));
-            let gateway_args = GatewayArgs {
-                store,
-                limits: config.limits(),
-            };
-            let name = format!("{}-gateway", config.node.name);
-            let (gateway, done) =
-                Actor::spawn_linked(Some(name), Gateway, gateway_args, root.clone())
-                    .await
-                    .context("the Gateway did not start")?;
-            node.gateway = Some((gateway.get_cell(), done));
+            node.gateway = Some(start_gateway(config, store, &root_cell).await?);
         }
         if role.runs_manager() {
-            node.supervisor = start_supervisor(config, context, &root).await?;
+            node.supervisor = start_supervisor(config, context, &root_cell).await?;
         }
-        for pool in role.pools(config)? {
-            // The Supervisor owns the executors of autoscaled pools.
-            if role.runs_manager() && pool.autoscale.is_some() {
-                continue;
-            }
-            let registry = crate::pool_handlers::registry(pool).await?;
-            for i in 1..=pool.replicas {
-                let name = format!("{}-{}-{i}", config.node.name, pool.name);
-                let args = ExecutorArgs {
-                    name: name.clone(),
-                    pool: pool.name.clone(),
-                    slots: pool.slots,
-                    handlers: registry.clone(),
-                };
-                let (executor, done) =
-                    Actor::spawn_linked(Some(name.clone()), Executor, args, root.clone())
-                        .await
-                        .with_context(|| format!("executor {name} did not start"))?;
-                node.executors.push((name, (executor.get_cell(), done)));
-            }
-        }
+        node.executors = start_executors(config, role, &root_cell).await?;
         Ok(node)
     }
 
@@ -244,34 +198,8 @@ impl NodeActors {
             let _ = done.await;
         }
         let manager = lookup::capacity_manager();
-        for (name, (cell, _)) in &self.executors {
-            if let Some(manager) = &manager {
-                let _ = manager.cast(CapacityMsg::Drain(ExecutorName(name.clone())));
-            }
-            // Also tell the executor itself, in case the CapacityManager is out of reach.
-            let _ =
-                ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(DrainOrder));
-        }
         let had_executors = !self.executors.is_empty();
-        let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) = self
-            .executors
-            .into_iter()
-            .map(|(_, running)| running)
-            .unzip();
-        let drained = async {
-            for handle in done {
-                let _ = handle.await;
-            }
-        };
-        if tokio::time::timeout(drain_timeout, drained).await.is_err() {
-            tracing::warn!(
-                ?drain_timeout,
-                "executors still busy at the drain deadline; their jobs re-queue at the next start"
-            );
-            for cell in cells {
-                cell.stop(Some("drain deadline".into()));
-            }
-        }
+        drain_executors(self.executors, manager.as_ref(), drain_timeout).await;
         // On a node without the CapacityManager, the executors' last completions are
         // still on their way to it: a call answered by it, on the same link and after
         // them, proves they arrived before the node closes its connections.
@@ -300,6 +228,117 @@ impl NodeActors {
     }
 }
 
+/// Drains `executors`, through the CapacityManager and directly, and waits for them
+/// to stop for at most `drain_timeout`; those still busy then are stopped.
+async fn drain_executors(
+    executors: Vec<(String, Running)>,
+    manager: Option<&ActorRef<CapacityMsg>>,
+    drain_timeout: Duration,
+) {
+    for (name, (cell, _)) in &executors {
+        if let Some(manager) = manager {
+            let _ = manager.cast(CapacityMsg::Drain(ExecutorName(name.clone())));
+        }
+        // Also tell the executor itself, in case the CapacityManager is out of reach.
+        let _ = ActorRef::<ExecutorMsg>::from(cell.clone()).cast(ExecutorMsg::Drain(DrainOrder));
+    }
+    let (cells, done): (Vec<ActorCell>, Vec<JoinHandle<()>>) =
+        executors.into_iter().map(|(_, running)| running).unzip();
+    let drained = async {
+        for handle in done {
+            let _ = handle.await;
+        }
+    };
+    if tokio::time::timeout(drain_timeout, drained).await.is_err() {
+        tracing::warn!(
+            ?drain_timeout,
+            "executors still busy at the drain deadline; their jobs re-queue at the next start"
+        );
+        for cell in cells {
+            cell.stop(Some("drain deadline".into()));
+        }
+    }
+}
+
+/// Starts the node's root, with the CapacityManager over `store` on nodes that hold
+/// it.
+async fn start_root(config: &Config, store: Option<Arc<dyn JobStore>>) -> anyhow::Result<Running> {
+    let manager = store.map(|store| CapacityManagerArgs {
+        store,
+        scheduler: config.scheduler.clone(),
+        pools: config.pool_setups(),
+    });
+    let (root, done) = Actor::spawn(
+        Some(format!("{}-root", config.node.name)),
+        NodeRoot,
+        NodeRootArgs { manager },
+    )
+    .await
+    .context("the CapacityManager did not start")?;
+    Ok((root.get_cell(), done))
+}
+
+/// Starts `actor` linked under the node's root.
+async fn start_linked<A: Actor>(
+    root: &ActorCell,
+    name: String,
+    actor: A,
+    args: A::Arguments,
+) -> Result<Running, SpawnErr> {
+    let (actor, done) = Actor::spawn_linked(Some(name), actor, args, root.clone()).await?;
+    Ok((actor.get_cell(), done))
+}
+
+/// Starts the Gateway, over the node's own store or, without one, the server's.
+async fn start_gateway(
+    config: &Config,
+    store: Option<Arc<dyn JobStore>>,
+    root: &ActorCell,
+) -> anyhow::Result<Running> {
+    let store: Arc<dyn GatewayStore> = match store {
+        Some(store) => store,
+        None => Arc::new(RemoteStore),
+    };
+    let args = GatewayArgs {
+        store,
+        limits: config.limits(),
+    };
+    let name = format!("{}-gateway", config.node.name);
+    start_linked(root, name, Gateway, args)
+        .await
+        .context("the Gateway did not start")
+}
+
+/// Starts the executors of the role's pools; on a node with the Supervisor, those of
+/// autoscaled pools are the Supervisor's to start.
+async fn start_executors(
+    config: &Config,
+    role: &Role,
+    root: &ActorCell,
+) -> anyhow::Result<Vec<(String, Running)>> {
+    let mut executors = Vec::new();
+    for pool in role.pools(config)? {
+        if role.runs_manager() && pool.autoscale.is_some() {
+            continue;
+        }
+        let registry = crate::pool_handlers::registry(pool).await?;
+        for i in 1..=pool.replicas {
+            let name = format!("{}-{}-{i}", config.node.name, pool.name);
+            let args = ExecutorArgs {
+                name: name.clone(),
+                pool: pool.name.clone(),
+                slots: pool.slots,
+                handlers: registry.clone(),
+            };
+            let executor = start_linked(root, name.clone(), Executor, args)
+                .await
+                .with_context(|| format!("executor {name} did not start"))?;
+            executors.push((name, executor));
+        }
+    }
+    Ok(executors)
+}
+
 /// Starts the Supervisor when some pool has an `autoscale` table.
 async fn start_supervisor(
     config: &Config,
@@ -315,39 +354,7 @@ async fn start_supervisor(
     if scaled.is_empty() {
         return Ok(None);
     }
-    let backend: Arc<dyn ScaleBackend> = match config.supervisor.backend {
-        ScaleBackendKind::External => Arc::new(ExternalBackend),
-        ScaleBackendKind::Local => {
-            let mut pools = BTreeMap::new();
-            for pool in &scaled {
-                let handlers = crate::pool_handlers::registry(pool).await?;
-                // Loading checked the pool's model; it stays parked until the
-                // Supervisor starts the pool's first executor.
-                handlers.park().await;
-                pools.insert(
-                    pool.name.clone(),
-                    LocalPool {
-                        slots: pool.slots,
-                        handlers,
-                    },
-                );
-            }
-            Arc::new(LocalBackend::new(config.node.name.clone(), pools))
-        }
-        ScaleBackendKind::Process => {
-            let cookie = context
-                .cookie
-                .clone()
-                .context("the process backend needs the cluster cookie to pass on")?;
-            Arc::new(ProcessBackend::new(
-                &config.node.name,
-                config.cluster.advertised(),
-                cookie,
-                config.node.data_dir.clone(),
-                context.config_path.clone(),
-            )?)
-        }
-    };
+    let backend = scale_backend(config, context, &scaled).await?;
     let pools = scaled
         .iter()
         .map(|p| ScaledPool {
@@ -362,13 +369,55 @@ async fn start_supervisor(
         backend,
         tick: Duration::from_millis(config.supervisor.tick_ms),
     };
-    let (supervisor, done) = Actor::spawn_linked(
-        Some(format!("{}-supervisor", config.node.name)),
-        Supervisor,
-        args,
-        root.clone(),
-    )
-    .await
-    .context("the Supervisor did not start")?;
-    Ok(Some((supervisor.get_cell(), done)))
+    let name = format!("{}-supervisor", config.node.name);
+    let supervisor = start_linked(root, name, Supervisor, args)
+        .await
+        .context("the Supervisor did not start")?;
+    Ok(Some(supervisor))
+}
+
+/// The backend through which the Supervisor starts and stops the executors of the
+/// `scaled` pools (`supervisor.backend`).
+async fn scale_backend(
+    config: &Config,
+    context: &NodeContext,
+    scaled: &[&PoolConfig],
+) -> anyhow::Result<Arc<dyn ScaleBackend>> {
+    Ok(match config.supervisor.backend {
+        ScaleBackendKind::External => Arc::new(ExternalBackend),
+        ScaleBackendKind::Local => Arc::new(local_backend(config, scaled).await?),
+        ScaleBackendKind::Process => {
+            let cookie = context
+                .cookie
+                .clone()
+                .context("the process backend needs the cluster cookie to pass on")?;
+            Arc::new(ProcessBackend::new(
+                &config.node.name,
+                config.cluster.advertised(),
+                cookie,
+                config.node.data_dir.clone(),
+                context.config_path.clone(),
+            )?)
+        }
+    })
+}
+
+/// Executors started in this process, with each scaled pool's handlers loaded and
+/// parked until the pool's first executor starts.
+async fn local_backend(config: &Config, scaled: &[&PoolConfig]) -> anyhow::Result<LocalBackend> {
+    let mut pools = BTreeMap::new();
+    for pool in scaled {
+        let handlers = crate::pool_handlers::registry(pool).await?;
+        // Loading checked the pool's model; it stays parked until the Supervisor starts
+        // the pool's first executor.
+        handlers.park().await;
+        pools.insert(
+            pool.name.clone(),
+            LocalPool {
+                slots: pool.slots,
+                handlers,
+            },
+        );
+    }
+    Ok(LocalBackend::new(config.node.name.clone(), pools))
 }

@@ -104,7 +104,7 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 /// succeed).
 async fn run(
     cli: Cli,
-    config: Config,
+    mut config: Config,
     telemetry: Option<Arc<Telemetry>>,
     config_path: Option<std::path::PathBuf>,
 ) -> anyhow::Result<bool> {
@@ -115,31 +115,48 @@ async fn run(
             pool,
             executors,
         } => {
-            let mut config = config;
-            if let (Some(n), Some(pool)) = (executors, &pool)
-                && let Some(p) = config.executor.pools.iter_mut().find(|p| &p.name == pool)
-            {
-                p.replicas = n;
-            }
-            let role = match (role, pool) {
-                (RoleKind::Server, None) => Role::Server,
-                (RoleKind::Gateway, None) => Role::Gateway,
-                (RoleKind::Executor, Some(pool)) => Role::Executor(pool),
-                (RoleKind::Executor, None) => {
-                    anyhow::bail!("an executor node serves one pool: pass --pool NAME")
-                }
-                (_, Some(_)) => anyhow::bail!("--pool is only for --role executor"),
-            };
+            let role = node_role(&mut config, role, pool, executors)?;
             run_node(config, role, telemetry, config_path).await
         }
         Command::Bench(args) => bench::run(&config, args).await.map(|()| true),
         Command::K8s { command } => k8s::run(command, config, config_path.as_deref()),
+        command => run_client(command, &config).await,
+    }
+}
+
+/// The role of `marie node --role KIND [--pool NAME]`; `--executors N` sets the pool's
+/// replicas in `config`.
+fn node_role(
+    config: &mut Config,
+    kind: RoleKind,
+    pool: Option<String>,
+    executors: Option<u32>,
+) -> anyhow::Result<Role> {
+    if let (Some(n), Some(pool)) = (executors, &pool)
+        && let Some(p) = config.executor.pools.iter_mut().find(|p| &p.name == pool)
+    {
+        p.replicas = n;
+    }
+    Ok(match (kind, pool) {
+        (RoleKind::Server, None) => Role::Server,
+        (RoleKind::Gateway, None) => Role::Gateway,
+        (RoleKind::Executor, Some(pool)) => Role::Executor(pool),
+        (RoleKind::Executor, None) => {
+            anyhow::bail!("an executor node serves one pool: pass --pool NAME")
+        }
+        (_, Some(_)) => anyhow::bail!("--pool is only for --role executor"),
+    })
+}
+
+/// Runs a command that talks to a running cluster through its HTTP API.
+async fn run_client(command: Command, config: &Config) -> anyhow::Result<bool> {
+    match command {
         Command::Submit(args) => {
-            let client = commands::connect(&config, &args.connect).await?;
+            let client = commands::connect(config, &args.connect).await?;
             commands::submit(&client, args).await
         }
         Command::Status { id, json, connect } => {
-            let client = commands::connect(&config, &connect).await?;
+            let client = commands::connect(config, &connect).await?;
             commands::status(&client, id, json).await.map(|()| true)
         }
         Command::Wait {
@@ -148,7 +165,7 @@ async fn run(
             json,
             connect,
         } => {
-            let client = commands::connect(&config, &connect).await?;
+            let client = commands::connect(config, &connect).await?;
             commands::wait(&client, &ids, Duration::from_secs(timeout_secs), json).await
         }
         Command::Result {
@@ -156,11 +173,11 @@ async fn run(
             output,
             connect,
         } => {
-            let client = commands::connect(&config, &connect).await?;
+            let client = commands::connect(config, &connect).await?;
             commands::result(&client, id, output).await.map(|()| true)
         }
         Command::Cancel { id, connect } => {
-            let client = commands::connect(&config, &connect).await?;
+            let client = commands::connect(config, &connect).await?;
             commands::cancel(&client, id).await.map(|()| true)
         }
         Command::Jobs {
@@ -171,7 +188,7 @@ async fn run(
             json,
             connect,
         } => {
-            let client = commands::connect(&config, &connect).await?;
+            let client = commands::connect(config, &connect).await?;
             let query = ListQuery {
                 state,
                 pool,
@@ -181,8 +198,11 @@ async fn run(
             commands::jobs(&client, query, json).await.map(|()| true)
         }
         Command::Capacity { connect } => {
-            let client = commands::connect(&config, &connect).await?;
+            let client = commands::connect(config, &connect).await?;
             commands::capacity(&client).await.map(|()| true)
+        }
+        Command::Up | Command::Node { .. } | Command::Bench(_) | Command::K8s { .. } => {
+            unreachable!("`run` runs nodes, benchmarks and Kubernetes commands itself")
         }
     }
 }

@@ -13,15 +13,17 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::header;
 use axum::routing::get;
-use marie_protocol::membership::NodeInfo;
-use ractor::Actor;
+use marie_protocol::membership::{MembershipMsg, NodeInfo};
+use ractor::{Actor, ActorRef};
+use rustls::{ClientConfig, ServerConfig};
+use tokio::task::JoinHandle;
 
 use crate::cluster::{NodeActors, NodeContext, Role};
 use crate::config::Config;
 use crate::cookie;
 use crate::http::{self, Draining, HttpServer};
 use crate::identity;
-use crate::membership::{self, Membership, MembershipArgs};
+use crate::membership::{self, ClusterPort, Membership, MembershipArgs};
 use crate::telemetry::Telemetry;
 
 /// Runs a node of `role` until SIGINT or SIGTERM, then shuts it down cleanly.
@@ -32,72 +34,135 @@ pub async fn run(
     config_path: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     identity::resolve(&mut config)?;
-    std::fs::create_dir_all(&config.node.data_dir).with_context(|| {
-        format!(
-            "cannot create the data dir {}",
-            config.node.data_dir.display()
-        )
-    })?;
+    create_data_dir(&config)?;
     let cookie = cookie::for_node(&config)?;
-    let cluster = &config.cluster;
-    let tls = match &cluster.tls {
-        Some(files) => {
-            let server = marie_client::tls::server_config(files)?;
-            let client = marie_client::tls::client_config(files)?;
-            Some((server, client))
-        }
-        None => None,
-    };
-    let addr = SocketAddr::new(cluster.host, cluster.port);
-    let handshake = Duration::from_millis(cluster.tls_handshake_timeout_ms);
-    let advertised = cluster.advertised();
-    let port = membership::open_cluster_port(
-        addr,
-        &config.node.name,
-        identity::advertised_host(&advertised),
-        cookie.clone(),
-        tls.as_ref().map(|(server, _)| (server.clone(), handshake)),
-    )
-    .await?;
-
+    let tls = ClusterTls::load(&config)?;
+    let port = open_cluster_port(&config, &cookie, tls.as_ref()).await?;
     let context = NodeContext {
         cookie: Some(cookie),
         config_path,
     };
     let mut actors = NodeActors::start(&config, &role, &context).await?;
+    let (membership, membership_done) =
+        start_membership(&config, &role, &port, tls.map(|tls| tls.client)).await?;
+    let draining = Draining::default();
+    let http = start_http(&config, &role, &actors, &draining, telemetry).await?;
+    announce(&config, &role, &http)?;
+
+    until_stopped(&mut actors).await?;
+    draining.start();
+    shutdown_delay(&config).await;
+    drain(&config, &role, actors, http).await;
+    membership.stop(None);
+    let _ = membership_done.await;
+    port.close().await;
+    tracing::info!("marie stopped");
+    Ok(())
+}
+
+fn create_data_dir(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.node.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))
+}
+
+/// The TLS of the cluster port, when `cluster.tls` is set: the server side for the
+/// sessions peers open, the client side for those this node dials.
+struct ClusterTls {
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+}
+
+impl ClusterTls {
+    fn load(config: &Config) -> anyhow::Result<Option<ClusterTls>> {
+        let Some(files) = &config.cluster.tls else {
+            return Ok(None);
+        };
+        Ok(Some(ClusterTls {
+            server: marie_client::tls::server_config(files)?,
+            client: marie_client::tls::client_config(files)?,
+        }))
+    }
+}
+
+/// The address the cluster port listens on.
+fn cluster_addr(config: &Config) -> SocketAddr {
+    SocketAddr::new(config.cluster.host, config.cluster.port)
+}
+
+/// Opens the cluster port, where peers open their sessions with this node.
+async fn open_cluster_port(
+    config: &Config,
+    cookie: &str,
+    tls: Option<&ClusterTls>,
+) -> anyhow::Result<ClusterPort> {
+    let handshake = Duration::from_millis(config.cluster.tls_handshake_timeout_ms);
+    membership::open_cluster_port(
+        cluster_addr(config),
+        &config.node.name,
+        identity::advertised_host(&config.cluster.advertised()),
+        cookie.to_owned(),
+        tls.map(|tls| (tls.server.clone(), handshake)),
+    )
+    .await
+}
+
+/// Starts the membership actor, which joins the cluster through its seeds.
+async fn start_membership(
+    config: &Config,
+    role: &Role,
+    port: &ClusterPort,
+    tls: Option<Arc<ClientConfig>>,
+) -> anyhow::Result<(ActorRef<MembershipMsg>, JoinHandle<()>)> {
+    let cluster = &config.cluster;
     let me = NodeInfo {
         name: config.node.name.clone(),
-        addr: advertised.clone(),
+        addr: cluster.advertised(),
         role: role.to_string(),
     };
-    let membership_args = MembershipArgs {
+    let args = MembershipArgs {
         me,
         seeds: cluster.seeds.clone(),
         heartbeat: Duration::from_millis(cluster.heartbeat_ms),
         down_after: Duration::from_millis(cluster.down_after_ms),
         node_server: port.node_server.clone(),
-        tls: tls.map(|(_, client)| client),
+        tls,
     };
-    let (membership, membership_done) = Actor::spawn(
+    Actor::spawn(
         Some(membership::actor_name(&config.node.name)),
         Membership,
-        membership_args,
+        args,
     )
     .await
-    .context("the membership actor did not start")?;
-    let draining = Draining::default();
+    .context("the membership actor did not start")
+}
+
+/// Starts the HTTP port: the API on a node with a Gateway, the probes of its executors
+/// otherwise; metrics on both.
+async fn start_http(
+    config: &Config,
+    role: &Role,
+    actors: &NodeActors,
+    draining: &Draining,
+    telemetry: Arc<Telemetry>,
+) -> anyhow::Result<HttpServer> {
     let metrics = metrics_route(telemetry);
     let app = match role.runs_gateway() {
-        true => http::api(&config, draining.clone(), metrics)?,
+        true => http::api(config, draining.clone(), metrics)?,
         false => http::executor_probes(draining.clone(), actors.executor_names(), metrics),
     };
-    let http = HttpServer::start(&config, app).await?;
+    HttpServer::start(config, app).await
+}
 
+/// Says in the log and on the terminal that the node is up, and where.
+fn announce(config: &Config, role: &Role, http: &HttpServer) -> anyhow::Result<()> {
     let pools: Vec<String> = role
-        .pools(&config)?
+        .pools(config)?
         .iter()
         .map(|p| format!("{} ({}×{} slots)", p.name, p.replicas, p.slots))
         .collect();
+    let addr = cluster_addr(config);
+    let advertised = config.cluster.advertised();
     let http_addr = format!("http://{}", http.addr());
     let name = &config.node.name;
     tracing::info!(%role, node = %name, cluster = %addr, %advertised, http = %http_addr, pools = %pools.join(", "), "marie is up");
@@ -107,14 +172,23 @@ pub async fn run(
         if pools.is_empty() { "" } else { " — pools: " },
         pools.join(", ")
     );
+    Ok(())
+}
 
+/// Waits for SIGINT or SIGTERM; fails when the node's actors fail first, so that the
+/// node exits with an error and is restarted.
+async fn until_stopped(actors: &mut NodeActors) -> anyhow::Result<()> {
     tokio::select! {
-        () = shutdown_signal() => {}
+        () = shutdown_signal() => Ok(()),
         () = actors.failed() => anyhow::bail!(
             "the node's actors failed (see the log above); exiting so that the node is restarted"
         ),
     }
-    draining.start();
+}
+
+/// Keeps serving for `node.shutdown_delay_secs` while `/readyz` answers 503, so that
+/// load balancers stop sending requests before the drain.
+async fn shutdown_delay(config: &Config) {
     let delay = Duration::from_secs(config.node.shutdown_delay_secs);
     if !delay.is_zero() {
         tracing::info!(
@@ -123,8 +197,12 @@ pub async fn run(
         );
         tokio::time::sleep(delay).await;
     }
-    // A Gateway's API closes before the drain (no new jobs); an executor node's probes
-    // answer 503 through it.
+}
+
+/// Drains the node's actors for at most `node.drain_timeout_secs` and stops its HTTP
+/// port: a Gateway's API closes before the drain (no new jobs); an executor node's
+/// probes answer 503 through it.
+async fn drain(config: &Config, role: &Role, actors: NodeActors, http: HttpServer) {
     let http_grace = Duration::from_secs(5);
     let http = match role.runs_gateway() {
         true => {
@@ -140,11 +218,6 @@ pub async fn run(
     if let Some(http) = http {
         http.stop(http_grace).await;
     }
-    membership.stop(None);
-    let _ = membership_done.await;
-    port.close().await;
-    tracing::info!("marie stopped");
-    Ok(())
 }
 
 /// `GET /metrics`: the Prometheus text of every metric.

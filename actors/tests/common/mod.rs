@@ -69,8 +69,6 @@ pub async fn start_node(store: Arc<dyn JobStore>, scheduler: SchedulerConfig) ->
             name: POOL.into(),
             target_slots: 0,
         }],
-        tick: Duration::from_millis(scheduler.tick_ms),
-        heartbeat: Duration::from_millis(scheduler.heartbeat_ms),
         scheduler,
     };
     let args = NodeRootArgs {

@@ -23,7 +23,7 @@ use ractor_cluster::NodeServerMessage;
 use ractor_cluster::node::NodeServerSessionInformation;
 use rustls::ClientConfig;
 
-pub use listen::open_cluster_port;
+pub use listen::{ClusterPort, open_cluster_port};
 pub use peers::{PeerEvent, PeerTable, Session};
 
 /// Name of a node's membership actor.
