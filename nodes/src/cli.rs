@@ -71,6 +71,24 @@ pub enum Command {
         #[arg(long)]
         executors: Option<u32>,
     },
+    /// The commands that talk to a running cluster.
+    #[command(flatten)]
+    Client(ClientCommand),
+    /// Measure jobs/s and end-to-end latency of no-op jobs through an embedded cluster,
+    /// with the SQLite store and in memory, next to a raw ractor call.
+    Bench(crate::bench::BenchArgs),
+    /// Kubernetes and Docker Compose: render the manifests of this configuration, or
+    /// lint manifests for what an API server or a controller would reject.
+    K8s {
+        /// What to do.
+        #[command(subcommand)]
+        command: K8sCommand,
+    },
+}
+
+/// The commands that talk to a running cluster through its cluster port.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
     /// Submit one job per file (or one from stdin) and print each job's id.
     Submit(SubmitArgs),
     /// Show a job's state, attempts and last error.
@@ -139,16 +157,6 @@ pub enum Command {
     Capacity {
         #[command(flatten)]
         connect: Connect,
-    },
-    /// Measure jobs/s and end-to-end latency of no-op jobs through an embedded cluster,
-    /// with the SQLite store and in memory, next to a raw ractor call.
-    Bench(crate::bench::BenchArgs),
-    /// Kubernetes and Docker Compose: render the manifests of this configuration, or
-    /// lint manifests for what an API server or a controller would reject.
-    K8s {
-        /// What to do.
-        #[command(subcommand)]
-        command: K8sCommand,
     },
 }
 

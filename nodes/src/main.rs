@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::Parser;
 use marie_protocol::messages::ListQuery;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, ClientCommand, Command};
 use crate::cluster::{Role, RoleKind};
 use crate::config::{Config, Overrides};
 use crate::telemetry::Telemetry;
@@ -120,7 +120,7 @@ async fn run(
         }
         Command::Bench(args) => bench::run(&config, args).await.map(|()| true),
         Command::K8s { command } => k8s::run(command, config, config_path.as_deref()),
-        command => run_client(command, &config).await,
+        Command::Client(command) => run_client(command, &config).await,
     }
 }
 
@@ -148,18 +148,18 @@ fn node_role(
     })
 }
 
-/// Runs a command that talks to a running cluster through its HTTP API.
-async fn run_client(command: Command, config: &Config) -> anyhow::Result<bool> {
+/// Runs a command that talks to a running cluster through its cluster port.
+async fn run_client(command: ClientCommand, config: &Config) -> anyhow::Result<bool> {
     match command {
-        Command::Submit(args) => {
+        ClientCommand::Submit(args) => {
             let client = commands::connect(config, &args.connect).await?;
             commands::submit(&client, args).await
         }
-        Command::Status { id, json, connect } => {
+        ClientCommand::Status { id, json, connect } => {
             let client = commands::connect(config, &connect).await?;
             commands::status(&client, id, json).await.map(|()| true)
         }
-        Command::Wait {
+        ClientCommand::Wait {
             ids,
             timeout_secs,
             json,
@@ -168,7 +168,7 @@ async fn run_client(command: Command, config: &Config) -> anyhow::Result<bool> {
             let client = commands::connect(config, &connect).await?;
             commands::wait(&client, &ids, Duration::from_secs(timeout_secs), json).await
         }
-        Command::Result {
+        ClientCommand::Result {
             id,
             output,
             connect,
@@ -176,11 +176,11 @@ async fn run_client(command: Command, config: &Config) -> anyhow::Result<bool> {
             let client = commands::connect(config, &connect).await?;
             commands::result(&client, id, output).await.map(|()| true)
         }
-        Command::Cancel { id, connect } => {
+        ClientCommand::Cancel { id, connect } => {
             let client = commands::connect(config, &connect).await?;
             commands::cancel(&client, id).await.map(|()| true)
         }
-        Command::Jobs {
+        ClientCommand::Jobs {
             state,
             pool,
             limit,
@@ -197,12 +197,9 @@ async fn run_client(command: Command, config: &Config) -> anyhow::Result<bool> {
             };
             commands::jobs(&client, query, json).await.map(|()| true)
         }
-        Command::Capacity { connect } => {
+        ClientCommand::Capacity { connect } => {
             let client = commands::connect(config, &connect).await?;
             commands::capacity(&client).await.map(|()| true)
-        }
-        Command::Up | Command::Node { .. } | Command::Bench(_) | Command::K8s { .. } => {
-            unreachable!("`run` runs nodes, benchmarks and Kubernetes commands itself")
         }
     }
 }
