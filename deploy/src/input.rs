@@ -19,7 +19,7 @@ pub struct Cluster {
     /// unless they say otherwise.
     pub drain_timeout_secs: u64,
     /// `node.shutdown_delay_secs`: how long the server and the gateways keep serving
-    /// after SIGTERM with `/readyz` at 503 (0 takes [`crate::plan::FRONT_SHUTDOWN_DELAY_SECS`]).
+    /// after SIGTERM with `/readyz` at 503 (0 takes 5 s).
     pub shutdown_delay_secs: u64,
     /// `gateway.max_payload_bytes`: sizes the Ingress's body limit.
     pub max_payload_bytes: u64,
