@@ -1,4 +1,4 @@
-//! Helpers of the end-to-end tests: start a real `marie up` process on a free port in
+//! What the end-to-end tests share: start a real `marie up` process on a free port in
 //! its own data directory, drive it with the real `marie` CLI, stop it by PID.
 
 #![allow(dead_code)]

@@ -1,4 +1,4 @@
-//! Helpers of marie-gpu's tests: a fake model whose answer each test can predict, page
+//! What marie-gpu's tests share: a fake model whose answer each test can predict, page
 //! images, the committed fixture, and a Prometheus registry to read metrics from.
 
 #![allow(dead_code)]
