@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::pod::{CLUSTER_PORT_NAME, CONFIG_PATH, COOKIE_DIR, DATA_DIR, HTTP_PORT_NAME, PodShape};
+use super::to_i32;
 use crate::config::StartupProbe;
 use crate::plan::Plan;
 
@@ -131,9 +132,9 @@ fn ports(plan: &Plan) -> Vec<ContainerPort> {
 fn startup_probe(startup: StartupProbe) -> Probe {
     Probe {
         initial_delay_seconds: (startup.initial_delay_seconds > 0)
-            .then(|| clamp(startup.initial_delay_seconds)),
-        period_seconds: Some(clamp(startup.period_seconds)),
-        failure_threshold: Some(clamp(startup.failure_threshold)),
+            .then(|| to_i32(startup.initial_delay_seconds)),
+        period_seconds: Some(to_i32(startup.period_seconds)),
+        failure_threshold: Some(to_i32(startup.failure_threshold)),
         ..http_probe("/healthz")
     }
 }
@@ -178,8 +179,4 @@ fn mount(name: &str, path: &str, read_only: bool, sub_path: Option<&str>) -> Vol
         sub_path: sub_path.map(Into::into),
         ..VolumeMount::default()
     }
-}
-
-fn clamp(n: u32) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }

@@ -23,6 +23,7 @@ use super::pod::{
     CLUSTER_PORT_NAME, HTTP_PORT_NAME, PodShape, meta, pod_spec, pod_template, selector,
     selector_labels,
 };
+use super::to_i32;
 use crate::config::StartupProbe;
 use crate::plan::{Component, Plan, quantities};
 
@@ -88,8 +89,7 @@ pub fn deployment(plan: &Plan) -> Deployment {
     Deployment {
         metadata: meta(plan, NAME, Some(Component::Gateway), None),
         spec: Some(DeploymentSpec {
-            replicas: (!g.autoscaling.enabled)
-                .then(|| i32::try_from(g.replicas).unwrap_or(i32::MAX)),
+            replicas: (!g.autoscaling.enabled).then(|| to_i32(g.replicas)),
             revision_history_limit: Some(3),
             strategy: Some(rolling(1, 0)),
             selector: selector(selector_labels(Component::Gateway, None)),
@@ -139,7 +139,7 @@ pub fn hpa(plan: &Plan) -> Option<HorizontalPodAutoscaler> {
             name: name.into(),
             target: MetricTarget {
                 type_: "Utilization".into(),
-                average_utilization: Some(i32::try_from(percent).unwrap_or(i32::MAX)),
+                average_utilization: Some(to_i32(percent)),
                 ..MetricTarget::default()
             },
         }),
@@ -149,8 +149,8 @@ pub fn hpa(plan: &Plan) -> Option<HorizontalPodAutoscaler> {
         metadata: meta(plan, NAME, Some(Component::Gateway), None),
         spec: Some(HorizontalPodAutoscalerSpec {
             scale_target_ref: deployment_ref(NAME),
-            min_replicas: Some(i32::try_from(a.min_replicas).unwrap_or(i32::MAX)),
-            max_replicas: i32::try_from(a.max_replicas).unwrap_or(i32::MAX),
+            min_replicas: Some(to_i32(a.min_replicas)),
+            max_replicas: to_i32(a.max_replicas),
             metrics: Some(vec![
                 utilization("cpu", a.target_cpu_utilization_percentage),
                 utilization("memory", a.target_memory_utilization_percentage),
@@ -167,7 +167,7 @@ pub fn pdb(plan: &Plan) -> PodDisruptionBudget {
     PodDisruptionBudget {
         metadata: meta(plan, "marie-gateway-pdb", Some(Component::Gateway), None),
         spec: Some(PodDisruptionBudgetSpec {
-            min_available: Some(IntOrString::Int(i32::try_from(min).unwrap_or(i32::MAX))),
+            min_available: Some(IntOrString::Int(to_i32(min))),
             selector: Some(selector(selector_labels(Component::Gateway, None))),
             ..PodDisruptionBudgetSpec::default()
         }),

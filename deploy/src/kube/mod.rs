@@ -16,6 +16,12 @@ pub use pool::keda_query;
 
 use crate::plan::Plan;
 
+/// A count or a number of seconds as the `int32` Kubernetes fields take, `i32::MAX` past
+/// it.
+fn to_i32(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
 /// One rendered object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {

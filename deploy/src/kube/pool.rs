@@ -18,12 +18,9 @@ use super::container::joining_env;
 use super::crd::{ScaleTargetRef, ScaledObject, ScaledObjectSpec, Trigger};
 use super::gateway::{deployment_ref, rolling};
 use super::pod::{PodShape, meta, pod_spec, pod_template, selector, selector_labels, tolerations};
+use super::to_i32;
 use crate::config::{KedaSignal, Scaler};
 use crate::plan::{Component, Plan, PoolPlan};
-
-fn to_i32(n: impl TryInto<i32>) -> i32 {
-    n.try_into().unwrap_or(i32::MAX)
-}
 
 /// The pool's Deployment; `replicas` only when nobody scales it.
 pub fn deployment(plan: &Plan, pool: &PoolPlan) -> Deployment {
