@@ -1,5 +1,5 @@
-//! Clusters of several nodes: real `marie node --role …` processes on 127.0.0.1, each with its
-//! own data dir and ports, joined through the server's cluster port.
+//! Clusters of several nodes: real `marie node --role …` processes on 127.0.0.1, each
+//! with its own data dir and ports, joined through the server's cluster port.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
