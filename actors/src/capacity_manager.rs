@@ -80,7 +80,7 @@ impl Actor for CapacityManager {
         let heartbeat_ms = args.scheduler.heartbeat_ms;
         let mut state = CapacityState {
             scheduler: Scheduler::new(args.scheduler, &args.pools),
-            writer: Some(StoreWriter::spawn(args.store)),
+            writer: Some(StoreWriter::spawn(args.store, myself.clone())),
             clock: MonotonicClock::start(),
             executors: HashMap::new(),
             heartbeat_ms,
@@ -127,8 +127,10 @@ impl Actor for CapacityManager {
         _myself: ActorRef<CapacityMsg>,
         state: &mut CapacityState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(writer) = state.writer.take() {
-            writer.close().await;
+        if let Some(writer) = state.writer.take()
+            && let Err(e) = writer.close().await
+        {
+            tracing::error!(error = %e, "the last state changes of the CapacityManager were not stored");
         }
         Ok(())
     }
@@ -139,6 +141,7 @@ impl Actor for CapacityManager {
         msg: CapacityMsg,
         state: &mut CapacityState,
     ) -> Result<(), ActorProcessingErr> {
+        state.writer_running().await?;
         let now = state.clock.now_ms();
         let mut touched: Vec<String> = Vec::new();
         let mut actions = match msg {
@@ -235,9 +238,12 @@ impl CapacityState {
             Some(actions) => {
                 let updates = self.carry_out(actions);
                 let durable = self.writer().write_acked(updates);
+                // A cancel that never becomes durable is not answered: the Gateway tells
+                // its client to try again.
                 tokio::spawn(async move {
-                    let _ = durable.await;
-                    let _ = reply.send(CancelAnswer::Cancelled);
+                    if durable.await.is_ok() {
+                        let _ = reply.send(CancelAnswer::Cancelled);
+                    }
                 });
             }
             None => {
@@ -314,6 +320,17 @@ impl CapacityState {
                 }
             }
         }
+    }
+
+    /// Fails once the store writer stopped on its own (the store refused a write for
+    /// good): this CapacityManager's view is then ahead of the store, and the root
+    /// starts a new one from the store.
+    async fn writer_running(&mut self) -> Result<(), ActorProcessingErr> {
+        if let Some(writer) = self.writer.take_if(|writer| writer.stopped()) {
+            writer.close().await?;
+            return Err("the job store's writer ended before the CapacityManager".into());
+        }
+        Ok(())
     }
 
     fn writer(&self) -> &StoreWriter {

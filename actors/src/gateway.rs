@@ -18,6 +18,7 @@ use marie_protocol::names::GATEWAY_GROUP;
 use marie_protocol::{GatewayError, JobId, JobSpec, JobState, JobStatus, PoolLoad};
 use marie_store::{GatewayStore, Inserted, NewJob, StoreError, StoreErrorKind, StoreFailure};
 use opentelemetry::KeyValue;
+use ractor::rpc::CallResult;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
 
 use crate::clock::unix_ms;
@@ -313,9 +314,9 @@ async fn cancel(store: &dyn GatewayStore, id: JobId) -> Result<JobState, Gateway
         .map_err(|e| {
             GatewayError::Unavailable(format!("the CapacityManager did not answer: {e}"))
         })?;
-    match answer.success_or(()) {
-        Ok(CancelAnswer::Cancelled) => Ok(JobState::Cancelled),
-        Ok(CancelAnswer::NotLive) => {
+    match answer {
+        CallResult::Success(CancelAnswer::Cancelled) => Ok(JobState::Cancelled),
+        CallResult::Success(CancelAnswer::NotLive) => {
             let st = status(store, id).await?;
             if st.state.is_terminal() {
                 Err(GatewayError::AlreadyFinished {
@@ -326,8 +327,11 @@ async fn cancel(store: &dyn GatewayStore, id: JobId) -> Result<JobState, Gateway
                 Err(GatewayError::BeingQueued(id))
             }
         }
-        Err(()) => Err(GatewayError::Unavailable(
+        CallResult::Timeout => Err(GatewayError::Unavailable(
             "the CapacityManager did not answer in time".into(),
+        )),
+        CallResult::SenderError => Err(GatewayError::Unavailable(
+            "the CapacityManager stopped before the cancel was stored".into(),
         )),
     }
 }
@@ -357,7 +361,12 @@ fn answer_waiters(store: Arc<dyn GatewayStore>, id: JobId, waiters: Vec<Waiter>)
     });
 }
 
-/// The store's error as the Gateway answers it: its kind and causes in words.
+/// The store's error as the Gateway answers it: its kind and causes in words. A
+/// permanent one is logged too: the client cannot fix it, whoever runs the node must.
 fn store_error(e: StoreError) -> GatewayError {
-    GatewayError::Store(e.failure())
+    let failure = e.failure();
+    if failure.kind == StoreErrorKind::Permanent {
+        tracing::error!(error = %failure, "the job store refused a request and retrying cannot help: fix what the error names");
+    }
+    GatewayError::Store(failure)
 }

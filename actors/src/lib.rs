@@ -43,7 +43,8 @@
 //! 6. **Answer.** `store_writer.rs`, `run`: once the end is durable, the writer casts
 //!    `GatewayMsg::JobsFinished(FinishedJobs)` to every Gateway; `gateway.rs`,
 //!    `answer_waiters` reads the final `JobStatus` from the store and answers each
-//!    client waiting in `GatewayMsg::Wait`.
+//!    client waiting in `GatewayMsg::Wait`. A write the store refuses for good is
+//!    answered to nobody: the CapacityManager fails and the root restarts it.
 //!
 //! Meanwhile executors heartbeat (`CapacityMsg::Heartbeat`), and `CapacityMsg::Tick`
 //! expires leases and timeouts (`Scheduler::tick`); the Supervisor (`supervisor/`)

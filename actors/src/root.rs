@@ -1,8 +1,9 @@
 //! The root of a node's actors: every actor the node starts is linked under it, and it
 //! decides what a failure costs.
 //!
-//! - **The CapacityManager is restarted from the store.** When it fails (a panic or an
-//!   error in a handler) or is killed, the root starts a new one after
+//! - **The CapacityManager is restarted from the store.** When it fails (a panic, an
+//!   error in a handler, a write the store refused for good — see `store_writer.rs`)
+//!   or is killed, the root starts a new one after
 //!   [`RESTART_DELAY`]. The new one recovers the live jobs as a restarted node would
 //!   (a run in progress re-queues with its attempt counted) and joins the
 //!   CapacityManager's process group, where the Gateways, the executors and the

@@ -1,14 +1,22 @@
 //! The one task that writes the CapacityManager's state changes to the store, in order,
 //! many per commit, and tells every Gateway which jobs ended once that is durable.
+//!
+//! A write that fails retryably (the database busy, the disk full for a while) is tried
+//! again with backoff until it passes: the updates are the truth about runs that
+//! already ended. A write the store refuses for good (a corrupt file, a schema from
+//! another release) stops the writer: nothing of that batch or of what was queued
+//! behind it is reported as durable, and the CapacityManager fails at its next message
+//! ([`StoreWriter::stopped`]), so that the node's root starts it again from the store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use marie_protocol::messages::{FinishedJobs, GatewayMsg};
+use marie_protocol::messages::{CapacityMsg, FinishedJobs, GatewayMsg, Tick};
 use marie_protocol::{JobId, JobState};
-use marie_store::{JobStore, JobUpdate};
+use marie_store::{JobStore, JobUpdate, StoreError, StoreErrorKind};
+use ractor::ActorRef;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::lookup;
 
@@ -18,21 +26,48 @@ struct Write {
     done: Option<oneshot::Sender<()>>,
 }
 
+/// Why the writer stopped before it was closed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterStopped {
+    /// The store refused a write for good; what was queued behind it was not written.
+    #[error(
+        "the job store refused a write and retrying cannot help; the state changes not yet written are dropped and the CapacityManager starts again from the store"
+    )]
+    Refused(#[source] StoreError),
+    /// The writer's task panicked.
+    #[error("the job store's writer panicked")]
+    Panicked(#[source] JoinError),
+}
+
 /// Handle to the writer task. Dropping every handle lets the task finish what is queued
 /// and end; [`StoreWriter::close`] waits for that.
 pub struct StoreWriter {
     tx: mpsc::UnboundedSender<Write>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Result<(), StoreError>>,
 }
 
 /// Most updates folded into one store call.
 const MAX_BATCH: usize = 4096;
 
+/// First pause after a failed write; it doubles up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
+
+/// Longest pause between two tries of a failing write.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
 impl StoreWriter {
-    /// Starts the writer over `store`.
-    pub fn spawn(store: Arc<dyn JobStore>) -> Self {
+    /// Starts the writer over `store`. Should the store refuse a write for good, the
+    /// writer stops and casts a [`Tick`] to `manager`, so that it sees
+    /// [`StoreWriter::stopped`] at once.
+    pub fn spawn(store: Arc<dyn JobStore>, manager: ActorRef<CapacityMsg>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(store, rx));
+        let task = tokio::spawn(async move {
+            let ended = run(store, rx).await;
+            if ended.is_err() {
+                let _ = manager.cast(CapacityMsg::Tick(Tick));
+            }
+            ended
+        });
         StoreWriter { tx, task }
     }
 
@@ -46,7 +81,8 @@ impl StoreWriter {
         }
     }
 
-    /// Queues updates and returns a receiver that resolves once they are durable.
+    /// Queues updates and returns a receiver that resolves once they are durable; it
+    /// fails (its sender dropped) if they never become durable.
     pub fn write_acked(&self, updates: Vec<JobUpdate>) -> oneshot::Receiver<()> {
         let (done, rx) = oneshot::channel();
         self.send(Write {
@@ -56,11 +92,19 @@ impl StoreWriter {
         rx
     }
 
-    /// Writes everything queued, then ends the task.
-    pub async fn close(self) {
+    /// Whether the writer stopped on its own (the store refused a write for good); then
+    /// [`StoreWriter::close`] says why.
+    pub fn stopped(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Writes everything queued, then ends the task; fails if the writer stopped first.
+    pub async fn close(self) -> Result<(), WriterStopped> {
         drop(self.tx);
-        if let Err(e) = self.task.await {
-            tracing::error!(error = %e, "store writer ended abnormally");
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refused)) => Err(WriterStopped::Refused(refused)),
+            Err(panicked) => Err(WriterStopped::Panicked(panicked)),
         }
     }
 
@@ -71,7 +115,12 @@ impl StoreWriter {
     }
 }
 
-async fn run(store: Arc<dyn JobStore>, mut rx: mpsc::UnboundedReceiver<Write>) {
+/// Writes batches until every handle is dropped, or until the store refuses a write for
+/// good: then the batch's waiters and everything still queued are dropped unanswered.
+async fn run(
+    store: Arc<dyn JobStore>,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+) -> Result<(), StoreError> {
     while let Some(first) = rx.recv().await {
         let mut updates = first.updates;
         let mut acks: Vec<oneshot::Sender<()>> = first.done.into_iter().collect();
@@ -80,7 +129,7 @@ async fn run(store: Arc<dyn JobStore>, mut rx: mpsc::UnboundedReceiver<Write>) {
             updates.extend(next.updates);
             acks.extend(next.done);
         }
-        let ended = write_until_stored(&*store, updates).await;
+        let ended = write_until_stored(&*store, updates).await?;
         for ack in acks {
             let _ = ack.send(());
         }
@@ -96,22 +145,45 @@ async fn run(store: Arc<dyn JobStore>, mut rx: mpsc::UnboundedReceiver<Write>) {
             }
         }
     }
+    Ok(())
 }
 
-/// Retries a failing store: the updates are the truth about runs that already ended, so
-/// they are never dropped while the process lives.
+/// Tries the write until it passes, with backoff while the store fails retryably
+/// (logged once per streak of failures); answers the store's error once it refuses the
+/// write for good.
 async fn write_until_stored(
     store: &dyn JobStore,
     updates: Vec<JobUpdate>,
-) -> Vec<(JobId, JobState)> {
-    let mut delay = Duration::from_millis(50);
+) -> Result<Vec<(JobId, JobState)>, StoreError> {
+    let mut delay = FIRST_RETRY_DELAY;
+    let mut failures: u32 = 0;
     loop {
         match store.update(updates.clone()).await {
-            Ok(ended) => return ended,
-            Err(e) => {
-                tracing::error!(error = %e, retry_in_ms = delay.as_millis() as u64, "job store write failed");
+            Ok(ended) => {
+                if failures > 0 {
+                    tracing::info!(failures, "job store writes pass again");
+                }
+                return Ok(ended);
+            }
+            Err(e) if e.kind() == StoreErrorKind::Retryable => {
+                if failures == 0 {
+                    tracing::warn!(
+                        error = %e.failure(),
+                        max_retry_delay_ms = MAX_RETRY_DELAY.as_millis() as u64,
+                        "job store write failed; retrying with backoff until it passes (jobs do not end meanwhile)"
+                    );
+                }
+                failures += 1;
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                delay = (delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = %e.failure(),
+                    updates = updates.len(),
+                    "job store refused a write for good: the CapacityManager stops and starts again from the store, and the node exits if that keeps failing; fix what the error names (or restore the data dir's database from a backup) before the node is started again"
+                );
+                return Err(e);
             }
         }
     }

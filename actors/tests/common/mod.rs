@@ -13,6 +13,7 @@
 // Each test binary uses a part of what is here.
 #![allow(dead_code)]
 
+pub mod controlled_store;
 pub mod fake_executor;
 
 use std::collections::BTreeMap;
