@@ -138,6 +138,11 @@ impl PoolBook {
             mean_run_ms: self.run_time.mean_ms(),
             slots_per_executor: self.slots,
             executors: self.counts(state),
+            starting_for_ms: self
+                .starting
+                .values()
+                .map(|&asked| now_ms.saturating_sub(asked))
+                .collect(),
             cold_start_ms: self.cold_start_ms,
         }
     }
@@ -250,6 +255,9 @@ mod tests {
         let obs = book.observation(&state, 400);
         assert_eq!((obs.executors.ready, obs.executors.starting), (1, 0));
         book.started("e2".into(), 400);
+        let starting = book.observation(&state, 450);
+        assert_eq!(starting.executors.starting, 1);
+        assert_eq!(starting.starting_for_ms, vec![50], "starting for 50 ms");
         let state = pool(vec![load("e1", 0, false), load("e2", 0, false)]);
         book.observe(&state, 500);
         assert_eq!(book.cold_start_ms(), 200, "later ones are averaged in");
