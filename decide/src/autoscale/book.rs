@@ -14,7 +14,8 @@ use super::{ArrivalRate, ExecutorCounts, PoolObservation, RunTime};
 /// used until a start is measured, in milliseconds.
 pub const COLD_START_GUESS_MS: u64 = 1_000;
 
-/// Time constant of the Supervisor's smoothing of the pool's mean run time, ms.
+/// Time constant of the Supervisor's smoothing of the pool's mean run time, ms: the
+/// scheduler's mean of the first few runs moves fast; this keeps the policy steady.
 const RUN_TIME_CONSTANT_MS: u64 = 60_000;
 
 /// How a pool's executors stand, as the Supervisor tracks them.
@@ -79,14 +80,15 @@ impl PoolBook {
     }
 
     /// The cold start: the guess until a start is measured, then the measurements
-    /// averaged (each new one counting half).
+    /// averaged (each new one counting half). A start cancelled after longer than
+    /// this raises it: it is a lower bound of the cold start.
     pub fn cold_start_ms(&self) -> u64 {
         self.cold_start_ms
     }
 
     /// Reads the CapacityManager's view of the pool: starting executors that showed
     /// up are ready (their cold start is measured), draining ones that left are gone;
-    /// arrivals and the mean run time feed the estimators.
+    /// arrivals and the scheduler's mean run time feed the estimators.
     pub fn observe(&mut self, state: &PoolState, now_ms: u64) -> ExecutorChanges {
         let registered = |name: &str| state.executors.iter().any(|e| e.name == name);
         let mut changes = ExecutorChanges::default();
@@ -136,6 +138,11 @@ impl PoolBook {
             mean_run_ms: self.run_time.mean_ms(),
             slots_per_executor: self.slots,
             executors: self.counts(state),
+            starting_for_ms: self
+                .starting
+                .values()
+                .map(|&asked| now_ms.saturating_sub(asked))
+                .collect(),
             cold_start_ms: self.cold_start_ms,
         }
     }
@@ -158,7 +165,9 @@ impl PoolBook {
         for victim in choose_victims(&self.starting, &state.executors, surplus) {
             match victim {
                 Victim::Starting(executor) => {
-                    self.starting.remove(&executor);
+                    if let Some(asked) = self.starting.remove(&executor) {
+                        self.cancelled_after(now_ms.saturating_sub(asked));
+                    }
                     plan.cancel.push(executor);
                 }
                 Victim::Ready(executor) => {
@@ -168,6 +177,20 @@ impl PoolBook {
             }
         }
         plan
+    }
+
+    /// A start cancelled `elapsed_ms` after it was asked for measured no cold start,
+    /// but a lower bound of one: the start would have taken longer. An estimate below
+    /// it rises to it (the guess is replaced, a measured value averaged with it), so
+    /// a guess too low is not repeated start after cancelled start.
+    fn cancelled_after(&mut self, elapsed_ms: u64) {
+        if elapsed_ms <= self.cold_start_ms {
+            return;
+        }
+        self.cold_start_ms = match self.measured {
+            true => (self.cold_start_ms + elapsed_ms) / 2,
+            false => elapsed_ms,
+        };
     }
 
     /// The backend started `executor` (asked for at `now_ms`): it is starting until it
@@ -194,6 +217,7 @@ fn clamp(n: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use marie_protocol::ExecutorLoad;
+    use proptest::prelude::*;
 
     use super::*;
 
@@ -231,9 +255,69 @@ mod tests {
         let obs = book.observation(&state, 400);
         assert_eq!((obs.executors.ready, obs.executors.starting), (1, 0));
         book.started("e2".into(), 400);
+        let starting = book.observation(&state, 450);
+        assert_eq!(starting.executors.starting, 1);
+        assert_eq!(starting.starting_for_ms, vec![50], "starting for 50 ms");
         let state = pool(vec![load("e1", 0, false), load("e2", 0, false)]);
         book.observe(&state, 500);
         assert_eq!(book.cold_start_ms(), 200, "later ones are averaged in");
+    }
+
+    #[test]
+    fn a_cancelled_start_raises_a_lower_cold_start_estimate() {
+        let mut book = PoolBook::new(4, 1000, 0);
+        let state = pool(vec![load("a", 0, false)]);
+        book.started("s1".into(), 0);
+        assert_eq!(book.plan(1, &state, 500).cancel, vec!["s1".to_string()]);
+        assert_eq!(book.cold_start_ms(), 1000, "half a second says nothing new");
+        book.started("s2".into(), 1000);
+        book.plan(1, &state, 31_000);
+        assert_eq!(
+            book.cold_start_ms(),
+            30_000,
+            "a start cancelled after 30 s took at least that long"
+        );
+        book.started("s3".into(), 40_000);
+        book.observe(
+            &pool(vec![load("a", 0, false), load("s3", 0, false)]),
+            60_000,
+        );
+        assert_eq!(
+            book.cold_start_ms(),
+            20_000,
+            "a measurement replaces the bound"
+        );
+        book.started("s4".into(), 60_000);
+        let state = pool(vec![load("a", 0, false), load("s3", 0, false)]);
+        book.plan(2, &state, 100_000);
+        assert_eq!(
+            book.cold_start_ms(),
+            30_000,
+            "and is averaged with a later bound"
+        );
+    }
+
+    proptest! {
+        /// However starts are cancelled, the estimate never falls, and a guess
+        /// below the longest cancelled start has risen to at least it.
+        #[test]
+        fn cancelled_starts_only_raise_the_cold_start(
+            guess in 1..5_000u64,
+            elapsed in proptest::collection::vec(0..120_000u64, 1..20),
+        ) {
+            let state = pool(vec![load("a", 0, false)]);
+            let mut book = PoolBook::new(4, guess, 0);
+            let mut now = 0;
+            for (i, took) in elapsed.iter().enumerate() {
+                let before = book.cold_start_ms();
+                book.started(format!("s{i}"), now);
+                now += took;
+                prop_assert_eq!(book.plan(1, &state, now).cancel.len(), 1);
+                prop_assert!(book.cold_start_ms() >= before);
+            }
+            let longest = elapsed.iter().copied().max().unwrap_or(0);
+            prop_assert_eq!(book.cold_start_ms(), guess.max(longest));
+        }
     }
 
     #[test]

@@ -41,7 +41,8 @@ const NOISE_SIGMAS: f64 = 1.0;
 /// With `S` the mean run time, `C` the cold start, `D` the drain time (the target
 /// queue wait less `C`; by default `C/2`), `λ` the arrival rate, `u` the target
 /// utilisation, `Q` the queue, `R` the running jobs, `s` the slots per executor, `W`
-/// the slots working before `C` (ready, plus starting ones for half the time) and
+/// the slots working before `C` (ready, plus starting ones for what is left of `C`
+/// once they are ready: a start asked for `a` ago for `min(a, C)`) and
 /// `p = min(1, S/D)`, the need is the largest of:
 ///
 /// - **arrivals**: `λ·S / (u·s)` executors keep up with arrivals at `u` busy. With
@@ -100,7 +101,7 @@ pub(crate) fn load_need(
     let running = executors_for(f64::from(running_active), slots);
 
     let queued = f64::from(observation.queued);
-    let working_slots = (f64::from(counts.ready) + f64::from(counts.starting) / 2.0) * slots;
+    let working_slots = (f64::from(counts.ready) + starting_share(observation)) * slots;
     let completions = working_slots * cold_s / run_s;
     let arrivals = sized_rate * cold_s;
     let noise = NOISE_SIGMAS * (arrivals + completions).sqrt();
@@ -150,6 +151,21 @@ pub(crate) fn load_need(
     Need { executors, reason }
 }
 
+/// The starting executors' work before a cold start from now has passed, in
+/// executors working throughout: one asked for `a` ago is ready in `C − a` and works
+/// the remaining `min(a, C)`, so a start asked for just now adds nothing and one about
+/// to register almost a whole executor. Starts without a listed age count as just
+/// asked for.
+fn starting_share(observation: &PoolObservation) -> f64 {
+    let cold_ms = observation.cold_start_ms.max(1) as f64;
+    observation
+        .starting_for_ms
+        .iter()
+        .take(observation.executors.starting as usize)
+        .map(|&age_ms| (age_ms as f64 / cold_ms).min(1.0))
+        .sum()
+}
+
 /// Executors for `exact` executors' worth of arrivals, `current` being there: up only
 /// beyond `current × (1 + tolerance)`, down only when `current − 1` would be at most
 /// `1 − tolerance` full, and then to a count with the tolerance to spare.
@@ -184,6 +200,7 @@ mod tests {
                 starting,
                 ..ExecutorCounts::default()
             },
+            starting_for_ms: Vec::new(),
             cold_start_ms: 20_000,
         }
     }
@@ -271,14 +288,47 @@ mod tests {
         let mut observation = pool(2, 4);
         observation.queued = 300;
         observation.running = 8;
-        // The same backlog with four executors starting: they take their share before
-        // a new one could be ready, so nothing more is asked for.
+        observation.starting_for_ms = vec![10_000; 4];
+        // The same backlog with four executors half way through their start: they
+        // take their share before a new one could be ready, so nothing more is asked
+        // for.
         let need = load_need(&observation, 0.8, 0.1, None);
         assert!(need.executors <= 6, "{need:?}");
         assert!(
             matches!(need.reason, Reason::DrainsBeforeReady { executors: 6, .. }),
             "{:?}",
             need.reason
+        );
+    }
+
+    #[test]
+    fn a_start_asked_for_just_now_does_no_work_before_a_cold_start() {
+        // A spike at a pool of eight executors all asked for a moment ago: none is
+        // ready before a cold start, so they clear nothing of the queue by then.
+        let mut observation = pool(0, 8);
+        observation.queued = 600;
+        observation.starting_for_ms = vec![250; 8];
+        let just_asked = load_need(&observation, 0.8, 0.1, None);
+        // 600 jobs of 1 s left less what 8 × 4 slots take in 250 ms: cleared within
+        // 10 s that is about 58 slots, 15 executors — not 8, as if they had been
+        // working half the cold start already.
+        assert_eq!(
+            just_asked.reason,
+            Reason::Backlog {
+                queued: 600,
+                executors: 15
+            }
+        );
+        // The same executors about to register take almost a cold start's work each:
+        // 8 × 4 slots × 20 s clear the queue, and nothing more is asked for.
+        observation.starting_for_ms = vec![19_750; 8];
+        let about_ready = load_need(&observation, 0.8, 0.1, None);
+        assert!(
+            matches!(
+                about_ready.reason,
+                Reason::DrainsBeforeReady { executors: 8, .. }
+            ),
+            "{about_ready:?}"
         );
     }
 

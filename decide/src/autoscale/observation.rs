@@ -39,6 +39,10 @@ pub struct PoolObservation {
     pub slots_per_executor: u32,
     /// Executors by state.
     pub executors: ExecutorCounts,
+    /// How long each starting executor has been starting, in milliseconds (one entry
+    /// per starting executor, in any order). A start not listed counts as asked for
+    /// just now: it does no work before a whole cold start has passed.
+    pub starting_for_ms: Vec<u64>,
     /// Measured time from asking for an executor to its first free slot, in
     /// milliseconds (for a parked executor the backend would wake, its wake time).
     pub cold_start_ms: u64,
@@ -58,6 +62,7 @@ impl PoolObservation {
                 ready,
                 ..ExecutorCounts::default()
             },
+            starting_for_ms: Vec::new(),
             cold_start_ms,
         }
     }

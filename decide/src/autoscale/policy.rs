@@ -279,6 +279,7 @@ mod tests {
                 ready,
                 ..ExecutorCounts::default()
             },
+            starting_for_ms: Vec::new(),
             cold_start_ms: 20_000,
         }
     }

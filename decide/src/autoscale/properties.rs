@@ -58,12 +58,13 @@ fn observation() -> impl Strategy<Value = PoolObservation> {
             prop_oneof![2 => Just(0u32), 3 => 0..200u32],
             prop_oneof![1 => Just(0.0f64), 3 => 0.0..50.0f64],
             proptest::option::of(1..900_000u64),
+            0..400_000u64,
         ),
         (1..9u32, 0..25u32, 0..10u32, 0..5u32, 0..5u32, 0..300_000u64),
     )
         .prop_map(
             |(
-                (queued, running, arrival_rate, mean_run_ms),
+                (queued, running, arrival_rate, mean_run_ms, oldest_start_ms),
                 (slots, ready, starting, draining, parked, cold_start_ms),
             )| PoolObservation {
                 queued,
@@ -77,6 +78,10 @@ fn observation() -> impl Strategy<Value = PoolObservation> {
                     draining,
                     parked,
                 },
+                // Starts asked for evenly over the last `oldest_start_ms`.
+                starting_for_ms: (1..=u64::from(starting))
+                    .map(|i| oldest_start_ms * i / u64::from(starting))
+                    .collect(),
                 cold_start_ms,
             },
         )

@@ -468,3 +468,34 @@ fn a_queued_job_past_its_expiry_ends_expired() {
         matches!(actions.as_slice(), [Action::Finished { id: f, state: JobState::Expired, .. }] if *f == id)
     );
 }
+
+proptest! {
+    /// A burst drains on its longest runs: they end last. The pool's mean run time
+    /// must still read the burst's mean, not the mean of its last few runs.
+    #[test]
+    fn a_burst_whose_long_runs_end_last_reads_its_true_mean(
+        runs in proptest::collection::vec(100..15_000u64, 20..200),
+    ) {
+        let mut s = Scheduler::new(config(), &[]);
+        s.register("e0", "extract", runs.len() as u32, 0);
+        let mut jobs = Vec::new();
+        for _ in &runs {
+            let j = job("extract", 0, 1, false);
+            jobs.push(j.id);
+            s.enqueue(j, 0);
+        }
+        let started = s.place(0);
+        prop_assert_eq!(started.len(), runs.len());
+        let mut ends: Vec<(u64, JobId)> = runs.iter().copied().zip(jobs).collect();
+        ends.sort();
+        for (ran, id) in ends {
+            s.complete("e0", RunRef { job: id, attempt: 1 }, outcome(0), ran);
+        }
+        let truth = runs.iter().sum::<u64>() as f64 / runs.len() as f64;
+        let read = s.pool_states()[0].mean_run_ms.unwrap_or(0) as f64;
+        prop_assert!(
+            (read - truth).abs() <= 0.05 * truth,
+            "read {} ms for a mean of {} ms", read, truth
+        );
+    }
+}

@@ -15,6 +15,8 @@ use marie_protocol::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::autoscale::RunTime;
+
 use super::{PlacementCandidate, PoolQueue, RateMeter, backoff_ms, choose_executor};
 
 /// Timing rules of leases, heartbeats and retries: the `[scheduler]` section of the
@@ -157,8 +159,8 @@ struct PoolEntry {
     finished: RateMeter,
     /// Jobs queued for a first attempt, ever.
     arrived_total: u64,
-    /// Mean run time of finished runs, smoothed.
-    mean_run_ms: Option<f64>,
+    /// Mean run time of finished runs, weighted by how recently they ended.
+    run_time: RunTime,
 }
 
 /// Queues, executors and leases of every pool.
@@ -519,7 +521,7 @@ impl Scheduler {
                 queued: p.waiting,
                 running: p.running,
                 arrived_total: p.arrived_total,
-                mean_run_ms: p.mean_run_ms.map(|m| m.round() as u64),
+                mean_run_ms: p.run_time.mean_ms(),
                 executors: self
                     .executors
                     .iter()
@@ -667,10 +669,7 @@ impl Scheduler {
             .expect("pools of live jobs exist");
         pool.running -= 1;
         pool.waiting += 1;
-        pool.mean_run_ms = Some(match pool.mean_run_ms {
-            Some(mean) => 0.8 * mean + 0.2 * ran_ms as f64,
-            None => ran_ms as f64,
-        });
+        pool.run_time.record(now_ms, ran_ms);
         if let Some(e) = self.executors.get_mut(&lease.executor) {
             e.running.remove(&id);
             self.dirty.insert(e.pool.clone());
