@@ -219,16 +219,8 @@ mod tests {
     use marie_protocol::ExecutorLoad;
     use proptest::prelude::*;
 
+    use super::super::victims::tests::load;
     use super::*;
-
-    fn load(name: &str, used: u32, draining: bool) -> ExecutorLoad {
-        ExecutorLoad {
-            name: name.into(),
-            slots: 4,
-            used,
-            draining,
-        }
-    }
 
     fn pool(executors: Vec<ExecutorLoad>) -> PoolState {
         PoolState {

@@ -40,10 +40,11 @@ pub(super) fn choose_victims(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn load(name: &str, used: u32, draining: bool) -> ExecutorLoad {
+    /// An executor of 4 slots as the CapacityManager reports it.
+    pub(in crate::autoscale) fn load(name: &str, used: u32, draining: bool) -> ExecutorLoad {
         ExecutorLoad {
             name: name.into(),
             slots: 4,
