@@ -13,6 +13,7 @@
 
 mod backend;
 mod local;
+mod replicas;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +30,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 
 pub use backend::{BackendError, ExternalBackend, ScaleBackend};
 pub use local::{LocalBackend, LocalPool};
+pub use replicas::{ReplicaBackend, ReplicaError, ReplicaFailure};
 
 use crate::clock::MonotonicClock;
 use crate::lookup;
