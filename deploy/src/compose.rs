@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::input::Cluster;
+use crate::input::{Cluster, SupervisorBackend};
 use crate::kube::pod::{CONFIG_PATH, DATA_DIR};
 use crate::plan::{Plan, PoolPlan};
 use crate::render::Error;
@@ -163,6 +163,13 @@ pub fn compose(cluster: &Cluster) -> Result<String, Error> {
         format!("marie-server:{}", cluster.cluster_port),
     );
     server.environment.remove("MARIE_CLUSTER__SEEDS");
+    if cluster.supervisor_backend == SupervisorBackend::Kubernetes {
+        // No Kubernetes API under Compose: the Supervisor decides and exports, and
+        // each pool runs its `deploy.replicas`.
+        server
+            .environment
+            .insert("MARIE_SUPERVISOR__BACKEND", "external".to_owned());
+    }
     server.depends_on.clear();
     server.tmpfs = vec!["/tmp"];
     server.volumes = vec![format!("marie-data:{DATA_DIR}")];

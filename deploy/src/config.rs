@@ -290,7 +290,8 @@ impl std::fmt::Display for Amount {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scaler {
-    /// Marie's Supervisor (its Kubernetes backend sets the Deployment's scale).
+    /// Marie's Supervisor: with `supervisor.backend = "kubernetes"` it sets the
+    /// Deployment's replicas through its `/scale`.
     Supervisor,
     /// A KEDA ScaledObject with a Prometheus trigger (scale to zero).
     Keda,
@@ -342,6 +343,18 @@ pub struct PoolKubernetes {
     pub keda: KedaConfig,
     /// The HPA of `scaler = "hpa"`.
     pub hpa: HpaConfig,
+}
+
+impl PoolKubernetes {
+    /// Who scales the pool: the configured scaler, else the Supervisor for a pool
+    /// with an `[executor.pools.autoscale]` table (`autoscaled`) and nobody for the
+    /// rest.
+    pub fn scaler_or_default(&self, autoscaled: bool) -> Scaler {
+        self.scaler.unwrap_or(match autoscaled {
+            true => Scaler::Supervisor,
+            false => Scaler::None,
+        })
+    }
 }
 
 /// A toleration (`key`, `operator`, `value`, `effect`).

@@ -52,6 +52,9 @@ pub enum SupervisorBackend {
     Process,
     /// Nobody: the Supervisor decides and exports.
     External,
+    /// The Supervisor sets the replicas of the `scaler = "supervisor"` pools'
+    /// Deployments through the Kubernetes API, and decides and exports for the rest.
+    Kubernetes,
 }
 
 impl SupervisorBackend {
@@ -61,6 +64,7 @@ impl SupervisorBackend {
             SupervisorBackend::Local => "local",
             SupervisorBackend::Process => "process",
             SupervisorBackend::External => "external",
+            SupervisorBackend::Kubernetes => "kubernetes",
         }
     }
 }

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 pub use pool::PoolPlan;
 
-use crate::config::Amount;
+use crate::config::{Amount, Scaler};
 use crate::dns;
-use crate::input::{Cluster, Store};
+use crate::input::{Cluster, Store, SupervisorBackend};
 
 /// Seconds the node takes to close its HTTP listener on shutdown.
 pub const HTTP_CLOSE_SECS: u64 = 5;
@@ -55,9 +55,20 @@ pub enum Refusal {
     },
     /// The Supervisor would start executors inside the server pod.
     #[error(
-        "pool {pool:?} is autoscaled and supervisor.backend = {backend:?}, which starts its executors inside the server pod beside the pool's Deployment: set supervisor.backend = \"external\" (the Supervisor decides and exports, the pool's scaler acts)"
+        "pool {pool:?} is autoscaled and supervisor.backend = {backend:?}, which starts its executors inside the server pod beside the pool's Deployment: set supervisor.backend = \"external\" (the Supervisor decides and exports, the pool's scaler acts) or \"kubernetes\" (the same, and it sets the replicas of the scaler = \"supervisor\" pools)"
     )]
     SupervisorStartsExecutors {
+        /// The pool.
+        pool: String,
+        /// The configured backend.
+        backend: &'static str,
+    },
+    /// A pool the Supervisor is to scale without the backend that reaches its
+    /// Deployment.
+    #[error(
+        "pool {pool:?} has scaler = \"supervisor\" but supervisor.backend = {backend:?}, which cannot set the replicas of its Deployment: set supervisor.backend = \"kubernetes\" (MARIE_SUPERVISOR__BACKEND), or give the pool scaler = \"keda\" with keda.signal = \"desired\" to have KEDA carry out the Supervisor's decisions"
+    )]
+    SupervisorWithoutKubernetes {
         /// The pool.
         pool: String,
         /// The configured backend.
@@ -234,6 +245,21 @@ impl<'a> Plan<'a> {
             pools,
             warnings,
         })
+    }
+
+    /// The pools whose Deployments the Supervisor scales through the Kubernetes API
+    /// (`scaler = "supervisor"` with `supervisor.backend = "kubernetes"`).
+    pub fn supervisor_pools(&self) -> impl Iterator<Item = &PoolPlan> {
+        let kubernetes = self.cluster.supervisor_backend == SupervisorBackend::Kubernetes;
+        self.pools
+            .iter()
+            .filter(move |p| kubernetes && p.scaler == Scaler::Supervisor)
+    }
+
+    /// Whether the server calls the Kubernetes API (to scale a pool), and so mounts a
+    /// service account token bound to the `marie-supervisor` Role.
+    pub fn server_calls_api(&self) -> bool {
+        self.supervisor_pools().next().is_some()
     }
 
     /// Whether the server's data lives on a volume claim.

@@ -259,3 +259,120 @@ fn manifests_load_from_a_folder_skipping_the_kustomization() {
     std::fs::write(dir.path().join("broken.yaml"), "kind: [").expect("write");
     assert!(check::load_dir(dir.path()).is_err());
 }
+
+/// The render of a cluster whose `extract` pool the Supervisor scales through the
+/// Kubernetes API (a Role, its RoleBinding, a token on the server alone).
+fn supervised_docs() -> Vec<Document> {
+    let mut c = support::cluster();
+    c.supervisor_backend = SupervisorBackend::Kubernetes;
+    c.pools[1].autoscale = Some(support::bounds(0, 4, true));
+    c.pools[1].kubernetes.scaler = Some(Scaler::Supervisor);
+    let r = marie_deploy::render(&c).expect("renders");
+    check::parse_stream("render", &r.stream()).expect("parses")
+}
+
+/// As [`fires`], over [`supervised_docs`].
+fn fires_supervised(edit: impl FnOnce(&mut Vec<Document>), expected: &str) {
+    let mut d = supervised_docs();
+    edit(&mut d);
+    let findings = check::check(&d, &options());
+    assert!(
+        findings.iter().any(|f| f.to_string().contains(expected)),
+        "no finding with {expected:?}: {findings:#?}"
+    );
+}
+
+const SUPERVISOR: &str = "marie-supervisor";
+const EXTRACT: &str = "marie-executor-extract";
+
+#[test]
+fn a_clean_supervised_render_has_no_finding() {
+    let d = supervised_docs();
+    assert!(d.iter().any(|doc| doc.kind() == "Role"));
+    let findings = check::check(&d, &options());
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[test]
+fn a_role_binding_to_a_missing_role_or_account_is_found() {
+    fires_supervised(
+        |d| d.retain(|doc| doc.kind() != "Role"),
+        "binds Role \"marie-supervisor\", which is not in the manifests",
+    );
+    fires_supervised(
+        |d| find(d, "RoleBinding", SUPERVISOR)["subjects"][0]["name"] = json!("marie-srv"),
+        "binds ServiceAccount marie/marie-srv, which is not in the manifests",
+    );
+    fires_supervised(
+        |d| find(d, "RoleBinding", SUPERVISOR)["subjects"][0]["namespace"] = json!("other"),
+        "binds ServiceAccount other/marie-server",
+    );
+    fires_supervised(
+        |d| find(d, "RoleBinding", SUPERVISOR)["roleRef"] = json!("marie-supervisor"),
+        "RoleBinding/marie-supervisor: does not decode",
+    );
+}
+
+#[test]
+fn a_role_naming_a_deployment_that_is_not_there_is_found() {
+    fires_supervised(
+        |d| {
+            find(d, "Role", SUPERVISOR)["rules"][0]["resourceNames"][0] =
+                json!("marie-executor-gone")
+        },
+        "Deployment \"marie-executor-gone\", which is not in the manifests",
+    );
+    fires_supervised(
+        |d| d.retain(|doc| !(doc.kind() == "Deployment" && doc.name() == EXTRACT)),
+        "Deployment \"marie-executor-extract\", which is not in the manifests",
+    );
+}
+
+#[test]
+fn pods_on_the_default_or_a_missing_service_account_are_found() {
+    fires_supervised(
+        |d| {
+            find(d, "Deployment", EXTRACT)["spec"]["template"]["spec"]
+                .as_object_mut()
+                .expect("pod spec")
+                .remove("serviceAccountName");
+        },
+        "Deployment/marie-executor-extract: its pods run as the namespace's default ServiceAccount",
+    );
+    fires_supervised(
+        |d| {
+            find(d, "Deployment", CPU)["spec"]["template"]["spec"]["serviceAccountName"] =
+                json!("default")
+        },
+        "default ServiceAccount",
+    );
+    fires_supervised(
+        |d| d.retain(|doc| !(doc.kind() == "ServiceAccount" && doc.name() == "marie")),
+        "its pods run as ServiceAccount \"marie\", which is not in the manifests",
+    );
+}
+
+#[test]
+fn a_token_without_a_role_or_a_role_without_a_token_is_found() {
+    fires_supervised(
+        |d| d.retain(|doc| doc.kind() != "RoleBinding"),
+        "StatefulSet/marie-server: its pods mount a token of ServiceAccount \"marie-server\", which no RoleBinding grants anything",
+    );
+    fires_supervised(
+        |d| {
+            find(d, "Deployment", "marie-gateway")["spec"]["template"]["spec"]
+                .as_object_mut()
+                .expect("pod spec")
+                .remove("automountServiceAccountToken");
+            find(d, "ServiceAccount", "marie")["automountServiceAccountToken"] = json!(true);
+        },
+        "Deployment/marie-gateway: its pods mount a token of ServiceAccount \"marie\"",
+    );
+    fires_supervised(
+        |d| {
+            find(d, "StatefulSet", "marie-server")["spec"]["template"]["spec"]["automountServiceAccountToken"] =
+                json!(false)
+        },
+        "ServiceAccount \"marie-server\" is bound to \"marie-supervisor\" but its pods mount no token",
+    );
+}

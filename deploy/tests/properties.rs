@@ -44,7 +44,7 @@ fn cluster_strategy() -> impl Strategy<Value = Cluster> {
     (
         proptest::collection::btree_map("[a-z][a-z0-9-]{0,20}[a-z0-9]", pool_strategy(), 1..6),
         "[a-z][a-z0-9]{0,15}",
-        any::<[bool; 5]>(),
+        any::<[bool; 6]>(),
         0u64..120,
         0u64..10,
         1u64..(15 * 1024 * 1024),
@@ -58,7 +58,16 @@ fn cluster_strategy() -> impl Strategy<Value = Cluster> {
                     p
                 })
                 .collect();
-            c.supervisor_backend = SupervisorBackend::External;
+            // The Supervisor reaches Deployments only with the kubernetes backend; the
+            // others render with either.
+            let supervised = c
+                .pools
+                .iter()
+                .any(|p| p.kubernetes.scaler == Some(Scaler::Supervisor));
+            c.supervisor_backend = match supervised || flags[5] {
+                true => SupervisorBackend::Kubernetes,
+                false => SupervisorBackend::External,
+            };
             c.kubernetes.namespace = namespace;
             c.kubernetes.gateway.ingress.enabled = flags[0];
             c.kubernetes.prometheus.pod_monitor = flags[1];

@@ -41,8 +41,15 @@ fn refusal(c: &Cluster) -> Refusal {
     }
 }
 
+/// `c` with pool `name` autoscaled by `scaler`, and a Supervisor backend that renders:
+/// `kubernetes` once a pool has `scaler = "supervisor"`, else `external`.
 fn autoscaled(mut c: Cluster, name: &str, scaler: Scaler, zero: bool) -> Cluster {
-    c.supervisor_backend = SupervisorBackend::External;
+    if c.supervisor_backend != SupervisorBackend::Kubernetes {
+        c.supervisor_backend = match scaler {
+            Scaler::Supervisor => SupervisorBackend::Kubernetes,
+            _ => SupervisorBackend::External,
+        };
+    }
     let p = c.pools.iter_mut().find(|p| p.name == name).expect("pool");
     p.autoscale = Some(bounds(1, 4, zero));
     p.kubernetes.scaler = Some(scaler);
@@ -492,4 +499,169 @@ fn compose_runs_the_same_nodes_with_replicas_gpus_and_the_drain() {
         doc["configs"]["marie-config"]["content"],
         c.cluster_toml.as_str()
     );
+}
+
+/// The pod spec of a workload.
+fn pod_spec(doc: &Value) -> &Value {
+    &doc["spec"]["template"]["spec"]
+}
+
+/// The `fieldRef.fieldPath` of the environment variable `name` of a workload.
+fn env_field(doc: &Value, name: &str) -> Option<String> {
+    pod_spec(doc)["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| {
+            e["valueFrom"]["fieldRef"]["fieldPath"]
+                .as_str()
+                .map(String::from)
+        })
+}
+
+#[test]
+fn supervisor_pools_get_a_role_bound_to_the_server_alone_and_only_the_server_a_token() {
+    let mut c = autoscaled(cluster(), "extract", Scaler::Supervisor, false);
+    c = autoscaled(c, "cpu-general", Scaler::Supervisor, true);
+    c = autoscaled(c, "gpu-ocr", Scaler::Keda, true);
+    assert_eq!(c.supervisor_backend, SupervisorBackend::Kubernetes);
+    let r = render(&c);
+    let role = object(&r, "Role", "marie-supervisor");
+    assert_eq!(
+        role["rules"],
+        serde_json::json!([
+            {
+                "apiGroups": ["apps"],
+                "resources": ["deployments/scale"],
+                "resourceNames": ["marie-executor-cpu-general", "marie-executor-extract"],
+                "verbs": ["get", "patch"]
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["pods"],
+                "verbs": ["get", "list", "watch", "patch"]
+            }
+        ])
+    );
+    assert_eq!(role["metadata"]["namespace"], "marie");
+    let binding = object(&r, "RoleBinding", "marie-supervisor");
+    assert_eq!(
+        binding["roleRef"],
+        serde_json::json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "marie-supervisor"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        serde_json::json!([{"kind": "ServiceAccount", "name": "marie-server", "namespace": "marie"}])
+    );
+    let server = object(&r, "StatefulSet", "marie-server");
+    assert_eq!(pod_spec(&server)["serviceAccountName"], "marie-server");
+    assert_eq!(pod_spec(&server)["automountServiceAccountToken"], true);
+    assert_eq!(
+        env_field(&server, "MARIE_SUPERVISOR__KUBERNETES__NAMESPACE").as_deref(),
+        Some("metadata.namespace")
+    );
+    assert_eq!(
+        object(&r, "ServiceAccount", "marie-server")["automountServiceAccountToken"],
+        true
+    );
+    assert_eq!(
+        object(&r, "ServiceAccount", "marie")["automountServiceAccountToken"],
+        false
+    );
+    for (kind, name) in [
+        ("Deployment", "marie-gateway"),
+        ("Deployment", "marie-executor-extract"),
+        ("Deployment", "marie-executor-gpu-ocr"),
+    ] {
+        let pods = object(&r, kind, name);
+        assert_eq!(pod_spec(&pods)["serviceAccountName"], "marie", "{name}");
+        assert_eq!(
+            pod_spec(&pods)["automountServiceAccountToken"],
+            false,
+            "{name}"
+        );
+    }
+    let extract = object(&r, "Deployment", "marie-executor-extract");
+    assert!(
+        extract["spec"]["replicas"].is_null(),
+        "the Supervisor owns the replicas"
+    );
+    let docs = check::parse_stream("render", &r.stream()).expect("parses");
+    let findings = check::check(
+        &docs,
+        &Options {
+            external_secrets: vec!["marie-cookie".into()],
+        },
+    );
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+#[test]
+fn without_a_supervisor_pool_nothing_calls_the_api() {
+    for backend in [SupervisorBackend::Kubernetes, SupervisorBackend::External] {
+        let mut c = autoscaled(cluster(), "gpu-ocr", Scaler::Keda, true);
+        c = autoscaled(c, "cpu-general", Scaler::Hpa, false);
+        c.supervisor_backend = backend;
+        let r = render(&c);
+        assert!(!has(&r, "Role", "marie-supervisor"), "{backend:?}");
+        assert!(!has(&r, "RoleBinding", "marie-supervisor"), "{backend:?}");
+        let server = object(&r, "StatefulSet", "marie-server");
+        assert_eq!(pod_spec(&server)["automountServiceAccountToken"], false);
+        assert_eq!(
+            env_field(&server, "MARIE_SUPERVISOR__KUBERNETES__NAMESPACE"),
+            None
+        );
+        assert_eq!(
+            object(&r, "ServiceAccount", "marie-server")["automountServiceAccountToken"],
+            false
+        );
+    }
+}
+
+#[test]
+fn a_supervisor_pool_without_the_kubernetes_backend_is_refused() {
+    for backend in [
+        SupervisorBackend::External,
+        SupervisorBackend::Local,
+        SupervisorBackend::Process,
+    ] {
+        let mut c = autoscaled(cluster(), "extract", Scaler::Supervisor, false);
+        c.supervisor_backend = backend;
+        let r = refusal(&c);
+        assert!(
+            matches!(&r, Refusal::SupervisorWithoutKubernetes { pool, .. } if pool == "extract"),
+            "{r}"
+        );
+        let message = r.to_string();
+        assert!(
+            message.contains(&format!("supervisor.backend = \"{}\"", backend.as_str()))
+                && message.contains("set supervisor.backend = \"kubernetes\""),
+            "{message}"
+        );
+    }
+    // A pool left to the default scaler is the Supervisor's when it is autoscaled.
+    let mut c = cluster();
+    c.supervisor_backend = SupervisorBackend::External;
+    c.pools[1].autoscale = Some(bounds(1, 4, false));
+    assert!(matches!(
+        refusal(&c),
+        Refusal::SupervisorWithoutKubernetes { .. }
+    ));
+}
+
+#[test]
+fn compose_runs_the_supervisor_as_external_where_there_is_no_kubernetes_api() {
+    let c = autoscaled(cluster(), "extract", Scaler::Supervisor, false);
+    let doc: Value = serde_norway::from_str(&marie_deploy::compose::compose(&c).expect("renders"))
+        .expect("parses");
+    let server = &doc["services"]["marie-server"]["environment"];
+    assert_eq!(server["MARIE_SUPERVISOR__BACKEND"], "external");
+    assert_eq!(
+        doc["services"]["marie-executor-extract"]["deploy"]["replicas"],
+        1
+    );
+    let c = autoscaled(cluster(), "extract", Scaler::Keda, false);
+    let doc: Value = serde_norway::from_str(&marie_deploy::compose::compose(&c).expect("renders"))
+        .expect("parses");
+    assert!(doc["services"]["marie-server"]["environment"]["MARIE_SUPERVISOR__BACKEND"].is_null());
 }

@@ -385,6 +385,9 @@ async fn scale_backend(
 ) -> anyhow::Result<Arc<dyn ScaleBackend>> {
     Ok(match config.supervisor.backend {
         ScaleBackendKind::External => Arc::new(ExternalBackend),
+        ScaleBackendKind::Kubernetes => anyhow::bail!(
+            "supervisor.backend = \"kubernetes\" is not wired into the node yet: use \"external\" and a keda or hpa scaler per pool"
+        ),
         ScaleBackendKind::Local => Arc::new(local_backend(config, scaled).await?),
         ScaleBackendKind::Process => {
             let cookie = context

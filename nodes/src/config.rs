@@ -165,6 +165,10 @@ pub enum ScaleBackendKind {
     /// Decide and export only (`target`, `marie_supervisor_desired_executors`); an
     /// HPA or KEDA acts on them.
     External,
+    /// Set the replicas of the Deployment of each pool with `[executor.pools.kubernetes]
+    /// scaler = "supervisor"` through the Kubernetes API (`[supervisor.kubernetes]`);
+    /// decide and export only for the other pools, as `External`.
+    Kubernetes,
 }
 
 /// The Supervisor.
@@ -178,6 +182,8 @@ pub struct SupervisorConfig {
     pub tick_ms: u64,
     /// First guess of an executor's start time, until one is measured, in milliseconds.
     pub cold_start_guess_ms: u64,
+    /// The `kubernetes` backend (`[supervisor.kubernetes]`).
+    pub kubernetes: SupervisorKubernetesConfig,
 }
 
 impl Default for SupervisorConfig {
@@ -186,6 +192,33 @@ impl Default for SupervisorConfig {
             backend: ScaleBackendKind::Local,
             tick_ms: SUPERVISOR_TICK_MS,
             cold_start_guess_ms: COLD_START_GUESS_MS,
+            kubernetes: SupervisorKubernetesConfig::default(),
+        }
+    }
+}
+
+/// `[supervisor.kubernetes]`: where the `kubernetes` backend finds the pools'
+/// Deployments. It reaches the API server as `kube`'s `Config::infer` does: the pod's
+/// service account in a cluster, else `KUBECONFIG` or `~/.kube/config`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SupervisorKubernetesConfig {
+    /// Namespace of the Deployments `marie-executor-<pool>` [default: the pod's own
+    /// namespace in a cluster, else the kubeconfig context's, else `default`].
+    pub namespace: Option<String>,
+    /// How often each pool's replicas are read back to notice another writer
+    /// (`kubectl scale`, an HPA), in milliseconds.
+    pub resync_ms: u64,
+}
+
+/// Default of `supervisor.kubernetes.resync_ms`.
+pub const KUBERNETES_RESYNC_MS: u64 = 2000;
+
+impl Default for SupervisorKubernetesConfig {
+    fn default() -> Self {
+        SupervisorKubernetesConfig {
+            namespace: None,
+            resync_ms: KUBERNETES_RESYNC_MS,
         }
     }
 }
@@ -530,6 +563,36 @@ pub(crate) mod tests {
             let err = Config::load(Some(Path::new("d.toml")), &Overrides::default()).unwrap_err();
             assert!(
                 format!("{err:#}").contains("[executor.pools.model]"),
+                "{err:#}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_kubernetes_backend_reads_its_table_and_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[supervisor]\nbackend = \"kubernetes\"\n[supervisor.kubernetes]\nresync_ms = 500\n",
+            )?;
+            jail.set_env("MARIE_SUPERVISOR__KUBERNETES__NAMESPACE", "marie-prod");
+            let config =
+                Config::load(Some(Path::new("c.toml")), &Overrides::default()).expect("loads");
+            assert_eq!(config.supervisor.backend, ScaleBackendKind::Kubernetes);
+            assert_eq!(
+                config.supervisor.kubernetes,
+                SupervisorKubernetesConfig {
+                    namespace: Some("marie-prod".into()),
+                    resync_ms: 500,
+                }
+            );
+            jail.set_env("MARIE_SUPERVISOR__KUBERNETES__RESYNC_MS", "0");
+            let err = Config::load(Some(Path::new("c.toml")), &Overrides::default()).unwrap_err();
+            assert!(
+                format!("{err:#}").contains(
+                    "supervisor.kubernetes.resync_ms (MARIE_SUPERVISOR__KUBERNETES__RESYNC_MS) = 0"
+                ),
                 "{err:#}"
             );
             Ok(())

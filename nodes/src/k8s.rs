@@ -30,6 +30,7 @@ pub fn cluster(config: &Config, cluster_toml: String) -> Cluster {
             ScaleBackendKind::Local => SupervisorBackend::Local,
             ScaleBackendKind::Process => SupervisorBackend::Process,
             ScaleBackendKind::External => SupervisorBackend::External,
+            ScaleBackendKind::Kubernetes => SupervisorBackend::Kubernetes,
         },
         pools: config
             .executor

@@ -2,13 +2,17 @@
 //! reject, over any manifests — names and labels, port names, selectors that match
 //! their pods, Service target ports that exist, one scaler per workload with a target
 //! that exists and sane bounds, GPU pods Guaranteed, grace periods that cover the
-//! drain, probes, a restricted security context, and ConfigMaps/Secrets that exist.
+//! drain, probes, a restricted security context, ConfigMaps/Secrets that exist, and
+//! RBAC: pods run as ServiceAccounts of their own that exist, bindings bind a Role and
+//! accounts that exist, a Role's Deployments exist, a token is mounted exactly where a
+//! Role is bound.
 //!
 //! Documents are read as JSON values; workloads are decoded into k8s-openapi types.
 
 mod load;
 mod objects;
 mod pods;
+mod rbac;
 mod scalers;
 mod services;
 
@@ -97,5 +101,6 @@ pub fn check(docs: &[Document], options: &Options) -> Vec<Finding> {
     }
     services::check(docs, &workloads, &mut findings);
     scalers::check(docs, &workloads, &mut findings);
+    rbac::check(docs, &workloads, &mut findings);
     findings
 }

@@ -208,7 +208,8 @@ fn check_grace_period(c: &Container, pod: &PodSpec, r: &mut Report) {
     }
 }
 
-fn exists(docs: &[Document], kind: &str, name: &str, namespace: Option<&str>) -> bool {
+/// Whether `docs` hold a `kind` named `name` in `namespace`.
+pub(super) fn exists(docs: &[Document], kind: &str, name: &str, namespace: Option<&str>) -> bool {
     docs.iter().any(|d| {
         d.kind() == kind
             && d.name() == name

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pod::{common_labels, meta};
+use super::rbac::SERVER_ACCOUNT;
 use crate::plan::{Component, Plan};
 
 /// The Namespace, with Pod Security Admission enforcing `restricted`.
@@ -28,17 +29,25 @@ pub fn namespace(plan: &Plan) -> Namespace {
     }
 }
 
-/// `marie-server` (the server's) and `marie` (everyone else's). Neither calls the
-/// Kubernetes API, so neither mounts a token.
+/// `marie-server` (the server's) and `marie` (everyone else's). Only the server may
+/// call the Kubernetes API, and only when the Supervisor scales a pool there: only
+/// then does its account mount a token.
 pub fn service_accounts(plan: &Plan) -> Vec<ServiceAccount> {
-    [("marie-server", Some(Component::Server)), ("marie", None)]
-        .into_iter()
-        .map(|(name, component)| ServiceAccount {
-            metadata: meta(plan, name, component, None),
-            automount_service_account_token: Some(false),
-            ..ServiceAccount::default()
-        })
-        .collect()
+    [
+        (
+            SERVER_ACCOUNT,
+            Some(Component::Server),
+            plan.server_calls_api(),
+        ),
+        ("marie", None, false),
+    ]
+    .into_iter()
+    .map(|(name, component, token)| ServiceAccount {
+        metadata: meta(plan, name, component, None),
+        automount_service_account_token: Some(token),
+        ..ServiceAccount::default()
+    })
+    .collect()
 }
 
 /// `marie-config-<hash>`: the user's `cluster.toml`, verbatim and immutable.

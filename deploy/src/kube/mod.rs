@@ -7,6 +7,7 @@ mod gateway;
 mod monitoring;
 pub mod pod;
 mod pool;
+mod rbac;
 mod server;
 
 use serde::Serialize;
@@ -66,6 +67,12 @@ pub fn manifests(plan: &Plan) -> Result<Vec<Manifest>, serde_norway::Error> {
     for account in base::service_accounts(plan) {
         let name = account.metadata.name.clone().unwrap_or_default();
         out.push(manifest("ServiceAccount", &name, &account)?);
+    }
+    if let Some(role) = rbac::role(plan) {
+        out.push(manifest("Role", rbac::NAME, &role)?);
+    }
+    if let Some(binding) = rbac::role_binding(plan) {
+        out.push(manifest("RoleBinding", rbac::NAME, &binding)?);
     }
     out.push(manifest(
         "ConfigMap",

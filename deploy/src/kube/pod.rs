@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::container::container;
+use super::rbac::SERVER_ACCOUNT;
 
 use crate::config::{SecurityConfig, StartupProbe};
 use crate::plan::{Component, Plan};
@@ -124,10 +125,13 @@ pub fn pod_spec(plan: &Plan, shape: PodShape) -> PodSpec {
     let selector_labels = selector_labels(shape.component, shape.pool);
     PodSpec {
         service_account_name: Some(match shape.component {
-            Component::Server => "marie-server".into(),
+            Component::Server => SERVER_ACCOUNT.into(),
             _ => "marie".into(),
         }),
-        automount_service_account_token: Some(false),
+        // A token only where the Supervisor calls the API, bound to its Role.
+        automount_service_account_token: Some(
+            shape.component == Component::Server && plan.server_calls_api(),
+        ),
         enable_service_links: Some(false),
         termination_grace_period_seconds: Some(i64::try_from(shape.grace_secs).unwrap_or(i64::MAX)),
         security_context: Some(security_context(&plan.cluster.kubernetes.security)),

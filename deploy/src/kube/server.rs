@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetSpec};
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, Service, ServicePort, ServiceSpec,
+    EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, Service, ServicePort, ServiceSpec,
     VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::container::env;
+use super::container::{env, env_field};
 use super::pod::{
     CLUSTER_PORT_NAME, PodShape, meta, pod_spec, pod_template, selector, selector_labels,
 };
@@ -55,10 +55,7 @@ pub fn stateful_set(plan: &Plan) -> StatefulSet {
             pool: None,
             image: &k.image,
             args: ["node", "--role", "server"].map(String::from).into(),
-            env: vec![env(
-                "MARIE_CLUSTER__ADVERTISE",
-                server_address(plan.cluster),
-            )],
+            env: server_env(plan),
             shutdown_delay_secs: plan.front_shutdown_delay_secs,
             drain_timeout_secs: plan.cluster.drain_timeout_secs,
             grace_secs: plan.front_grace_secs,
@@ -86,6 +83,22 @@ pub fn stateful_set(plan: &Plan) -> StatefulSet {
         }),
         ..StatefulSet::default()
     }
+}
+
+/// The server's own environment: its stable address, and where it scales pools, the
+/// namespace of their Deployments (its own).
+fn server_env(plan: &Plan) -> Vec<EnvVar> {
+    let mut vars = vec![env(
+        "MARIE_CLUSTER__ADVERTISE",
+        server_address(plan.cluster),
+    )];
+    if plan.server_calls_api() {
+        vars.push(env_field(
+            "MARIE_SUPERVISOR__KUBERNETES__NAMESPACE",
+            "metadata.namespace",
+        ));
+    }
+    vars
 }
 
 /// The claim template `name` of the server's data: one ReadWriteOnce volume of the

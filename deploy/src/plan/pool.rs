@@ -126,13 +126,18 @@ fn object_name(pool: &Pool) -> Result<String, Refusal> {
 }
 
 /// Who scales the pool (the Supervisor for an autoscaled pool unless configured), once
-/// its bounds agree with it and nothing but the scaler starts its executors.
+/// its bounds agree with it, the Supervisor can reach the Deployment it is to scale,
+/// and nothing but the scaler starts its executors.
 fn scaler(cluster: &Cluster, pool: &Pool) -> Result<Scaler, Refusal> {
-    let scaler = pool.kubernetes.scaler.unwrap_or(match pool.autoscale {
-        Some(_) => Scaler::Supervisor,
-        None => Scaler::None,
-    });
+    let scaler = pool.kubernetes.scaler_or_default(pool.autoscale.is_some());
     check_bounds(pool, scaler)?;
+    let backend = cluster.supervisor_backend;
+    if scaler == Scaler::Supervisor && backend != SupervisorBackend::Kubernetes {
+        return Err(Refusal::SupervisorWithoutKubernetes {
+            pool: pool.name.clone(),
+            backend: backend.as_str(),
+        });
+    }
     let in_server = matches!(
         cluster.supervisor_backend,
         SupervisorBackend::Local | SupervisorBackend::Process

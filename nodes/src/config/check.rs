@@ -243,6 +243,19 @@ impl Problems {
             supervisor.tick_ms,
             "it is how often the Supervisor decides; the default is 250",
         );
+        let kubernetes = &supervisor.kubernetes;
+        self.positive(
+            "supervisor.kubernetes.resync_ms",
+            kubernetes.resync_ms,
+            "it is how often the kubernetes backend reads each pool's replicas back to notice another writer; the default is 2000",
+        );
+        if kubernetes.namespace.as_deref().is_some_and(str::is_empty) {
+            self.setting(
+                "supervisor.kubernetes.namespace",
+                "\"\"",
+                "an empty namespace names no Deployment; set the pools' namespace, or unset the key to use the pod's own (or the kubeconfig context's)",
+            );
+        }
     }
 
     fn pools(&mut self, pools: &[PoolConfig]) {
@@ -410,10 +423,13 @@ mod tests {
 
     #[test]
     fn zero_ticks_and_heartbeats_are_refused() {
-        let zero: [(&str, Change); 6] = [
+        let zero: [(&str, Change); 7] = [
             ("scheduler.tick_ms", |c| c.scheduler.tick_ms = 0),
             ("scheduler.heartbeat_ms", |c| c.scheduler.heartbeat_ms = 0),
             ("supervisor.tick_ms", |c| c.supervisor.tick_ms = 0),
+            ("supervisor.kubernetes.resync_ms", |c| {
+                c.supervisor.kubernetes.resync_ms = 0
+            }),
             ("cluster.heartbeat_ms", |c| c.cluster.heartbeat_ms = 0),
             ("cluster.tls_handshake_timeout_ms", |c| {
                 c.cluster.tls_handshake_timeout_ms = 0
@@ -431,6 +447,18 @@ mod tests {
         let message = refused_setting("http.auth_token", |c| {
             c.http.auth_token = Some(String::new())
         });
+        assert!(message.contains("unset the key"), "{message}");
+    }
+
+    #[test]
+    fn an_empty_kubernetes_namespace_is_refused() {
+        let message = refused_setting("supervisor.kubernetes.namespace", |c| {
+            c.supervisor.kubernetes.namespace = Some(String::new())
+        });
+        assert!(
+            message.contains("MARIE_SUPERVISOR__KUBERNETES__NAMESPACE"),
+            "{message}"
+        );
         assert!(message.contains("unset the key"), "{message}");
     }
 
