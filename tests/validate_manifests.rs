@@ -109,6 +109,8 @@ fn the_committed_renders_a_fresh_compose_render_and_the_dockerfile_pass() {
             "NetworkPolicy",
             "ScaledObject",
             "PodMonitor",
+            "Role",
+            "RoleBinding",
         ],
     );
     let text = transcript(&out);
@@ -230,6 +232,43 @@ fn a_misspelt_field_fails_on_every_kubernetes_version() {
             ),
         );
     }
+}
+
+#[test]
+fn a_role_or_binding_with_a_misspelt_or_missing_field_fails() {
+    let role = r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: marie-supervisor, namespace: marie}
+rules:
+  - {apiGroups: [apps], resources: [deployments/scale], resourceNames: [marie-executor-extract], verbs: [get, patch]}
+  - {apiGroups: [""], resources: [pods], verbs: [get, list, watch, patch]}
+"#;
+    let binding = r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: marie-supervisor, namespace: marie}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: marie-supervisor}
+subjects: [{kind: ServiceAccount, name: marie-server, namespace: marie}]
+"#;
+    let dir = folder(&[("rbac.yaml", &[role, binding].join("---\n"))]);
+    assert_passed(
+        &validate(&[&path(&dir, "rbac.yaml")]),
+        &["Role", "RoleBinding"],
+    );
+    assert_refused(
+        &role.replace("resourceNames:", "resourceName:"),
+        "('resourceName' was unexpected)",
+    );
+    assert_refused(
+        &role.replace(", verbs: [get, list, watch, patch]", ""),
+        "'verbs' is a required property",
+    );
+    assert_refused(
+        &binding.replace(
+            "roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: marie-supervisor}\n",
+            "",
+        ),
+        "'roleRef' is a required property",
+    );
 }
 
 #[test]
