@@ -168,24 +168,6 @@ mod tests {
     /// The table committed in `README.md` is the one the simulator gives now.
     #[test]
     fn the_committed_table_is_current() {
-        let readme = std::fs::read_to_string(crate::table::README).expect("sim/README.md readable");
-        let committed = crate::table::committed(&readme).unwrap_or_else(|e| panic!("{e}"));
-        let fresh = markdown_table(results());
-        let stale: Vec<&str> = committed
-            .lines()
-            .filter(|row| !fresh.contains(row))
-            .collect();
-        let current: Vec<&str> = fresh
-            .lines()
-            .filter(|row| !committed.contains(row))
-            .collect();
-        assert!(
-            committed == fresh,
-            "the comparison table in sim/README.md is stale; regenerate it with \
-             `cargo run -p marie-sim --bin autoscale-table -- --write` and commit it.\n\
-             committed rows not produced now:\n{}\nrows produced now:\n{}",
-            stale.join("\n"),
-            current.join("\n")
-        );
+        crate::table::COMPARISON.assert_current(&markdown_table(results()));
     }
 }

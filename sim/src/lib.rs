@@ -1,10 +1,11 @@
 //! The autoscaling test bench: a discrete-event [`simulator`] of one pool that drives
 //! the CapacityManager's scheduler and the Supervisor's bookkeeping through a simulated
 //! [`backend`], the
-//! [`scenarios`] it replays, the HPA-like ([`hpa`]) and Ray-Serve-like ([`ray_serve`])
-//! reference policies, and the [`comparison`] that scores them against Marie's policy
-//! (`marie_decide::autoscale`). See `README.md` beside this crate for the model, the
-//! scenarios and the comparison table.
+//! [`scenarios`] it replays, the HPA-like and KEDA-like ([`hpa`]) and Ray-Serve-like
+//! ([`ray_serve`]) reference policies, the [`comparison`] that scores them against
+//! Marie's policy (`marie_decide::autoscale`), and the [`decision_delay`] of each on a
+//! burst, timed by the run's [`milestones`]. See `README.md` beside this crate for the
+//! model, the scenarios and both tables ([`table`]).
 //!
 //! Not shipped: `publish = false`, and the node binary does not link it, so the
 //! reference policies and `rand` stay out of what ships.
@@ -18,7 +19,9 @@
 
 pub mod backend;
 pub mod comparison;
+pub mod decision_delay;
 pub mod hpa;
+pub mod milestones;
 pub mod ray_serve;
 pub mod scenarios;
 pub mod simulator;

@@ -42,6 +42,11 @@ pub struct SimPool {
 /// How run times are drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RunTimes {
+    /// Every job runs this long (a sleep job), ms.
+    Fixed {
+        /// Run time, ms.
+        ms: u64,
+    },
     /// Exponential with this mean, ms.
     Exponential {
         /// Mean, ms.
@@ -88,6 +93,16 @@ pub enum Traffic {
         jobs: u32,
         /// Over how long, ms.
         spread_ms: u64,
+    },
+    /// `jobs` jobs whose rate grows linearly from zero at `from_ms` to its peak at
+    /// `from_ms + over_ms`.
+    Ramp {
+        /// Start, ms.
+        from_ms: u64,
+        /// Length of the ramp, ms.
+        over_ms: u64,
+        /// How many jobs.
+        jobs: u32,
     },
     /// `count` batches at uniformly drawn instants between two instants.
     RandomBatches {
@@ -327,6 +342,7 @@ fn exponential(rng: &mut ChaCha8Rng, mean: f64) -> f64 {
 
 fn draw_run_ms(run_times: RunTimes, rng: &mut ChaCha8Rng) -> u64 {
     let ms = match run_times {
+        RunTimes::Fixed { ms } => return ms,
         RunTimes::Exponential { mean_ms } => exponential(rng, mean_ms),
         RunTimes::LogNormal { mean_ms, cv } => {
             let sigma2 = (1.0 + cv * cv).ln();
@@ -386,6 +402,17 @@ fn arrivals_of(traffic: &Traffic, rng: &mut ChaCha8Rng, out: &mut Vec<u64>) {
             jobs,
             spread_ms,
         } => batch(at_ms, jobs, spread_ms, rng, out),
+        Traffic::Ramp {
+            from_ms,
+            over_ms,
+            jobs,
+        } => {
+            // A density rising linearly over the ramp: the inverse of its CDF
+            // `(t / over)²` is `over · √u`.
+            for _ in 0..jobs {
+                out.push(from_ms + (over_ms as f64 * uniform(rng).sqrt()) as u64);
+            }
+        }
         Traffic::RandomBatches {
             count,
             jobs,

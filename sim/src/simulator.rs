@@ -14,7 +14,7 @@
 //! called.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeSet, BinaryHeap};
 
 use marie_decide::autoscale::{
     AutoscalePolicy, PoolBook, PoolObservation, SUPERVISOR_TICK_MS, should_wake,
@@ -25,6 +25,7 @@ use marie_protocol::{JobId, JobSpec, Outcome, PoolState};
 
 use crate::backend::SimBackend;
 use crate::hpa::HpaPolicy;
+use crate::milestones::{MilestoneLog, Milestones};
 use crate::ray_serve::RayServePolicy;
 use crate::scenarios::{Scenario, SimJob};
 
@@ -153,6 +154,9 @@ struct Pool<'a> {
     last_desired: Option<u32>,
     last_direction: i8,
     flaps: u32,
+    /// The executors ready when the run began.
+    present: BTreeSet<String>,
+    milestones: MilestoneLog,
 }
 
 /// The id of the job at `index` of the scenario's list.
@@ -187,9 +191,16 @@ impl<'a> Pool<'a> {
             last_desired: None,
             last_direction: 0,
             flaps: 0,
+            present: BTreeSet::new(),
+            milestones: MilestoneLog::new(
+                jobs.first().map_or(0, |job| job.arrival_ms),
+                jobs.len(),
+                scenario.pool.max,
+            ),
         };
         for _ in 0..scenario.pool.initial_executors {
             let executor = pool.backend.present();
+            pool.present.insert(executor.clone());
             pool.register(&executor, 0);
         }
         pool
@@ -220,6 +231,8 @@ impl<'a> Pool<'a> {
         }
         let observation = self.book.observation(&state, now_ms);
         let desired = policy.desired(now_ms, &observation);
+        self.milestones
+            .decided(now_ms, observation.executors.supply(), desired);
         self.count_flap(desired);
         let plan = self.book.plan(desired, &state, now_ms);
         for _ in 0..plan.start {
@@ -281,6 +294,9 @@ impl<'a> Pool<'a> {
             {
                 let index = job_index(run.job);
                 self.started_jobs[index] = true;
+                if !self.present.contains(&executor) {
+                    self.milestones.new_executor_worked(now_ms);
+                }
                 self.waits.push(waited_ms);
                 if waited_ms > self.scenario.slo_wait_ms {
                     self.slo_misses += 1;
@@ -302,6 +318,7 @@ impl<'a> Pool<'a> {
             Event::Done(executor, job, attempt) => {
                 let run = RunRef { job, attempt };
                 let outcome = Outcome::Succeeded(Vec::new());
+                self.milestones.job_done(now_ms);
                 let mut actions = self.scheduler.complete(&executor, run, outcome, now_ms);
                 actions.extend(self.scheduler.place(now_ms));
                 self.carry_out(actions, now_ms);
@@ -367,6 +384,16 @@ impl<'a> Pool<'a> {
 
 /// Runs `jobs` of `scenario` through `policy` and scores it.
 pub fn simulate(scenario: &Scenario, jobs: &[SimJob], policy: &mut dyn ScalingPolicy) -> Score {
+    run(scenario, jobs, policy).0
+}
+
+/// Runs `jobs` of `scenario` through `policy`: its score, and the milestones it
+/// reached after the first job.
+pub fn run(
+    scenario: &Scenario,
+    jobs: &[SimJob],
+    policy: &mut dyn ScalingPolicy,
+) -> (Score, Milestones) {
     let mut pool = Pool::new(scenario, jobs);
     let period = policy.period_ms().max(1);
     // A policy is first asked one period in, when the pool has seen some traffic.
@@ -397,7 +424,8 @@ pub fn simulate(scenario: &Scenario, jobs: &[SimJob], policy: &mut dyn ScalingPo
             next_tick += period;
         }
     }
-    pool.score(policy, next_job)
+    let milestones = pool.milestones.milestones();
+    (pool.score(policy, next_job), milestones)
 }
 
 #[cfg(test)]
