@@ -26,8 +26,9 @@ pub(crate) const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-co
 /// The lowest deletion cost there is: remove this pod first.
 const LOWEST_COST: &str = "-2147483648";
 
-/// How long, in all, a scale-down waits for its leaving pods to read not Ready.
-pub(crate) const READY_WAIT: Duration = Duration::from_secs(2);
+/// How long, in all, a scale-down waits for its leaving pods to read not Ready before
+/// it lowers replicas anyway.
+pub const READY_WAIT: Duration = Duration::from_secs(2);
 
 /// The pods of one pool's Deployment.
 pub(crate) struct PoolPods<'a> {
@@ -116,7 +117,8 @@ impl<'a> PoolPods<'a> {
         let left = deadline.saturating_duration_since(Instant::now());
         let params = WatchParams::default()
             .fields(&format!("metadata.name={name}"))
-            .timeout(u32::try_from(left.as_secs().max(1)).unwrap_or(1));
+            .timeout(u32::try_from(left.as_millis().div_ceil(1000).max(1)).unwrap_or(1))
+            .disable_bookmarks();
         let version = pod.metadata.resource_version.as_deref().unwrap_or("0");
         let watched = tokio::time::timeout(left, async {
             let events = self.api.watch(&params, version).await.map_err(|error| {

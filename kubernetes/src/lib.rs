@@ -32,3 +32,4 @@ mod leaving;
 
 pub use backend::KubernetesBackend;
 pub use connect::{CALL_TIMEOUT, ConnectError};
+pub use leaving::READY_WAIT;
