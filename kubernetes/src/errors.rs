@@ -105,13 +105,16 @@ fn unreachable_fix(server: &ApiServer) -> String {
 }
 
 /// `error` and its sources, outermost first (a connection error's cause is in its
-/// source).
+/// source), each said once: many errors repeat their source's text in their own.
 fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         source = cause.source();
     }
     text
