@@ -60,7 +60,8 @@ pub fn backend() -> (KubernetesBackend, ApiHandle) {
 }
 
 /// Runs `script` against the API server's end while `call` runs against the backend;
-/// returns what `call` returned once the script is done and no other request came.
+/// returns what `call` returned once the script is done and no other request came (one
+/// more request fails the test at once: the script's end panics and drops it).
 pub async fn run<S, F, T>(
     backend: KubernetesBackend,
     handle: ApiHandle,
@@ -71,20 +72,21 @@ where
     S: Future<Output = ApiHandle> + Send + 'static,
     F: Future<Output = T>,
 {
-    let script: JoinHandle<ApiHandle> = tokio::spawn(script(handle));
+    let script = script(handle);
+    let server: JoinHandle<()> = tokio::spawn(async move {
+        let mut handle = script.await;
+        // The backend is dropped with `call`, which ends the requests.
+        if let Some((request, _)) = handle.next_request().await {
+            panic!("unexpected request: {} {}", request.method(), request.uri());
+        }
+    });
     let result = tokio::time::timeout(PATIENCE, call(backend))
         .await
         .expect("the backend's call never finished");
-    let mut handle = tokio::time::timeout(PATIENCE, script)
+    tokio::time::timeout(PATIENCE, server)
         .await
         .expect("the API server did not get the requests it expected")
         .expect("the API server's script failed");
-    let extra = tokio::time::timeout(PATIENCE, handle.next_request())
-        .await
-        .expect("the client was not dropped");
-    if let Some((request, _)) = extra {
-        panic!("unexpected request: {} {}", request.method(), request.uri());
-    }
     result
 }
 
