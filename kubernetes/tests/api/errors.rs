@@ -36,11 +36,8 @@ fn failure(result: Result<(), ReplicaError>) -> Failure {
 
 /// Scales 3 → 2 and answers the `GET /scale` with `status` and `body`.
 async fn scale_get_answered(status: StatusCode, body: Value) -> Failure {
-    let (backend, handle) = backend();
     failure(
         run(
-            backend,
-            handle,
             |mut handle| async move {
                 let (_, send) = next(&mut handle).await;
                 answer(send, status, &body);
@@ -54,11 +51,8 @@ async fn scale_get_answered(status: StatusCode, body: Value) -> Failure {
 
 /// Scales 3 → 4 and answers the `PATCH /scale` with `status` and `body`.
 async fn scale_patch_answered(status: StatusCode, body: Value) -> Failure {
-    let (backend, handle) = backend();
     failure(
         run(
-            backend,
-            handle,
             |mut handle| async move {
                 expect_scale_get(&mut handle, Some(3), "41").await;
                 let (_, send) = next(&mut handle).await;
@@ -161,11 +155,8 @@ async fn a_server_error_is_unreachable_with_the_address() {
 
 #[tokio::test]
 async fn a_proxys_answer_that_is_not_a_status_still_says_what_came_back() {
-    let (backend, handle) = backend();
     let failure = failure(
         run(
-            backend,
-            handle,
             |mut handle| async move {
                 let (_, send) = next(&mut handle).await;
                 answer_bytes(
@@ -201,11 +192,8 @@ async fn any_other_refusal_carries_the_api_servers_message() {
 
 #[tokio::test]
 async fn a_dropped_connection_is_unreachable_with_the_address() {
-    let (backend, handle) = backend();
     let failure = failure(
         run(
-            backend,
-            handle,
             |mut handle| async move {
                 let (_, send) = next(&mut handle).await;
                 send.send_error(std::io::Error::new(
@@ -231,25 +219,25 @@ async fn a_dropped_connection_is_unreachable_with_the_address() {
     assert_mentions(&failure.fix, &[ADDRESS]);
 }
 
-#[tokio::test]
-async fn a_pod_mark_refused_stops_the_scale_down_and_names_the_pod() {
-    let (backend, handle) = backend();
-    let failure = failure(
+/// Scales 3 → 2 with one Ready pod's executor leaving; the pods list is refused, or,
+/// when `mark_refused`, the deletion-cost patch of the pod.
+async fn scale_down_refused(mark_refused: bool) -> Failure {
+    failure(
         run(
-            backend,
-            handle,
-            |mut handle| async move {
+            move |mut handle| async move {
                 expect_scale_get(&mut handle, Some(3), "41").await;
                 let (_, send) = next(&mut handle).await;
-                let list = serde_json::json!({
-                    "apiVersion": "v1",
-                    "kind": "PodList",
-                    "metadata": {},
-                    "items": [pod(LEAVING_POD, "10", true)],
-                });
-                answer(send, StatusCode::OK, &list);
-                let (_, send) = next(&mut handle).await;
-                let refusal = status(403, "Forbidden", "cannot patch resource \"pods\"");
+                let send = if mark_refused {
+                    answer(
+                        send,
+                        StatusCode::OK,
+                        &pod_list(vec![pod(LEAVING_POD, "10", true)]),
+                    );
+                    next(&mut handle).await.1
+                } else {
+                    send
+                };
+                let refusal = status(403, "Forbidden", "cannot do that to resource \"pods\"");
                 answer(send, StatusCode::FORBIDDEN, &refusal);
                 handle
             },
@@ -259,7 +247,12 @@ async fn a_pod_mark_refused_stops_the_scale_down_and_names_the_pod() {
             },
         )
         .await,
-    );
+    )
+}
+
+#[tokio::test]
+async fn a_pod_mark_refused_stops_the_scale_down_and_names_the_pod() {
+    let failure = scale_down_refused(true).await;
     assert_eq!(failure.object, format!("pod/{LEAVING_POD}"));
     assert_eq!(failure.kind, ReplicaFailure::Forbidden);
     assert_mentions(&failure.fix, &["`patch pods`", "marie-supervisor"]);
@@ -267,25 +260,7 @@ async fn a_pod_mark_refused_stops_the_scale_down_and_names_the_pod() {
 
 #[tokio::test]
 async fn a_pods_list_refused_names_list() {
-    let (backend, handle) = backend();
-    let failure = failure(
-        run(
-            backend,
-            handle,
-            |mut handle| async move {
-                expect_scale_get(&mut handle, Some(3), "41").await;
-                let (_, send) = next(&mut handle).await;
-                let refusal = status(403, "Forbidden", "cannot list resource \"pods\"");
-                answer(send, StatusCode::FORBIDDEN, &refusal);
-                handle
-            },
-            |backend| async move {
-                let leaving = [format!("{LEAVING_POD}-{POOL}-1")];
-                backend.set_replicas(POOL, 3, 2, &leaving).await
-            },
-        )
-        .await,
-    );
+    let failure = scale_down_refused(false).await;
     assert_eq!(failure.object, format!("pods -l {SELECTOR}"));
     assert_eq!(failure.kind, ReplicaFailure::Forbidden);
     assert_mentions(&failure.fix, &["`list pods`"]);

@@ -30,37 +30,23 @@ async fn expect_pods_list(handle: &mut ApiHandle, pods: Vec<Value>) {
         seen.uri,
         "/api/v1/namespaces/marie/pods?&labelSelector=app%3Dmarie-executor%2Cmarie.ai%2Fpool%3Dextract"
     );
-    let list = json!({
-        "apiVersion": "v1",
-        "kind": "PodList",
-        "metadata": { "resourceVersion": "9" },
-        "items": pods,
-    });
-    answer(send, StatusCode::OK, &list);
+    answer(send, StatusCode::OK, &pod_list(pods));
 }
 
-/// Expects the deletion-cost patch of `pod`; answers with `answer_with`.
+/// Expects the deletion-cost patch of `pod`; answers `status` with `answer_with`.
 async fn expect_pod_mark(
     handle: &mut ApiHandle,
     pod: &str,
     status: StatusCode,
     answer_with: Value,
 ) {
-    let (seen, send) = next(handle).await;
-    assert_eq!(seen.method, http::Method::PATCH);
-    assert_eq!(seen.uri, format!("/api/v1/namespaces/marie/pods/{pod}?"));
-    assert_eq!(
-        seen.content_type.as_deref(),
-        Some("application/merge-patch+json")
-    );
-    assert_eq!(
-        seen.body,
-        Some(json!({
-            "metadata": {
-                "annotations": { "controller.kubernetes.io/pod-deletion-cost": "-2147483648" }
-            }
-        }))
-    );
+    let path = format!("/api/v1/namespaces/marie/pods/{pod}?");
+    let mark = json!({
+        "metadata": {
+            "annotations": { "controller.kubernetes.io/pod-deletion-cost": "-2147483648" }
+        }
+    });
+    let send = expect_merge_patch(handle, &path, mark).await;
     answer(send, status, &answer_with);
 }
 
@@ -98,10 +84,7 @@ fn event(kind: &str, object: Value) -> Vec<u8> {
 // the script sees after a sleep is what the backend did with everything before it.
 #[tokio::test(start_paused = true)]
 async fn a_leaving_pod_is_marked_and_waited_on_until_it_reads_not_ready() {
-    let (backend, handle) = backend();
     let set = run(
-        backend,
-        handle,
         |mut handle| async move {
             expect_scale_get(&mut handle, Some(3), "41").await;
             expect_pods_list(
@@ -145,10 +128,7 @@ async fn a_leaving_pod_is_marked_and_waited_on_until_it_reads_not_ready() {
 
 #[tokio::test]
 async fn pods_not_ready_gone_or_not_the_pools_are_not_waited_on() {
-    let (backend, handle) = backend();
     let set = run(
-        backend,
-        handle,
         |mut handle| async move {
             expect_scale_get(&mut handle, Some(4), "41").await;
             // POD_C is not among the Deployment's pods any more.
@@ -179,79 +159,68 @@ async fn pods_not_ready_gone_or_not_the_pools_are_not_waited_on() {
     set.expect("set replicas");
 }
 
-#[tokio::test]
-async fn a_pod_deleted_while_waited_on_ends_the_wait() {
-    let (backend, handle) = backend();
+/// Scales 2 → 1 with the executor of Ready `POD_B` leaving; `watch` answers the
+/// watch of its pod (what it returns is kept until replicas went down). Returns how
+/// long after the watch began replicas went down.
+async fn one_pod_leaving<W>(watch: impl FnOnce(Reply) -> W + Send + 'static) -> Duration
+where
+    W: Future<Output: Send> + Send + 'static,
+{
+    let (waited_tx, waited) = tokio::sync::oneshot::channel();
     let set = run(
-        backend,
-        handle,
         |mut handle| async move {
             expect_scale_get(&mut handle, Some(2), "41").await;
             expect_pods_list(&mut handle, vec![pod(POD_B, "10", true)]).await;
             expect_pod_mark(&mut handle, POD_B, StatusCode::OK, pod(POD_B, "12", true)).await;
             let send = expect_pod_watch(&mut handle, POD_B, "12").await;
-            answer_bytes(
-                send,
-                StatusCode::OK,
-                event("DELETED", pod(POD_B, "13", true)),
-            );
+            let watched = Instant::now();
+            let kept = watch(send).await;
             expect_scale_patch(&mut handle, 1, "41").await;
+            waited_tx.send(watched.elapsed()).expect("waited");
+            drop(kept);
             handle
         },
         |backend| async move { backend.set_replicas(POOL, 2, 1, &[executor(POD_B)]).await },
     )
     .await;
     set.expect("set replicas");
+    waited.await.expect("waited")
 }
 
-#[tokio::test]
-async fn replicas_go_down_when_the_watch_ends_with_the_pod_still_ready() {
-    let (backend, handle) = backend();
-    let set = run(
-        backend,
-        handle,
-        |mut handle| async move {
-            expect_scale_get(&mut handle, Some(2), "41").await;
-            expect_pods_list(&mut handle, vec![pod(POD_B, "10", true)]).await;
-            expect_pod_mark(&mut handle, POD_B, StatusCode::OK, pod(POD_B, "12", true)).await;
-            let send = expect_pod_watch(&mut handle, POD_B, "12").await;
-            answer_bytes(
-                send,
-                StatusCode::OK,
-                event("MODIFIED", pod(POD_B, "13", true)),
-            );
-            expect_scale_patch(&mut handle, 1, "41").await;
-            handle
-        },
-        |backend| async move { backend.set_replicas(POOL, 2, 1, &[executor(POD_B)]).await },
-    )
+#[tokio::test(start_paused = true)]
+async fn a_pod_deleted_while_waited_on_ends_the_wait() {
+    // The watch stays open after the event: only the event can end the wait.
+    let waited = one_pod_leaving(|send| async move {
+        let mut events = answer_stream(send);
+        let deleted = event("DELETED", pod(POD_B, "13", true));
+        events.send_data(deleted.into()).await.expect("event sent");
+        events
+    })
     .await;
-    set.expect("set replicas");
+    assert!(waited < READY_WAIT, "waited {waited:?} for a deleted pod");
+}
+
+#[tokio::test(start_paused = true)]
+async fn replicas_go_down_when_the_watch_ends_with_the_pod_still_ready() {
+    let waited = one_pod_leaving(|send| async move {
+        answer_bytes(
+            send,
+            StatusCode::OK,
+            event("MODIFIED", pod(POD_B, "13", true)),
+        );
+    })
+    .await;
+    assert!(
+        waited < READY_WAIT,
+        "waited {waited:?} after the watch ended"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn replicas_go_down_when_the_watch_never_answers() {
-    let (backend, handle) = backend();
-    let set = run(
-        backend,
-        handle,
-        |mut handle| async move {
-            expect_scale_get(&mut handle, Some(2), "41").await;
-            expect_pods_list(&mut handle, vec![pod(POD_B, "10", true)]).await;
-            expect_pod_mark(&mut handle, POD_B, StatusCode::OK, pod(POD_B, "12", true)).await;
-            let unanswered = expect_pod_watch(&mut handle, POD_B, "12").await;
-            let watched = Instant::now();
-            expect_scale_patch(&mut handle, 1, "41").await;
-            let waited = watched.elapsed();
-            assert!(
-                waited >= READY_WAIT / 2 && waited <= READY_WAIT,
-                "waited {waited:?} for a pod that never read not Ready"
-            );
-            drop(unanswered);
-            handle
-        },
-        |backend| async move { backend.set_replicas(POOL, 2, 1, &[executor(POD_B)]).await },
-    )
-    .await;
-    set.expect("set replicas");
+    let waited = one_pod_leaving(|unanswered| async move { unanswered }).await;
+    assert!(
+        waited >= READY_WAIT / 2 && waited <= READY_WAIT,
+        "waited {waited:?} for a pod that never read not Ready"
+    );
 }

@@ -6,10 +6,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn replicas_are_the_scale_subresources_spec_replicas() {
-    let (backend, handle) = backend();
     let replicas = run(
-        backend,
-        handle,
         |mut handle| async move {
             expect_scale_get(&mut handle, Some(3), "41").await;
             handle
@@ -22,10 +19,7 @@ async fn replicas_are_the_scale_subresources_spec_replicas() {
 
 #[tokio::test]
 async fn replicas_left_out_of_the_scale_are_zero() {
-    let (backend, handle) = backend();
     let replicas = run(
-        backend,
-        handle,
         |mut handle| async move {
             expect_scale_get(&mut handle, None, "41").await;
             handle
@@ -38,10 +32,7 @@ async fn replicas_left_out_of_the_scale_are_zero() {
 
 #[tokio::test]
 async fn scaling_up_patches_the_scale_at_the_version_read() {
-    let (backend, handle) = backend();
     let set = run(
-        backend,
-        handle,
         |mut handle| async move {
             expect_scale_get(&mut handle, Some(3), "41").await;
             expect_scale_patch(&mut handle, 5, "41").await;
@@ -55,10 +46,7 @@ async fn scaling_up_patches_the_scale_at_the_version_read() {
 
 #[tokio::test]
 async fn scaling_from_zero_reads_the_left_out_replicas_as_zero() {
-    let (backend, handle) = backend();
     let set = run(
-        backend,
-        handle,
         |mut handle| async move {
             expect_scale_get(&mut handle, None, "7").await;
             expect_scale_patch(&mut handle, 2, "7").await;
@@ -72,10 +60,7 @@ async fn scaling_from_zero_reads_the_left_out_replicas_as_zero() {
 
 #[tokio::test]
 async fn another_writer_is_reported_and_nothing_is_written() {
-    let (backend, handle) = backend();
     let set = run(
-        backend,
-        handle,
         |mut handle| async move {
             expect_scale_get(&mut handle, Some(5), "41").await;
             handle
@@ -101,10 +86,7 @@ async fn another_writer_is_reported_and_nothing_is_written() {
 
 #[tokio::test]
 async fn a_pool_the_backend_does_not_scale_is_refused_without_a_request() {
-    let (backend, handle) = backend();
     let set = run(
-        backend,
-        handle,
         |handle| async move { handle },
         |backend| async move { backend.set_replicas("ocr", 1, 2, &[]).await },
     )
@@ -123,7 +105,11 @@ async fn a_pool_the_backend_does_not_scale_is_refused_without_a_request() {
 
 #[tokio::test]
 async fn the_object_is_the_pools_deployment_as_kubectl_names_it() {
-    let (backend, _handle) = backend();
-    assert_eq!(backend.object(POOL), "deployment/marie-executor-extract");
-    assert_eq!(backend.name(), "kubernetes");
+    let (object, name) = run(
+        |handle| async move { handle },
+        |backend| async move { (backend.object(POOL), backend.name()) },
+    )
+    .await;
+    assert_eq!(object, "deployment/marie-executor-extract");
+    assert_eq!(name, "kubernetes");
 }

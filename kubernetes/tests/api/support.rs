@@ -50,7 +50,7 @@ pub struct Seen {
 }
 
 /// A backend for pool `extract` in namespace `marie` on a mocked API server.
-pub fn backend() -> (KubernetesBackend, ApiHandle) {
+fn backend() -> (KubernetesBackend, ApiHandle) {
     let (service, handle) = mock::pair::<Request<Body>, Answer>();
     let client = kube::Client::new(service, NAMESPACE);
     (
@@ -59,12 +59,11 @@ pub fn backend() -> (KubernetesBackend, ApiHandle) {
     )
 }
 
-/// Runs `script` against the API server's end while `call` runs against the backend;
-/// returns what `call` returned once the script is done and no other request came (one
-/// more request fails the test at once: the script's end panics and drops it).
+/// Runs `script` at the API server's end of a backend (pool `extract`, namespace
+/// `marie`) while `call` runs on the backend; returns what `call` returned once the
+/// script is done and no other request came (one more request fails the test at once:
+/// the script's end panics and drops it).
 pub async fn run<S, F, T>(
-    backend: KubernetesBackend,
-    handle: ApiHandle,
     script: impl FnOnce(ApiHandle) -> S,
     call: impl FnOnce(KubernetesBackend) -> F,
 ) -> T
@@ -72,6 +71,7 @@ where
     S: Future<Output = ApiHandle> + Send + 'static,
     F: Future<Output = T>,
 {
+    let (backend, handle) = backend();
     let script = script(handle);
     let server: JoinHandle<()> = tokio::spawn(async move {
         let mut handle = script.await;
@@ -155,21 +155,25 @@ pub async fn expect_scale_get(
 
 /// Expects the conflict-checked `PATCH /scale` to `replicas` at `resource_version`.
 pub async fn expect_scale_patch(handle: &mut ApiHandle, replicas: u32, resource_version: &str) {
+    let patch = json!({
+        "metadata": { "resourceVersion": resource_version },
+        "spec": { "replicas": replicas },
+    });
+    let send = expect_merge_patch(handle, &format!("{SCALE_PATH}?"), patch).await;
+    answer(send, StatusCode::OK, &scale(Some(replicas), "99"));
+}
+
+/// Expects a JSON merge patch of `path` with `patch`; returns where to answer it.
+pub async fn expect_merge_patch(handle: &mut ApiHandle, path: &str, patch: Value) -> Reply {
     let (seen, send) = next(handle).await;
     assert_eq!(seen.method, http::Method::PATCH);
-    assert_eq!(seen.uri, format!("{SCALE_PATH}?"));
+    assert_eq!(seen.uri, path);
     assert_eq!(
         seen.content_type.as_deref(),
         Some("application/merge-patch+json")
     );
-    assert_eq!(
-        seen.body,
-        Some(json!({
-            "metadata": { "resourceVersion": resource_version },
-            "spec": { "replicas": replicas },
-        }))
-    );
-    answer(send, StatusCode::OK, &scale(Some(replicas), "99"));
+    assert_eq!(seen.body, Some(patch));
+    send
 }
 
 /// A Scale of the pool's Deployment.
@@ -206,6 +210,16 @@ pub fn pod(name: &str, resource_version: &str, ready: bool) -> Value {
             "phase": "Running",
             "conditions": [{ "type": "Ready", "status": if ready { "True" } else { "False" } }],
         },
+    })
+}
+
+/// A list of pods, as `GET …/pods` answers.
+pub fn pod_list(pods: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "PodList",
+        "metadata": { "resourceVersion": "9" },
+        "items": pods,
     })
 }
 
