@@ -21,7 +21,7 @@ use crate::api::ApiServer;
 use crate::errors::Call;
 
 /// The annotation a ReplicaSet ranks pods by when it removes some.
-pub(crate) const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
 /// The lowest deletion cost there is: remove this pod first.
 const LOWEST_COST: &str = "-2147483648";
