@@ -241,7 +241,7 @@ kind: Role
 metadata: {name: marie-supervisor, namespace: marie}
 rules:
   - {apiGroups: [apps], resources: [deployments/scale], resourceNames: [marie-executor-extract], verbs: [get, patch]}
-  - {apiGroups: [""], resources: [pods], verbs: [get, list, watch, patch]}
+  - {apiGroups: [""], resources: [pods], verbs: [list, watch, patch]}
 "#;
     let binding = r#"apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -259,7 +259,7 @@ subjects: [{kind: ServiceAccount, name: marie-server, namespace: marie}]
         "('resourceName' was unexpected)",
     );
     assert_refused(
-        &role.replace(", verbs: [get, list, watch, patch]", ""),
+        &role.replace(", verbs: [list, watch, patch]", ""),
         "'verbs' is a required property",
     );
     assert_refused(

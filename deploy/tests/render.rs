@@ -539,7 +539,7 @@ fn supervisor_pools_get_a_role_bound_to_the_server_alone_and_only_the_server_a_t
             {
                 "apiGroups": [""],
                 "resources": ["pods"],
-                "verbs": ["get", "list", "watch", "patch"]
+                "verbs": ["list", "watch", "patch"]
             }
         ])
     );

@@ -18,7 +18,8 @@ fn strings(items: &[&str]) -> Option<Vec<String>> {
 }
 
 /// The Role: read and set the scale of the supervisor-scaled pools' Deployments
-/// (by name), and read, watch and mark (pod-deletion-cost) pods.
+/// (by name), and list, watch and mark (pod-deletion-cost) pods: exactly the calls of
+/// the `kubernetes` backend (it never reads a pod by name).
 pub fn role(plan: &Plan) -> Option<Role> {
     let deployments: Vec<String> = plan
         .supervisor_pools()
@@ -40,7 +41,7 @@ pub fn role(plan: &Plan) -> Option<Role> {
             PolicyRule {
                 api_groups: strings(&[""]),
                 resources: strings(&["pods"]),
-                verbs: vec!["get".into(), "list".into(), "watch".into(), "patch".into()],
+                verbs: vec!["list".into(), "watch".into(), "patch".into()],
                 ..PolicyRule::default()
             },
         ]),
