@@ -145,10 +145,16 @@ mod tests {
         let mut sync = ReplicaSync::new(2_000);
         let mut book = PoolBook::declarative(1, 1_000, 0);
         assert!(sync.read_due(0, false), "the first read, even on a wake");
-        assert!(!sync.may_write(0), "nothing is written before the count is read");
+        assert!(
+            !sync.may_write(0),
+            "nothing is written before the count is read"
+        );
         assert_eq!(sync.read(&mut book, 3, 0), Some(ReplicaEvent::Adopted(3)));
         assert!(sync.may_write(10));
-        assert!(!sync.read_due(5_000, false), "a wake goes straight to its write");
+        assert!(
+            !sync.read_due(5_000, false),
+            "a wake goes straight to its write"
+        );
         assert!(!sync.read_due(1_999, true));
         assert!(sync.read_due(2_000, true));
         assert_eq!(sync.read(&mut book, 3, 2_000), None);
@@ -167,13 +173,24 @@ mod tests {
             })
         );
         assert!(sync.paused() && !sync.may_write(2_100));
-        assert_eq!(book.applied_replicas(), Some(5), "the count found is adopted");
-        assert_eq!(sync.read(&mut book, 7, 4_000), None, "paused: adopted quietly");
+        assert_eq!(
+            book.applied_replicas(),
+            Some(5),
+            "the count found is adopted"
+        );
+        assert_eq!(
+            sync.read(&mut book, 7, 4_000),
+            None,
+            "paused: adopted quietly"
+        );
         assert_eq!(book.applied_replicas(), Some(7));
         assert!(!sync.scaled_elsewhere(&mut book, 7), "already paused");
         sync.resume();
         assert!(sync.read_due(4_100, false), "a resume reads at once");
-        assert_eq!(sync.read(&mut book, 6, 4_100), Some(ReplicaEvent::Resumed(6)));
+        assert_eq!(
+            sync.read(&mut book, 6, 4_100),
+            Some(ReplicaEvent::Resumed(6))
+        );
         assert!(sync.may_write(4_100));
         assert_eq!(book.applied_replicas(), Some(6));
     }
@@ -185,7 +202,10 @@ mod tests {
         sync.read(&mut book, 1, 0);
         assert_eq!(sync.failed(100, true), 250);
         assert!(!sync.read_due(349, false) && !sync.may_write(349));
-        assert!(sync.read_due(350, false), "the read owed goes out on a wake too");
+        assert!(
+            sync.read_due(350, false),
+            "the read owed goes out on a wake too"
+        );
         assert!(!sync.may_write(350), "no write before it");
         assert_eq!(sync.read(&mut book, 1, 350), None);
         assert!(sync.may_write(350));
@@ -201,7 +221,11 @@ mod tests {
         assert_eq!((write.from, write.to), (1, 3));
         book.write_failed(write);
         sync.failed(10, false);
-        assert_eq!(sync.read(&mut book, 3, 2_000), None, "it took effect after all");
+        assert_eq!(
+            sync.read(&mut book, 3, 2_000),
+            None,
+            "it took effect after all"
+        );
         assert_eq!(book.applied_replicas(), Some(3));
         assert!(!sync.paused());
     }

@@ -175,8 +175,8 @@ mod tests {
     use marie_protocol::ExecutorLoad;
     use proptest::prelude::*;
 
-    use super::super::{PoolBook, ScalePlan};
     use super::super::victims::tests::load;
+    use super::super::{PoolBook, ScalePlan};
     use super::*;
 
     fn pool(executors: Vec<ExecutorLoad>) -> PoolState {
@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(book.plan(2, &state, 100).replicas, None);
         state.executors.push(load("c", 0, false));
         let changes = book.observe(&state, 5_000);
-        assert!(changes.ready.is_empty(), "Marie asked for no replica: nothing measured");
+        assert!(
+            changes.ready.is_empty(),
+            "Marie asked for no replica: nothing measured"
+        );
         assert_eq!(book.cold_start_ms(), 1_000);
         assert_eq!(book.observation(&state, 5_000).executors.starting, 0);
     }
@@ -295,7 +298,10 @@ mod tests {
             "nothing more while they drain"
         );
         let one_gone = pool(vec![load("a", 3, false), load("c", 1, true)]);
-        assert_eq!(book.observe(&one_gone, 1_200).drained, vec!["b".to_string()]);
+        assert_eq!(
+            book.observe(&one_gone, 1_200).drained,
+            vec!["b".to_string()]
+        );
         assert_eq!(
             book.observation(&one_gone, 1_200).executors.starting,
             0,
