@@ -169,9 +169,6 @@ impl ReplicaPool {
             }
             ReplicaError::Failed { kind, .. } => *kind,
         };
-        if let Some(write) = write {
-            book.write_failed(write);
-        }
         self.errors.add(
             1,
             &[
@@ -179,7 +176,15 @@ impl ReplicaPool {
                 KeyValue::new("kind", kind_label(kind)),
             ],
         );
-        let retry_in_ms = self.sync.failed(now_ms, kind == ReplicaFailure::Conflict);
+        let retry_in_ms = match write.is_some() {
+            true => self
+                .sync
+                .write_failed(now_ms, kind == ReplicaFailure::Conflict),
+            false => self.sync.read_failed(now_ms),
+        };
+        if let Some(write) = write {
+            book.write_failed(write);
+        }
         if self.failing.insert(kind) {
             tracing::error!(
                 pool,

@@ -2,8 +2,9 @@
 //! stops: the count is read before the first write (a restarted server adopts it), after
 //! a conflict, on resume, and every resync interval on the tick to notice another
 //! writer; a wake never reads once the count is known, so its write goes out at once.
-//! Somebody else's count pauses the pool (no more writes) until it is resumed; failures
-//! back off exponentially.
+//! Somebody else's count pauses the pool (no more writes) until it is resumed. Writes
+//! and the reads they wait for back off exponentially when they fail; the resync read
+//! keeps its interval and never holds a write back.
 
 use super::PoolBook;
 use super::replicas::ReplicaRead;
@@ -32,7 +33,10 @@ pub enum ReplicaEvent {
 #[derive(Clone, Debug)]
 pub struct ReplicaSync {
     resync_ms: u64,
-    read_ms: Option<u64>,
+    /// A read succeeded once.
+    known: bool,
+    /// The last read tried.
+    read_ms: u64,
     reread: bool,
     paused: bool,
     resuming: bool,
@@ -45,7 +49,8 @@ impl ReplicaSync {
     pub fn new(resync_ms: u64) -> Self {
         ReplicaSync {
             resync_ms,
-            read_ms: None,
+            known: false,
+            read_ms: 0,
             reread: false,
             paused: false,
             resuming: false,
@@ -56,23 +61,22 @@ impl ReplicaSync {
     /// Whether to read the count at `now_ms` (`tick`: on the Supervisor's tick rather
     /// than a wake).
     pub fn read_due(&self, now_ms: u64, tick: bool) -> bool {
-        if !self.retry.ready(now_ms) {
-            return false;
+        match self.read_owed() {
+            true => self.retry.ready(now_ms),
+            false => tick && now_ms.saturating_sub(self.read_ms) >= self.resync_ms,
         }
-        match self.read_ms {
-            None => true,
-            Some(at) => {
-                self.reread
-                    || self.resuming
-                    || (tick && now_ms.saturating_sub(at) >= self.resync_ms)
-            }
-        }
+    }
+
+    /// Whether a read must come before the next write: none succeeded yet, the last
+    /// write conflicted, or the pool is being resumed.
+    fn read_owed(&self) -> bool {
+        !self.known || self.reread || self.resuming
     }
 
     /// Whether the count may be written at `now_ms`: read once, not paused, no read
     /// owed after a conflict, not backing off.
     pub fn may_write(&self, now_ms: u64) -> bool {
-        self.read_ms.is_some() && !self.paused && !self.reread && self.retry.ready(now_ms)
+        !self.read_owed() && !self.paused && self.retry.ready(now_ms)
     }
 
     /// Whether somebody else's count paused the pool.
@@ -85,9 +89,12 @@ impl ReplicaSync {
     /// While paused every count found is adopted (the policy still sees the pool as it
     /// is); a resume takes it as Marie's and writes again.
     pub fn read(&mut self, book: &mut PoolBook, found: u32, now_ms: u64) -> Option<ReplicaEvent> {
-        self.read_ms = Some(now_ms);
+        if self.read_owed() {
+            self.retry.succeeded();
+        }
+        self.known = true;
+        self.read_ms = now_ms;
         self.reread = false;
-        self.retry.succeeded();
         if self.paused {
             book.adopt_replicas(found);
             if !std::mem::take(&mut self.resuming) {
@@ -119,12 +126,21 @@ impl ReplicaSync {
         !std::mem::replace(&mut self.paused, true)
     }
 
-    /// A read or write failed at `now_ms`; `reread`: the object changed under the write
-    /// (a conflict), so it is read again before the next write. Answers the wait before
-    /// the next try, ms.
-    pub fn failed(&mut self, now_ms: u64, reread: bool) -> u64 {
-        self.reread |= reread;
+    /// A write failed at `now_ms`; `conflict`: the object changed under it, so it is
+    /// read again before the next write. Answers the wait before the next try, ms.
+    pub fn write_failed(&mut self, now_ms: u64, conflict: bool) -> u64 {
+        self.reread |= conflict;
         self.retry.failed(now_ms)
+    }
+
+    /// A read failed at `now_ms`. One a write waits for backs off; a resync read is
+    /// tried again after the resync interval. Answers the wait before the next try, ms.
+    pub fn read_failed(&mut self, now_ms: u64) -> u64 {
+        self.read_ms = now_ms;
+        match self.read_owed() {
+            true => self.retry.failed(now_ms),
+            false => self.resync_ms,
+        }
     }
 
     /// Resume a paused pool: read at once, take the count found and write again.
@@ -200,7 +216,7 @@ mod tests {
         let mut sync = ReplicaSync::new(2_000);
         let mut book = PoolBook::declarative(1, 1_000, 0);
         sync.read(&mut book, 1, 0);
-        assert_eq!(sync.failed(100, true), 250);
+        assert_eq!(sync.write_failed(100, true), 250);
         assert!(!sync.read_due(349, false) && !sync.may_write(349));
         assert!(
             sync.read_due(350, false),
@@ -212,6 +228,20 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_resync_read_keeps_its_interval_and_never_holds_a_write_back() {
+        let mut sync = ReplicaSync::new(2_000);
+        let mut book = PoolBook::declarative(1, 1_000, 0);
+        assert_eq!(sync.read_failed(0), 250, "the first read backs off");
+        assert!(!sync.read_due(249, true) && sync.read_due(250, false));
+        sync.read(&mut book, 1, 250);
+        assert_eq!(sync.read_failed(2_250), 2_000);
+        assert!(sync.may_write(2_250), "the write is not held back");
+        assert_eq!(sync.write_failed(2_250, false), 250);
+        assert_eq!(sync.write_failed(2_500, false), 500, "writes back off");
+        assert!(!sync.read_due(4_249, true) && sync.read_due(4_250, true));
+    }
+
+    #[test]
     fn a_failed_write_that_took_effect_is_not_another_writer() {
         let mut sync = ReplicaSync::new(2_000);
         let mut book = PoolBook::declarative(1, 1_000, 0);
@@ -220,7 +250,7 @@ mod tests {
         let write = plan.replicas.expect("two more replicas");
         assert_eq!((write.from, write.to), (1, 3));
         book.write_failed(write);
-        sync.failed(10, false);
+        sync.write_failed(10, false);
         assert_eq!(
             sync.read(&mut book, 3, 2_000),
             None,
