@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::platform::{Call, Platform};
 use common::{
@@ -19,7 +20,7 @@ async fn a_pool_at_zero_takes_a_job_and_a_burst_and_parks_again_draining_what_it
     let store = Arc::new(MemoryStore::new());
     let node = start_node(store.clone(), scheduler()).await;
     let platform = Platform::start(0);
-    start_supervisor(&platform, autoscale(0, 6)).await;
+    start_supervisor(&platform, autoscale(0, 6), Duration::from_millis(200)).await;
 
     let first = submit(&node.gateway, sleep_job(200)).await;
     let done = wait_for(&*store, first, "succeeded", |s| s.state.is_terminal()).await;

@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::platform::{Call, Platform};
 use common::{
@@ -21,7 +22,8 @@ async fn every_kind_of_failure_is_survived_and_retried() {
     let store = Arc::new(MemoryStore::new());
     let node = start_node(store.clone(), scheduler()).await;
     let platform = Platform::start(0);
-    start_supervisor(&platform, autoscale(0, 2)).await;
+    // No resync read in this test: every read is one a write waited for.
+    start_supervisor(&platform, autoscale(0, 2), Duration::from_secs(600)).await;
     wait_until("the Supervisor read the count", || {
         platform.calls().contains(&Call::Read)
     })

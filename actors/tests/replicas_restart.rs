@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::platform::{Call, Platform};
 use common::{
@@ -20,7 +21,7 @@ async fn a_restarted_supervisor_adopts_the_count_without_writing() {
     let node = start_node(store.clone(), scheduler()).await;
     let platform = Platform::start(2);
     wait_for_slots(4).await;
-    start_supervisor(&platform, autoscale(2, 6)).await;
+    start_supervisor(&platform, autoscale(2, 6), Duration::from_millis(200)).await;
     wait_until("the Supervisor read the count three times", || {
         platform
             .calls()

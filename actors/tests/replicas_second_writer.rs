@@ -19,7 +19,7 @@ async fn a_second_writer_pauses_the_pool_and_resume_adopts_its_count() {
     let _node = start_node(store, scheduler()).await;
     let platform = Platform::start(1);
     wait_for_slots(2).await;
-    let supervisor = start_supervisor(&platform, autoscale(1, 4)).await;
+    let supervisor = start_supervisor(&platform, autoscale(1, 4), Duration::from_millis(200)).await;
     wait_until("the Supervisor read the count", || {
         platform.calls().contains(&Call::Read)
     })

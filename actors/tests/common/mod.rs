@@ -260,10 +260,11 @@ pub fn autoscale(min: u32, max: u32) -> AutoscaleSettings {
 }
 
 /// Starts a Supervisor scaling [`POOL`] (executors of 2 slots) through `platform`'s
-/// replica count, deciding every 100 ms and reading the count again every 200 ms.
+/// replica count, deciding every 100 ms and reading the count again every `resync`.
 pub async fn start_supervisor(
     platform: &platform::Platform,
     settings: AutoscaleSettings,
+    resync: Duration,
 ) -> ActorRef<SupervisorMsg> {
     let pool = ScaledPool {
         name: POOL.into(),
@@ -272,7 +273,7 @@ pub async fn start_supervisor(
         cold_start_guess_ms: 500,
         backend: PoolBackend::Replicas {
             backend: Arc::new(platform.clone()),
-            resync: Duration::from_millis(200),
+            resync,
         },
     };
     let args = SupervisorArgs {
