@@ -1,5 +1,5 @@
 //! The Supervisor: scales executor pools by queue pressure. It ticks (and wakes at once
-//! when a job is queued for a pool with no executor), reads every pool from the
+//! when a job is queued for a pool with no executor or left waiting for a slot), reads every pool from the
 //! CapacityManager, asks each pool's [`AutoscalePolicy`] for the desired executor
 //! count, sets the pool's `target`, exports it as `marie_supervisor_desired_executors`
 //! (with the measured cold start as `marie_supervisor_cold_start_seconds`), logs each
