@@ -20,7 +20,8 @@ use marie_actors::remote_store::RemoteStore;
 use marie_actors::root::{NodeRoot, NodeRootArgs};
 use marie_actors::store_service::StoreService;
 use marie_actors::supervisor::{
-    ExternalBackend, LocalBackend, LocalPool, ScaleBackend, ScaledPool, Supervisor, SupervisorArgs,
+    ExternalBackend, LocalBackend, LocalPool, PoolBackend, ScaleBackend, ScaledPool, Supervisor,
+    SupervisorArgs,
 };
 use marie_protocol::messages::{CapacityMsg, CapacityQuery, DrainOrder, ExecutorMsg, ExecutorName};
 use marie_store::memory::MemoryStore;
@@ -362,11 +363,11 @@ async fn start_supervisor(
             slots: p.slots,
             settings: p.autoscale.clone().unwrap_or_default(),
             cold_start_guess_ms: config.supervisor.cold_start_guess_ms,
+            backend: PoolBackend::Executors(backend.clone()),
         })
         .collect();
     let args = SupervisorArgs {
         pools,
-        backend,
         tick: Duration::from_millis(config.supervisor.tick_ms),
     };
     let name = format!("{}-supervisor", config.node.name);

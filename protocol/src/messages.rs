@@ -243,10 +243,13 @@ pub struct PoolName(pub String);
 #[derive(RactorClusterMessage)]
 pub enum SupervisorMsg {
     /// From the CapacityManager: a job was queued for a pool with no executor taking
-    /// work; decide now rather than at the next tick.
+    /// work, or left waiting for a slot; decide now rather than at the next tick.
     Wake(PoolName),
     /// Timer: read the pools, decide, carry the decisions out.
     Tick(Tick),
+    /// From an operator: the pool, paused because somebody else set its replica count,
+    /// is the Supervisor's again: read the count, adopt it, write again.
+    Resume(PoolName),
 }
 
 /// The beat of a timer: the payload of the messages an actor sends itself periodically.

@@ -1,18 +1,34 @@
 //! The Supervisor: scales executor pools by queue pressure. It ticks (and wakes at once
-//! when a job is queued for a pool with no executor), reads every pool from the
+//! when a job is queued for a pool with no executor or left waiting for a slot), reads every pool from the
 //! CapacityManager, asks each pool's [`AutoscalePolicy`] for the desired executor
 //! count, sets the pool's `target`, exports it as `marie_supervisor_desired_executors`
 //! (with the measured cold start as `marie_supervisor_cold_start_seconds`), logs each
-//! change with its reason, and has a [`ScaleBackend`] carry it out.
+//! change with its reason, and has the pool's backend ([`PoolBackend`]) carry it out.
 //!
 //! Scale-down is lossless: the executor to go (still starting first, then idle, then
 //! least busy) is drained — no new leases, its running jobs finish — and released only
 //! once it has left. The bookkeeping behind this (starting, draining, the measured cold
 //! start, the plan) is `marie_decide::autoscale::PoolBook`, plain code that the
 //! simulator of `marie-sim` drives too; this actor carries its plan out.
+//!
+//! Each pool has its own backend. A [`ScaleBackend`] starts executors by name and
+//! releases them (local, process, external). A [`ReplicaBackend`] is a platform that
+//! keeps a replica count per pool and names executors itself (a Kubernetes
+//! Deployment): the Supervisor adopts the count it finds at start (a restarted server
+//! writes nothing for it), counts replicas not registered yet as starting (a crashed
+//! pod the platform replaces is one of them), raises the count for a burst at once on
+//! the CapacityManager's wake (no read before the write), lowers it first by replicas
+//! still starting and otherwise drains executors and then takes their replicas off by
+//! name. It reads the count again every resync interval: a count it did not set means
+//! somebody else scales the pool, which pauses it (no more writes, gauge
+//! `marie_supervisor_scaling_paused` at 1) until [`SupervisorMsg::Resume`]. Failures
+//! are logged once per kind, counted in `marie_supervisor_backend_errors_total` and
+//! retried with backoff (`replica_pool`).
 
 mod backend;
 mod local;
+mod pool;
+mod replica_pool;
 mod replicas;
 
 use std::collections::BTreeMap;
@@ -30,35 +46,21 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
 
 pub use backend::{BackendError, ExternalBackend, ScaleBackend};
 pub use local::{LocalBackend, LocalPool};
+pub use pool::{PoolBackend, REPLICA_RESYNC, ScaledPool};
 pub use replicas::{ReplicaBackend, ReplicaError, ReplicaFailure};
 
 use crate::clock::MonotonicClock;
 use crate::lookup;
-use marie_decide::autoscale::{AutoscalePolicy, AutoscaleSettings, PoolBook};
+use marie_decide::autoscale::{AutoscalePolicy, PoolBook};
+use replica_pool::ReplicaPool;
 
 /// How long the Supervisor waits for the CapacityManager.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One pool the Supervisor scales.
-#[derive(Clone, Debug)]
-pub struct ScaledPool {
-    /// The pool's name.
-    pub name: String,
-    /// Slots of each executor.
-    pub slots: u32,
-    /// The policy's settings.
-    pub settings: AutoscaleSettings,
-    /// A first guess of the time from asking for an executor to its first free slot,
-    /// until one is measured, in milliseconds.
-    pub cold_start_guess_ms: u64,
-}
-
 /// What the Supervisor starts with.
 pub struct SupervisorArgs {
-    /// The pools it scales.
+    /// The pools it scales, each with its backend.
     pub pools: Vec<ScaledPool>,
-    /// Who carries decisions out.
-    pub backend: Arc<dyn ScaleBackend>,
     /// How often it decides.
     pub tick: Duration,
 }
@@ -70,15 +72,23 @@ struct Scaled {
     policy: AutoscalePolicy,
     book: PoolBook,
     desired: Option<u32>,
+    carrier: Carrier,
+}
+
+/// Who carries out one pool's plan.
+enum Carrier {
+    /// Starts and releases executors by name.
+    Executors(Arc<dyn ScaleBackend>),
+    /// Sets the pool's replica count on a platform.
+    Replicas(ReplicaPool),
 }
 
 /// The Supervisor's state.
 pub struct SupervisorState {
     pools: BTreeMap<String, Scaled>,
-    backend: Arc<dyn ScaleBackend>,
     clock: MonotonicClock,
     exported: Arc<Mutex<BTreeMap<String, Exported>>>,
-    _gauges: [ObservableGauge<f64>; 2],
+    _gauges: [ObservableGauge<f64>; 3],
 }
 
 /// What the Supervisor exports per pool.
@@ -86,6 +96,8 @@ pub struct SupervisorState {
 struct Exported {
     desired: u32,
     cold_start_ms: u64,
+    /// Declarative pools: whether somebody else's count paused the pool.
+    paused: Option<bool>,
 }
 
 impl Actor for Supervisor {
@@ -101,14 +113,18 @@ impl Actor for Supervisor {
         pg::join(SUPERVISOR_GROUP.to_string(), vec![myself.get_cell()]);
         let clock = MonotonicClock::start();
         let exported: Arc<Mutex<BTreeMap<String, Exported>>> = Arc::default();
-        let gauge = |name: &'static str, description: &'static str, value: fn(&Exported) -> f64| {
+        let gauge = |name: &'static str,
+                     description: &'static str,
+                     value: fn(&Exported) -> Option<f64>| {
             let read = exported.clone();
             opentelemetry::global::meter("marie")
                 .f64_observable_gauge(name)
                 .with_description(description)
                 .with_callback(move |observer| {
                     for (pool, e) in read.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-                        observer.observe(value(e), &[KeyValue::new("executor", pool.clone())]);
+                        if let Some(value) = value(e) {
+                            observer.observe(value, &[KeyValue::new("executor", pool.clone())]);
+                        }
                     }
                 })
                 .build()
@@ -117,22 +133,44 @@ impl Actor for Supervisor {
             gauge(
                 "marie_supervisor_desired_executors",
                 "Executors the Supervisor wants per pool",
-                |e| f64::from(e.desired),
+                |e| Some(f64::from(e.desired)),
             ),
             gauge(
                 "marie_supervisor_cold_start_seconds",
                 "Measured time from asking for an executor to its first free slot, per pool",
-                |e| e.cold_start_ms as f64 / 1000.0,
+                |e| Some(e.cold_start_ms as f64 / 1000.0),
+            ),
+            gauge(
+                "marie_supervisor_scaling_paused",
+                "1 while somebody else sets a declarative pool's replica count and the Supervisor stands back",
+                |e| e.paused.map(|paused| f64::from(u8::from(paused))),
             ),
         ];
+        let errors = opentelemetry::global::meter("marie")
+            .u64_counter("marie_supervisor_backend_errors_total")
+            .with_description(
+                "Failed reads and writes of a declarative pool's replica count, by kind",
+            )
+            .build();
         let pools = args
             .pools
             .into_iter()
             .map(|p| {
+                let (book, carrier) = match p.backend {
+                    PoolBackend::Executors(backend) => (
+                        PoolBook::new(p.slots, p.cold_start_guess_ms, 0),
+                        Carrier::Executors(backend),
+                    ),
+                    PoolBackend::Replicas { backend, resync } => (
+                        PoolBook::declarative(p.slots, p.cold_start_guess_ms, 0),
+                        Carrier::Replicas(ReplicaPool::new(backend, resync, errors.clone())),
+                    ),
+                };
                 let scaled = Scaled {
                     policy: AutoscalePolicy::new(p.settings),
-                    book: PoolBook::new(p.slots, p.cold_start_guess_ms, 0),
+                    book,
                     desired: None,
+                    carrier,
                 };
                 (p.name, scaled)
             })
@@ -141,7 +179,6 @@ impl Actor for Supervisor {
         myself.cast(SupervisorMsg::Tick(Tick))?;
         Ok(SupervisorState {
             pools,
-            backend: args.backend,
             clock,
             exported,
             _gauges: gauges,
@@ -153,7 +190,15 @@ impl Actor for Supervisor {
         _myself: ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        state.backend.shutdown().await;
+        let mut stopped: Vec<&Arc<dyn ScaleBackend>> = Vec::new();
+        for scaled in state.pools.values() {
+            if let Carrier::Executors(backend) = &scaled.carrier
+                && !stopped.iter().any(|b| Arc::ptr_eq(b, backend))
+            {
+                backend.shutdown().await;
+                stopped.push(backend);
+            }
+        }
         Ok(())
     }
 
@@ -163,9 +208,13 @@ impl Actor for Supervisor {
         msg: SupervisorMsg,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let only = match msg {
-            SupervisorMsg::Wake(pool) => Some(pool.0),
-            SupervisorMsg::Tick(_) => None,
+        let (only, tick) = match msg {
+            SupervisorMsg::Wake(pool) => (Some(pool.0), false),
+            SupervisorMsg::Tick(_) => (None, true),
+            SupervisorMsg::Resume(pool) => {
+                state.resume(&pool.0);
+                (Some(pool.0), false)
+            }
         };
         let Some(manager) = lookup::capacity_manager() else {
             return Ok(());
@@ -184,73 +233,142 @@ impl Actor for Supervisor {
             if only.as_ref().is_some_and(|p| *p != pool_state.name) {
                 continue;
             }
-            state.scale(&manager, &pool_state).await;
+            state.scale(&manager, &pool_state, tick).await;
         }
         Ok(())
     }
 }
 
 impl SupervisorState {
-    /// One decision for one pool, carried out.
-    async fn scale(&mut self, manager: &ActorRef<CapacityMsg>, pool_state: &PoolState) {
+    /// An operator gives a paused declarative pool back to the Supervisor.
+    fn resume(&mut self, pool: &str) {
+        match self.pools.get_mut(pool).map(|scaled| &mut scaled.carrier) {
+            Some(Carrier::Replicas(replicas)) => replicas.resume(pool),
+            Some(Carrier::Executors(_)) => {
+                tracing::warn!(
+                    pool,
+                    "nothing to resume: the pool is not scaled through a replica count"
+                );
+            }
+            None => tracing::warn!(
+                pool,
+                "nothing to resume: the Supervisor does not scale this pool"
+            ),
+        }
+    }
+
+    /// One decision for one pool, carried out (`tick`: on the timer, not a wake).
+    async fn scale(&mut self, manager: &ActorRef<CapacityMsg>, pool_state: &PoolState, tick: bool) {
         let now = self.clock.now_ms();
         let Some(scaled) = self.pools.get_mut(&pool_state.name) else {
             return;
         };
         let pool = pool_state.name.as_str();
-        let changes = scaled.book.observe(pool_state, now);
+        let Scaled {
+            policy,
+            book,
+            desired,
+            carrier,
+        } = scaled;
+        if let Carrier::Replicas(replicas) = carrier {
+            replicas.read(pool, book, now, tick).await;
+        }
+        let changes = book.observe(pool_state, now);
         for (executor, took_ms) in changes.ready {
             tracing::info!(pool, %executor, cold_start_ms = took_ms, "executor ready");
         }
         for executor in changes.drained {
-            self.backend.release(pool, &executor).await;
+            match carrier {
+                Carrier::Executors(backend) => backend.release(pool, &executor).await,
+                Carrier::Replicas(_) => {
+                    tracing::info!(pool, %executor, "drained executor left; its replica goes with the next write");
+                }
+            }
         }
-        let observation = scaled.book.observation(pool_state, now);
-        let decision = scaled.policy.decide(now, &observation);
-        if scaled.desired != Some(decision.desired) {
+        let observation = book.observation(pool_state, now);
+        let decision = policy.decide(now, &observation);
+        if *desired != Some(decision.desired) {
+            let backend = match carrier {
+                Carrier::Executors(backend) => backend.name(),
+                Carrier::Replicas(replicas) => replicas.name(),
+            };
             tracing::info!(
                 pool,
                 from = observation.executors.supply(),
                 to = decision.desired,
                 reason = %decision.reason,
-                backend = self.backend.name(),
+                backend,
                 "scaling"
             );
-            scaled.desired = Some(decision.desired);
+            *desired = Some(decision.desired);
         }
-        let plan = scaled.book.plan(decision.desired, pool_state, now);
-        for _ in 0..plan.start {
-            match self.backend.start(pool).await {
-                Ok(Some(executor)) => scaled.book.started(executor, now),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(
-                        pool,
-                        error = &e as &dyn std::error::Error,
-                        "cannot start an executor"
-                    );
-                    break;
-                }
+        let paused = match carrier {
+            Carrier::Executors(backend) => {
+                carry_out(
+                    backend.as_ref(),
+                    book,
+                    decision.desired,
+                    pool_state,
+                    now,
+                    manager,
+                )
+                .await;
+                None
             }
-        }
-        for executor in plan.cancel {
-            self.backend.release(pool, &executor).await;
-        }
-        for executor in plan.drain {
-            tracing::info!(pool, %executor, "draining executor to scale down");
-            let _ = manager.cast(CapacityMsg::Drain(ExecutorName(executor)));
-        }
+            Carrier::Replicas(replicas) => {
+                replicas
+                    .carry_out(pool, book, decision.desired, pool_state, now, manager)
+                    .await;
+                Some(replicas.paused())
+            }
+        };
         let _ = manager.cast(CapacityMsg::SetTarget(PoolTarget {
             pool: pool.to_owned(),
-            slots: plan.target_slots,
+            slots: u64::from(decision.desired) * u64::from(book.slots()),
         }));
         let exported = Exported {
             desired: decision.desired,
-            cold_start_ms: scaled.book.cold_start_ms(),
+            cold_start_ms: book.cold_start_ms(),
+            paused,
         };
         self.exported
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(pool.to_owned(), exported);
+    }
+}
+
+/// Brings a pool whose executors are started by name to `desired`: starts the missing
+/// ones, cancels starts, drains the executors to go.
+async fn carry_out(
+    backend: &dyn ScaleBackend,
+    book: &mut PoolBook,
+    desired: u32,
+    pool_state: &PoolState,
+    now: u64,
+    manager: &ActorRef<CapacityMsg>,
+) {
+    let pool = pool_state.name.as_str();
+    let plan = book.plan(desired, pool_state, now);
+    for _ in 0..plan.start {
+        match backend.start(pool).await {
+            Ok(Some(executor)) => book.started(executor, now),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(
+                    pool,
+                    error = &e as &dyn std::error::Error,
+                    "cannot start an executor"
+                );
+                break;
+            }
+        }
+    }
+    for executor in plan.cancel {
+        backend.release(pool, &executor).await;
+    }
+    for executor in plan.drain {
+        tracing::info!(pool, %executor, "draining executor to scale down");
+        let _ = manager.cast(CapacityMsg::Drain(ExecutorName(executor)));
     }
 }

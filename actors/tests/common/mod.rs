@@ -15,6 +15,7 @@
 
 pub mod controlled_store;
 pub mod fake_executor;
+pub mod platform;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,9 +26,13 @@ use marie_actors::executor::{Executor, ExecutorArgs};
 use marie_actors::gateway::{Gateway, GatewayArgs};
 use marie_actors::lookup;
 use marie_actors::root::{NodeRoot, NodeRootArgs, RootMsg};
+use marie_actors::supervisor::{PoolBackend, ScaledPool, Supervisor, SupervisorArgs};
 use marie_decide::admission::{Limits, PoolRules};
+use marie_decide::autoscale::{AutoscaleSettings, ScaleToZero};
 use marie_decide::scheduling::{PoolSetup, SchedulerConfig};
-use marie_protocol::messages::{CapacityMsg, CapacityQuery, ExecutorMsg, GatewayMsg, Reply};
+use marie_protocol::messages::{
+    CapacityMsg, CapacityQuery, ExecutorMsg, GatewayMsg, Reply, SupervisorMsg,
+};
 use marie_protocol::{JobId, JobSpec, JobStatus};
 use marie_store::{GatewayStore, JobStore};
 use ractor::rpc::CallResult;
@@ -235,4 +240,48 @@ pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Autoscale settings that move within seconds: from `min` to `max` executors, no
+/// scale-down window beyond the runs, and — with `min` 0 — idle to one executor after
+/// 1 s and to zero after 2 s.
+pub fn autoscale(min: u32, max: u32) -> AutoscaleSettings {
+    AutoscaleSettings {
+        min,
+        max,
+        scale_down_window_secs: 0,
+        scale_to_zero: ScaleToZero {
+            enabled: min == 0,
+            idle_delay_secs: 1,
+            last_executor_delay_secs: 2,
+        },
+        ..AutoscaleSettings::default()
+    }
+}
+
+/// Starts a Supervisor scaling [`POOL`] (executors of 2 slots) through `platform`'s
+/// replica count, deciding every 100 ms and reading the count again every `resync`.
+pub async fn start_supervisor(
+    platform: &platform::Platform,
+    settings: AutoscaleSettings,
+    resync: Duration,
+) -> ActorRef<SupervisorMsg> {
+    let pool = ScaledPool {
+        name: POOL.into(),
+        slots: 2,
+        settings,
+        cold_start_guess_ms: 500,
+        backend: PoolBackend::Replicas {
+            backend: Arc::new(platform.clone()),
+            resync,
+        },
+    };
+    let args = SupervisorArgs {
+        pools: vec![pool],
+        tick: Duration::from_millis(100),
+    };
+    Actor::spawn(Some("test-supervisor".into()), Supervisor, args)
+        .await
+        .expect("the Supervisor starts")
+        .0
 }

@@ -2,11 +2,16 @@
 //! executors are starting, ready or draining, the cold start measured from them, what
 //! the policy observes, and what to do to bring the pool to the count the policy wants.
 //! The Supervisor actor and the simulator (`marie-sim`) both keep one per pool.
+//!
+//! A book counts starts one of two ways: by name, when the backend names each executor
+//! it starts (local, process); or by replica count, for a declarative backend whose
+//! platform keeps a count per pool and names executors itself ([`PoolBook::declarative`]).
 
 use std::collections::BTreeMap;
 
 use marie_protocol::PoolState;
 
+use super::replicas::{ReplicaCount, ReplicaRead, ReplicaWrite};
 use super::victims::{Victim, choose_victims};
 use super::{ArrivalRate, ExecutorCounts, PoolObservation, RunTime};
 
@@ -24,6 +29,8 @@ pub struct PoolBook {
     slots: u32,
     /// Executors asked for and not registered yet, with when they were asked for.
     starting: BTreeMap<String, u64>,
+    /// A declarative pool's replica count: starts are counted, not named.
+    replicas: Option<ReplicaCount>,
     /// Executors told to drain and not gone yet, with when they were told.
     draining: BTreeMap<String, u64>,
     cold_start_ms: u64,
@@ -52,8 +59,13 @@ pub struct ScalePlan {
     /// Executors still starting whose start is cancelled: the backend releases them.
     pub cancel: Vec<String>,
     /// Registered executors to drain (no new leases); the backend releases each once
-    /// [`PoolBook::observe`] reports it gone.
+    /// [`PoolBook::observe`] reports it gone (a declarative pool's next
+    /// [`ScalePlan::replicas`] names it among the leaving).
     pub drain: Vec<String>,
+    /// Declarative pools: the replica count to set (up by the missing executors, or down
+    /// by drained executors gone and replicas not registered yet); report it made with
+    /// [`PoolBook::written`]. Until then the book counts the pool as it was.
+    pub replicas: Option<ReplicaWrite>,
     /// Slots the pool should have: the CapacityManager's `target`.
     pub target_slots: u64,
 }
@@ -65,12 +77,62 @@ impl PoolBook {
         PoolBook {
             slots,
             starting: BTreeMap::new(),
+            replicas: None,
             draining: BTreeMap::new(),
             cold_start_ms,
             measured: false,
             arrivals: ArrivalRate::new(now_ms),
             run_time: RunTime::with_time_constant(RUN_TIME_CONSTANT_MS),
             arrived_total: None,
+        }
+    }
+
+    /// A book for a declarative pool: the platform keeps its replica count and names
+    /// its executors. Nothing is written until the count was read once
+    /// ([`PoolBook::read_replicas`]).
+    pub fn declarative(slots: u32, cold_start_ms: u64, now_ms: u64) -> Self {
+        PoolBook {
+            replicas: Some(ReplicaCount::default()),
+            ..PoolBook::new(slots, cold_start_ms, now_ms)
+        }
+    }
+
+    /// A declarative pool's replica count as set or adopted last; `None` before the
+    /// first read, and for a pool whose executors are started by name.
+    pub fn applied_replicas(&self) -> Option<u32> {
+        self.replicas.as_ref().and_then(ReplicaCount::applied)
+    }
+
+    /// A declarative pool's platform reads `found` replicas at `now_ms`: the first read is
+    /// adopted; `None` for a pool whose executors are started by name.
+    pub fn read_replicas(&mut self, found: u32, now_ms: u64) -> Option<ReplicaRead> {
+        Some(self.replicas.as_mut()?.read(found, now_ms))
+    }
+
+    /// Takes `found` as a declarative pool's count, whoever set it.
+    pub fn adopt_replicas(&mut self, found: u32) {
+        if let Some(count) = self.replicas.as_mut() {
+            count.adopt(found);
+        }
+    }
+
+    /// The backend made `write` at `now_ms`: the new replicas are starting from now;
+    /// those taken off while starting are cancelled starts (a lower bound of the cold
+    /// start).
+    pub fn written(&mut self, write: &ReplicaWrite, now_ms: u64) {
+        let Some(count) = self.replicas.as_mut() else {
+            return;
+        };
+        for age in count.written(write, now_ms) {
+            self.cancelled_after(age);
+        }
+    }
+
+    /// The backend reported `write` failed; if a later read finds its count, it took
+    /// effect after all and counts as Marie's.
+    pub fn write_failed(&mut self, write: ReplicaWrite) {
+        if let Some(count) = self.replicas.as_mut() {
+            count.write_failed(write);
         }
     }
 
@@ -92,14 +154,25 @@ impl PoolBook {
     pub fn observe(&mut self, state: &PoolState, now_ms: u64) -> ExecutorChanges {
         let registered = |name: &str| state.executors.iter().any(|e| e.name == name);
         let mut changes = ExecutorChanges::default();
-        let ready: Vec<String> = self
-            .starting
-            .keys()
-            .filter(|n| registered(n))
-            .cloned()
-            .collect();
-        for name in ready {
-            let asked = self.starting.remove(&name).unwrap_or(now_ms);
+        let ready: Vec<(String, u64)> = match self.replicas.as_mut() {
+            Some(count) => count.registered(state, now_ms),
+            None => {
+                let names: Vec<String> = self
+                    .starting
+                    .keys()
+                    .filter(|n| registered(n))
+                    .cloned()
+                    .collect();
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let asked = self.starting.remove(&name).unwrap_or(now_ms);
+                        (name, asked)
+                    })
+                    .collect()
+            }
+        };
+        for (name, asked) in ready {
             let took = now_ms.saturating_sub(asked);
             self.cold_start_ms = match self.measured {
                 true => (self.cold_start_ms + took) / 2,
@@ -116,6 +189,9 @@ impl PoolBook {
             .collect();
         for name in gone {
             self.draining.remove(&name);
+            if let Some(count) = self.replicas.as_mut() {
+                count.left(name.clone());
+            }
             changes.drained.push(name);
         }
         let previous = self.arrived_total.replace(state.arrived_total);
@@ -138,11 +214,14 @@ impl PoolBook {
             mean_run_ms: self.run_time.mean_ms(),
             slots_per_executor: self.slots,
             executors: self.counts(state),
-            starting_for_ms: self
-                .starting
-                .values()
-                .map(|&asked| now_ms.saturating_sub(asked))
-                .collect(),
+            starting_for_ms: match &self.replicas {
+                Some(count) => count.starting_for_ms(now_ms),
+                None => self
+                    .starting
+                    .values()
+                    .map(|&asked| now_ms.saturating_sub(asked))
+                    .collect(),
+            },
             cold_start_ms: self.cold_start_ms,
         }
     }
@@ -151,14 +230,30 @@ impl PoolBook {
     /// start the missing ones, or take away the surplus — those still starting first
     /// (cancelled), then idle, then least busy registered ones (drained, so no job is
     /// cut short). Draining executors are never woken: they are already leaving.
+    ///
+    /// A declarative pool's starts and cancels are one [`ScalePlan::replicas`] write:
+    /// the count goes up by the missing executors, or down by the surplus still starting
+    /// (the platform removes replicas not registered first) and by drained executors
+    /// gone; the rest of the surplus is drained as above.
     pub fn plan(&mut self, desired: u32, state: &PoolState, now_ms: u64) -> ScalePlan {
-        let supply = self.counts(state).supply();
+        let counts = self.counts(state);
+        let supply = counts.supply();
+        let missing = desired.saturating_sub(supply);
         let mut plan = ScalePlan {
-            start: desired.saturating_sub(supply),
+            start: missing,
             target_slots: u64::from(desired) * u64::from(self.slots),
             ..ScalePlan::default()
         };
-        let surplus = supply.saturating_sub(desired) as usize;
+        let mut surplus = supply.saturating_sub(desired) as usize;
+        if let Some(count) = &self.replicas {
+            if count.applied().is_none() {
+                return plan;
+            }
+            let down = counts.starting.min(surplus as u32);
+            plan.start = 0;
+            plan.replicas = count.write(missing, down);
+            surplus -= down as usize;
+        }
         if surplus == 0 {
             return plan;
         }
@@ -201,9 +296,14 @@ impl PoolBook {
 
     fn counts(&self, state: &PoolState) -> ExecutorCounts {
         let draining = state.executors.iter().filter(|e| e.draining).count() as u32;
+        let registered = state.executors.len() as u32;
+        let starting = match &self.replicas {
+            Some(count) => count.starting(registered),
+            None => self.starting.len() as u32,
+        };
         ExecutorCounts {
-            ready: state.executors.len() as u32 - draining,
-            starting: self.starting.len() as u32,
+            ready: registered - draining,
+            starting,
             draining,
             parked: 0,
         }
