@@ -20,9 +20,12 @@ use marie_actors::remote_store::RemoteStore;
 use marie_actors::root::{NodeRoot, NodeRootArgs};
 use marie_actors::store_service::StoreService;
 use marie_actors::supervisor::{
-    ExternalBackend, LocalBackend, LocalPool, PoolBackend, ScaleBackend, ScaledPool, Supervisor,
+    ExternalBackend, LocalBackend, LocalPool, PoolBackend, ReplicaBackend, ScaleBackend, ScaledPool,
+    Supervisor,
     SupervisorArgs,
 };
+use marie_deploy::config::Scaler;
+use marie_kubernetes::KubernetesBackend;
 use marie_protocol::messages::{CapacityMsg, CapacityQuery, DrainOrder, ExecutorMsg, ExecutorName};
 use marie_store::memory::MemoryStore;
 use marie_store::sqlite::{SqliteOptions, SqliteStore};
@@ -355,15 +358,16 @@ async fn start_supervisor(
     if scaled.is_empty() {
         return Ok(None);
     }
-    let backend = scale_backend(config, context, &scaled).await?;
+    let backends = pool_backends(config, context, &scaled).await?;
     let pools = scaled
         .iter()
-        .map(|p| ScaledPool {
+        .zip(backends)
+        .map(|(p, backend)| ScaledPool {
             name: p.name.clone(),
             slots: p.slots,
             settings: p.autoscale.clone().unwrap_or_default(),
             cold_start_guess_ms: config.supervisor.cold_start_guess_ms,
-            backend: PoolBackend::Executors(backend.clone()),
+            backend,
         })
         .collect();
     let args = SupervisorArgs {
@@ -377,18 +381,18 @@ async fn start_supervisor(
     Ok(Some(supervisor))
 }
 
-/// The backend through which the Supervisor starts and stops the executors of the
-/// `scaled` pools (`supervisor.backend`).
-async fn scale_backend(
+/// Who carries out the Supervisor's decisions for each of the `scaled` pools, in their
+/// order (`supervisor.backend`). With `kubernetes`, the pools whose scaler is the
+/// Supervisor get the `kubernetes` backend (their Deployments' replicas); pools a KEDA
+/// ScaledObject or an HPA scales get `external`: the Supervisor decides and exports.
+async fn pool_backends(
     config: &Config,
     context: &NodeContext,
     scaled: &[&PoolConfig],
-) -> anyhow::Result<Arc<dyn ScaleBackend>> {
-    Ok(match config.supervisor.backend {
+) -> anyhow::Result<Vec<PoolBackend>> {
+    let backend: Arc<dyn ScaleBackend> = match config.supervisor.backend {
         ScaleBackendKind::External => Arc::new(ExternalBackend),
-        ScaleBackendKind::Kubernetes => anyhow::bail!(
-            "supervisor.backend = \"kubernetes\" is not wired into the node yet: use \"external\" and a keda or hpa scaler per pool"
-        ),
+        ScaleBackendKind::Kubernetes => return kubernetes_backends(config, scaled).await,
         ScaleBackendKind::Local => Arc::new(local_backend(config, scaled).await?),
         ScaleBackendKind::Process => {
             let cookie = context
@@ -403,7 +407,51 @@ async fn scale_backend(
                 context.config_path.clone(),
             )?)
         }
-    })
+    };
+    Ok(scaled
+        .iter()
+        .map(|_| PoolBackend::Executors(backend.clone()))
+        .collect())
+}
+
+/// `supervisor.backend = "kubernetes"`: one client to the API server for the pools the
+/// Supervisor scales there, `external` for the others.
+async fn kubernetes_backends(
+    config: &Config,
+    scaled: &[&PoolConfig],
+) -> anyhow::Result<Vec<PoolBackend>> {
+    let ours = |p: &PoolConfig| p.kubernetes.scaler_or_default(true) == Scaler::Supervisor;
+    let supervised: Vec<&str> = scaled
+        .iter()
+        .filter(|p| ours(p))
+        .map(|p| p.name.as_str())
+        .collect();
+    let settings = &config.supervisor.kubernetes;
+    let replicas: Option<Arc<dyn ReplicaBackend>> = match supervised.is_empty() {
+        true => None,
+        false => {
+            let backend = KubernetesBackend::connect(settings.namespace.as_deref(), supervised)
+                .await
+                .context("supervisor.backend = \"kubernetes\" cannot reach the Kubernetes API")?;
+            tracing::info!(
+                namespace = backend.namespace(),
+                "the Supervisor scales its pools' Deployments"
+            );
+            Some(Arc::new(backend))
+        }
+    };
+    let external: Arc<dyn ScaleBackend> = Arc::new(ExternalBackend);
+    let resync = Duration::from_millis(settings.resync_ms);
+    Ok(scaled
+        .iter()
+        .map(|p| match (&replicas, ours(p)) {
+            (Some(backend), true) => PoolBackend::Replicas {
+                backend: backend.clone(),
+                resync,
+            },
+            _ => PoolBackend::Executors(external.clone()),
+        })
+        .collect())
 }
 
 /// Executors started in this process, with each scaled pool's handlers loaded and

@@ -16,6 +16,7 @@ mod jobs;
 mod nodes;
 mod openapi;
 mod probes;
+mod scaling;
 mod views;
 
 use std::net::SocketAddr;
@@ -96,6 +97,7 @@ fn router(state: ApiState, public: Router) -> Router {
         .route("/api/jobs/{id}/result", get(jobs::result))
         .route("/api/capacity", get(capacity::capacity))
         .route("/api/nodes", get(nodes::nodes))
+        .route("/api/pools/{pool}/scaling/resume", post(scaling::resume))
         .route("/api/openapi.json", get(openapi::openapi_json));
     if state.auth_token.is_some() {
         api = api.route_layer(from_fn_with_state(state.clone(), auth::require_token));

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{capacity, health, jobs, nodes};
+use super::{capacity, health, jobs, nodes, scaling};
 
 /// The API's OpenAPI description.
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use super::{capacity, health, jobs, nodes};
         jobs::cancel,
         capacity::capacity,
         nodes::nodes,
+        scaling::resume,
         health::healthz,
         health::readyz,
         openapi_json,
