@@ -16,7 +16,7 @@ pub(crate) const MERGE_PATCH: &str = "application/merge-patch+json";
 pub(crate) fn strict<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     let mut unknown = Vec::new();
     let decoded: Result<T, _> =
-        serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
+        serde_ignored::deserialize(value, |path| unknown.push(field_path(&path)));
     let decoded =
         decoded.map_err(|e| ApiError::bad_request(format!("strict decoding error: {e}")))?;
     if unknown.is_empty() {
@@ -30,6 +30,22 @@ pub(crate) fn strict<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
             "strict decoding error: {}",
             fields.join(", ")
         )))
+    }
+}
+
+/// A field's path as the API server writes it: `spec.containers[0].name`.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            p if p.is_empty() => key.clone(),
+            p => format!("{p}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 
