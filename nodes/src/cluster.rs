@@ -20,9 +20,8 @@ use marie_actors::remote_store::RemoteStore;
 use marie_actors::root::{NodeRoot, NodeRootArgs};
 use marie_actors::store_service::StoreService;
 use marie_actors::supervisor::{
-    ExternalBackend, LocalBackend, LocalPool, PoolBackend, ReplicaBackend, ScaleBackend, ScaledPool,
-    Supervisor,
-    SupervisorArgs,
+    ExternalBackend, LocalBackend, LocalPool, PoolBackend, ReplicaBackend, ScaleBackend,
+    ScaledPool, Supervisor, SupervisorArgs,
 };
 use marie_deploy::config::Scaler;
 use marie_kubernetes::KubernetesBackend;
