@@ -254,7 +254,12 @@ impl PoolBook {
             plan.start = 0;
             plan.replicas = count.write(missing, down);
             surplus -= down as usize;
-            surplus = surplus.min(count.drainable(desired, counts.draining, down) as usize);
+            let drained = state
+                .executors
+                .iter()
+                .filter(|e| e.draining && self.draining.contains_key(&e.name))
+                .count() as u32;
+            surplus = surplus.min(count.drainable(desired, drained, down) as usize);
         }
         if surplus == 0 {
             return plan;
@@ -300,7 +305,15 @@ impl PoolBook {
         let draining = state.executors.iter().filter(|e| e.draining).count() as u32;
         let registered = state.executors.len() as u32;
         let starting = match &self.replicas {
-            Some(count) => count.starting(registered),
+            // An executor draining on its own (its pod was deleted) holds no replica of
+            // the count: the platform starts its replacement at once.
+            Some(count) => count.starting(
+                state
+                    .executors
+                    .iter()
+                    .filter(|e| !e.draining || self.draining.contains_key(&e.name))
+                    .count() as u32,
+            ),
             None => self.starting.len() as u32,
         };
         ExecutorCounts {

@@ -93,14 +93,14 @@ impl ReplicaCount {
     }
 
     /// How many registered executors the count leaves to drain for `desired`: those of
-    /// the count not leaving, not `draining` and not taken off as starting (`down`),
-    /// above `desired`. Executors registered beyond the count are not the Supervisor's
+    /// the count not leaving, not `drained` (draining on the Supervisor's word) and not
+    /// taken off as starting (`down`), above `desired`. Executors registered beyond the count are not the Supervisor's
     /// to drain: somebody else raised it (its next read finds out and pauses the pool)
     /// or the platform runs a surge pod of a rollout, which it removes itself.
-    pub(super) fn drainable(&self, desired: u32, draining: u32, down: u32) -> u32 {
+    pub(super) fn drainable(&self, desired: u32, drained: u32, down: u32) -> u32 {
         self.applied.map_or(0, |applied| {
             let held = desired
-                .saturating_add(draining)
+                .saturating_add(drained)
                 .saturating_add(down)
                 .saturating_add(self.leaving.len() as u32);
             applied.saturating_sub(held)
@@ -249,6 +249,30 @@ mod tests {
         );
         assert_eq!(book.cold_start_ms(), 1_000);
         assert_eq!(book.observation(&state, 5_000).executors.starting, 0);
+    }
+
+    #[test]
+    fn a_deleted_pod_draining_on_its_own_is_replaced_by_the_platform_not_asked_again() {
+        let two = pool(vec![load("a", 0, false), load("b", 1, false)]);
+        let mut book = book_at(2, &two);
+        // b's pod was deleted: it drains on SIGTERM while its replacement starts.
+        let deleted = pool(vec![load("a", 0, false), load("b", 1, true)]);
+        book.observe(&deleted, 100);
+        let observation = book.observation(&deleted, 100);
+        assert_eq!(
+            (observation.executors.ready, observation.executors.starting),
+            (1, 1),
+            "the replacement is starting"
+        );
+        assert_eq!(book.plan(2, &deleted, 100).replicas, None);
+        let replaced = pool(vec![
+            load("a", 0, false),
+            load("b", 1, true),
+            load("c", 0, false),
+        ]);
+        book.observe(&replaced, 200);
+        assert_eq!(book.observation(&replaced, 200).executors.starting, 0);
+        assert_eq!(book.plan(2, &replaced, 200).replicas, None);
     }
 
     #[test]
