@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use kube::{DEPLOYMENT, KubeCluster, POOL, Pool, field};
-use serde_json::Value;
 
 /// A burst of short jobs against one pod: the pool goes to max and back to min; every
 /// job succeeds once; only pods whose executors the Supervisor drained are removed; every
@@ -73,22 +72,9 @@ fn a_pool_at_zero_queues_a_job_starts_a_pod_and_returns_to_zero() {
     };
     let cluster = KubeCluster::start(pool, Duration::ZERO);
     cluster.wait_for_pods(0);
-    let client = reqwest::blocking::Client::new();
-    let response = client
-        .post(
-            cluster
-                .marie()
-                .http_url(&format!("/api/jobs?pool={POOL}&handler=echo")),
-        )
-        .body("wake up")
-        .send()
-        .expect("POST /api/jobs");
-    assert_eq!(response.status().as_u16(), 202, "queued, not refused");
-    let submitted: Value = response.json().expect("JSON");
-    let id = submitted["result"]["id"]
-        .as_str()
-        .expect("an id")
-        .to_owned();
+    let (status, id, _) = cluster.post_job("echo", "wake up");
+    assert_eq!(status, 202, "queued, not refused");
+    let id = id.expect("an id");
     let status = cluster.wait_jobs(std::slice::from_ref(&id));
     cluster.assert_each_succeeded_once(&status);
     let up: Vec<(i32, i32)> = cluster

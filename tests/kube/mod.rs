@@ -338,6 +338,36 @@ impl KubeCluster {
             .collect()
     }
 
+    /// Submits one job through the HTTP API; answers the HTTP status, the job's id when
+    /// accepted, and when the answer came.
+    pub fn post_job(&self, handler: &str, body: &str) -> (u16, Option<String>, SystemTime) {
+        let response = reqwest::blocking::Client::new()
+            .post(
+                self.marie
+                    .http_url(&format!("/api/jobs?pool={POOL}&handler={handler}")),
+            )
+            .body(body.to_owned())
+            .send()
+            .expect("POST /api/jobs");
+        let answered = SystemTime::now();
+        let status = response.status().as_u16();
+        let body: Value = response.json().unwrap_or_default();
+        let id = body["result"]["id"].as_str().map(str::to_owned);
+        (status, id, answered)
+    }
+
+    /// The jobs the store holds as running, read through the HTTP API.
+    pub fn running_jobs(&self) -> Vec<Value> {
+        let page: Value =
+            reqwest::blocking::get(self.marie.http_url("/api/jobs?state=running&limit=1000"))
+                .and_then(|r| r.json())
+                .unwrap_or_default();
+        page["result"]["jobs"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Waits for every job of `ids` to end; returns their statuses.
     pub fn wait_jobs(&self, ids: &[String]) -> Vec<Value> {
         let mut args = vec!["wait", "--json", "--timeout-secs", "600"];
@@ -393,15 +423,6 @@ impl KubeCluster {
             }
         }
         ends
-    }
-
-    /// The jobs the store holds as running.
-    pub fn running_jobs(&self) -> Vec<Value> {
-        let out = self
-            .marie
-            .cli(&["jobs", "--state", "running", "--limit", "1000", "--json"]);
-        let page: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        page["jobs"].as_array().cloned().unwrap_or_default()
     }
 
     /// The value of the server's metric `name{executor="<pool>"}`, if exported.
