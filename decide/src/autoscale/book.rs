@@ -234,7 +234,8 @@ impl PoolBook {
     /// A declarative pool's starts and cancels are one [`ScalePlan::replicas`] write:
     /// the count goes up by the missing executors, or down by the surplus still starting
     /// (the platform removes replicas not registered first) and by drained executors
-    /// gone; the rest of the surplus is drained as above.
+    /// gone; the rest of the surplus is drained as above, as far as the count holds it
+    /// (executors registered beyond the count are somebody else's).
     pub fn plan(&mut self, desired: u32, state: &PoolState, now_ms: u64) -> ScalePlan {
         let counts = self.counts(state);
         let supply = counts.supply();
@@ -253,6 +254,12 @@ impl PoolBook {
             plan.start = 0;
             plan.replicas = count.write(missing, down);
             surplus -= down as usize;
+            let drained = state
+                .executors
+                .iter()
+                .filter(|e| e.draining && self.draining.contains_key(&e.name))
+                .count() as u32;
+            surplus = surplus.min(count.drainable(desired, drained, down) as usize);
         }
         if surplus == 0 {
             return plan;
@@ -298,7 +305,15 @@ impl PoolBook {
         let draining = state.executors.iter().filter(|e| e.draining).count() as u32;
         let registered = state.executors.len() as u32;
         let starting = match &self.replicas {
-            Some(count) => count.starting(registered),
+            // An executor draining on its own (its pod was deleted) holds no replica of
+            // the count: the platform starts its replacement at once.
+            Some(count) => count.starting(
+                state
+                    .executors
+                    .iter()
+                    .filter(|e| !e.draining || self.draining.contains_key(&e.name))
+                    .count() as u32,
+            ),
             None => self.starting.len() as u32,
         };
         ExecutorCounts {

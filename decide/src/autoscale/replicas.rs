@@ -92,6 +92,21 @@ impl ReplicaCount {
         })
     }
 
+    /// How many registered executors the count leaves to drain for `desired`: those of
+    /// the count not leaving, not `drained` (draining on the Supervisor's word) and not
+    /// taken off as starting (`down`), above `desired`. Executors registered beyond the count are not the Supervisor's
+    /// to drain: somebody else raised it (its next read finds out and pauses the pool)
+    /// or the platform runs a surge pod of a rollout, which it removes itself.
+    pub(super) fn drainable(&self, desired: u32, drained: u32, down: u32) -> u32 {
+        self.applied.map_or(0, |applied| {
+            let held = desired
+                .saturating_add(drained)
+                .saturating_add(down)
+                .saturating_add(self.leaving.len() as u32);
+            applied.saturating_sub(held)
+        })
+    }
+
     /// How long each counted start has been starting, oldest first.
     pub(super) fn starting_for_ms(&self, now_ms: u64) -> Vec<u64> {
         self.asked
@@ -237,6 +252,30 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_pod_draining_on_its_own_is_replaced_by_the_platform_not_asked_again() {
+        let two = pool(vec![load("a", 0, false), load("b", 1, false)]);
+        let mut book = book_at(2, &two);
+        // b's pod was deleted: it drains on SIGTERM while its replacement starts.
+        let deleted = pool(vec![load("a", 0, false), load("b", 1, true)]);
+        book.observe(&deleted, 100);
+        let observation = book.observation(&deleted, 100);
+        assert_eq!(
+            (observation.executors.ready, observation.executors.starting),
+            (1, 1),
+            "the replacement is starting"
+        );
+        assert_eq!(book.plan(2, &deleted, 100).replicas, None);
+        let replaced = pool(vec![
+            load("a", 0, false),
+            load("b", 1, true),
+            load("c", 0, false),
+        ]);
+        book.observe(&replaced, 200);
+        assert_eq!(book.observation(&replaced, 200).executors.starting, 0);
+        assert_eq!(book.plan(2, &replaced, 200).replicas, None);
+    }
+
+    #[test]
     fn going_up_measures_each_new_name_against_the_oldest_ask() {
         let state = pool(vec![load("a", 4, false)]);
         let mut book = book_at(1, &state);
@@ -319,6 +358,28 @@ mod tests {
         );
         book.written(&write, 1_200);
         assert_eq!(book.plan(1, &one_gone, 1_300).replicas, None);
+    }
+
+    #[test]
+    fn executors_beyond_the_count_are_not_drained() {
+        let one = pool(vec![load("a", 0, false)]);
+        let mut book = book_at(1, &one);
+        // Somebody else set 3 replicas; their executors register before the next read.
+        let three = pool(vec![
+            load("a", 0, false),
+            load("b", 0, false),
+            load("c", 0, false),
+        ]);
+        book.observe(&three, 100);
+        let plan = book.plan(1, &three, 100);
+        assert_eq!(
+            (plan.drain, plan.replicas),
+            (vec![], None),
+            "not the Supervisor's replicas to take"
+        );
+        // Once the count is read (and the pool resumed), the surplus is its own.
+        book.adopt_replicas(3);
+        assert_eq!(book.plan(1, &three, 200).drain.len(), 2);
     }
 
     #[test]
