@@ -108,11 +108,14 @@ impl Call for Recovery {
     }
 }
 
+/// Calls of one kind, each with where its answer goes.
+type Calls<C> = Vec<(C, Reply<<C as Call>::Output>)>;
+
 /// Consecutive calls of one kind.
 enum Group {
-    Insert(Vec<(Vec<NewJob>, Reply<Vec<Inserted>>)>),
-    Update(Vec<(Vec<JobUpdate>, Reply<Vec<(JobId, JobState)>>)>),
-    Recover(Vec<(Recovery, Reply<Vec<QueuedJob>>)>),
+    Insert(Calls<Vec<NewJob>>),
+    Update(Calls<Vec<JobUpdate>>),
+    Recover(Calls<Recovery>),
 }
 
 impl Group {
@@ -239,7 +242,7 @@ async fn write_batch(connections: &Connections, batch: Vec<Command>, commits: &A
 /// savepoint; should that fail, each call alone in its own savepoint.
 async fn write_group<C: Call>(
     tx: &mut Transaction<'_>,
-    calls: Vec<(C, Reply<C::Output>)>,
+    calls: Calls<C>,
     answers: &mut Vec<Answer>,
 ) -> Result<(), BatchFailure> {
     let (inputs, replies): (Vec<C>, Vec<_>) = calls.into_iter().unzip();
