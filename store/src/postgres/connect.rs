@@ -91,7 +91,10 @@ impl Connections {
     pub async fn first(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Connect {
             url: self.url.to_string(),
-            source: e.into(),
+            source: match e {
+                PoolError::Backend(e) => e.into(),
+                other => other.into(),
+            },
         })
     }
 
