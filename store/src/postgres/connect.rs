@@ -82,11 +82,6 @@ impl Connections {
         })
     }
 
-    /// The URL, its password masked.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// The first connection, at start: a failure is the node's refusal to start.
     pub async fn first(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Connect {

@@ -111,11 +111,6 @@ impl PostgresStore {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// The URL, its password masked.
-    pub fn url(&self) -> &str {
-        self.connections.url()
-    }
-
     /// Sends a call to the writer and waits for its answer, given after the commit.
     async fn write<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
