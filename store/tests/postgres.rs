@@ -208,6 +208,7 @@ async fn concurrent_calls_share_commits() {
     const PER_TASK: usize = 40;
     let server = server();
     let store = Arc::new(open(&server.url()).await.expect("open"));
+    let started = Instant::now();
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
             let store = Arc::clone(&store);
@@ -238,12 +239,13 @@ async fn concurrent_calls_share_commits() {
         ids.extend(task.await.expect("the task ends"));
     }
     let calls = (TASKS * PER_TASK * 2) as u64;
+    let elapsed = started.elapsed();
     let recovered = store.recover(3_000).await.expect("recover");
     let stored: HashSet<JobId> = recovered.iter().map(|q| q.id).collect();
     assert_eq!(stored, ids);
     assert!(recovered.iter().all(|job| job.attempts_done == 1));
     let commits = store.commits();
-    println!("{calls} inserts and updates in {commits} commits");
+    println!("{calls} inserts and updates in {commits} commits, {elapsed:.2?}");
     assert!(commits * 4 <= calls, "{calls} calls took {commits} commits");
 }
 
