@@ -41,6 +41,8 @@ pub enum Store {
     Sqlite,
     /// Memory only.
     Memory,
+    /// A Postgres database outside the cluster's pods: no volume.
+    Postgres,
 }
 
 /// Who carries out the Supervisor's decisions.

@@ -149,6 +149,8 @@ async fn through_marie(
         (StoreBackend::Memory, false) => "marie, memory store",
         (StoreBackend::Sqlite, true) => "submit only, sqlite store",
         (StoreBackend::Memory, true) => "submit only, memory store",
+        (StoreBackend::Postgres, false) => "marie, postgres store (durable)",
+        (StoreBackend::Postgres, true) => "submit only, postgres store",
     };
     let job = echo_job("bench".into(), args);
     let measured = drive(name, args, client, job).await;

@@ -27,6 +27,7 @@ use marie_deploy::config::Scaler;
 use marie_kubernetes::KubernetesBackend;
 use marie_protocol::messages::{CapacityMsg, CapacityQuery, DrainOrder, ExecutorMsg, ExecutorName};
 use marie_store::memory::MemoryStore;
+use marie_store::postgres::{PostgresOptions, PostgresStore};
 use marie_store::sqlite::{SqliteOptions, SqliteStore};
 use marie_store::{GatewayStore, JobStore};
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
@@ -122,7 +123,7 @@ pub struct NodeActors {
 }
 
 /// Opens the configured store.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
     Ok(match config.store.backend {
         StoreBackend::Memory => Arc::new(MemoryStore::new()),
         StoreBackend::Sqlite => {
@@ -132,6 +133,15 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
                 max_batch: config.store.max_batch,
             };
             Arc::new(SqliteStore::open(&path, options)?)
+        }
+        StoreBackend::Postgres => {
+            let options = PostgresOptions {
+                // The configuration checks refuse a Postgres store without a URL.
+                url: config.store.url.clone().unwrap_or_default(),
+                pool_size: config.store.pool_size,
+                max_batch: config.store.max_batch,
+            };
+            Arc::new(PostgresStore::open(options).await?)
         }
     })
 }
@@ -144,10 +154,11 @@ impl NodeActors {
         role: &Role,
         context: &NodeContext,
     ) -> anyhow::Result<Self> {
-        let store = role
-            .runs_manager()
-            .then(|| open_store(config))
-            .transpose()?;
+        let store = if role.runs_manager() {
+            Some(open_store(config).await?)
+        } else {
+            None
+        };
         let root = start_root(config, store.clone()).await?;
         let root_cell = root.0.clone();
         let mut node = NodeActors {

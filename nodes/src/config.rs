@@ -251,19 +251,28 @@ pub enum StoreBackend {
     Sqlite,
     /// Memory only: nothing survives a restart (benchmarks).
     Memory,
+    /// A Postgres database at `store.url`: durable, and shared by server nodes on other
+    /// machines.
+    Postgres,
 }
 
 /// The job store.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct StoreConfig {
-    /// `sqlite` or `memory`.
+    /// `sqlite`, `postgres` or `memory`.
     pub backend: StoreBackend,
-    /// Sync the disk on every commit (`true`), or leave it to the OS (`false`: a
+    /// SQLite: sync the disk on every commit (`true`), or leave it to the OS (`false`: a
     /// process crash loses nothing, a power loss may lose the last commits).
     pub sync_full: bool,
     /// Most writes folded into one commit.
     pub max_batch: usize,
+    /// Postgres: `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (better given as
+    /// `MARIE_STORE__URL`, since it holds the password). Shown only with the password
+    /// masked.
+    pub url: Option<String>,
+    /// Postgres: most connections the node holds open.
+    pub pool_size: usize,
 }
 
 impl Default for StoreConfig {
@@ -272,6 +281,8 @@ impl Default for StoreConfig {
             backend: StoreBackend::Sqlite,
             sync_full: true,
             max_batch: 1024,
+            url: None,
+            pool_size: 8,
         }
     }
 }

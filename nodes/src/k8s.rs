@@ -25,6 +25,7 @@ pub fn cluster(config: &Config, cluster_toml: String) -> Cluster {
         store: match config.store.backend {
             StoreBackend::Sqlite => Store::Sqlite,
             StoreBackend::Memory => Store::Memory,
+            StoreBackend::Postgres => Store::Postgres,
         },
         supervisor_backend: match config.supervisor.backend {
             ScaleBackendKind::Local => SupervisorBackend::Local,

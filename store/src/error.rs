@@ -1,13 +1,16 @@
 //! Why the store failed, and whether trying again can help.
 //!
-//! In process a [`StoreError`] keeps its cause (the SQLite or I/O error, the failed
-//! call to another node's store service); it becomes words only where it crosses the
-//! wire, as a [`StoreFailure`] that carries its [`StoreErrorKind`] along.
+//! In process a [`StoreError`] keeps its cause (the SQLite, Postgres or I/O error, the
+//! failed call to another node's store service); it becomes words only where it crosses
+//! the wire, as a [`StoreFailure`] that carries its [`StoreErrorKind`] along. A Postgres
+//! URL appears in an error only with its password masked
+//! ([`crate::postgres::redact`]).
 
 use std::error::Error;
 use std::sync::Arc;
 
 use rusqlite::ErrorCode;
+use tokio_postgres::error::SqlState;
 
 pub use marie_protocol::store::{StoreErrorKind, StoreFailure};
 
@@ -25,7 +28,7 @@ pub enum StoreError {
     },
     /// The database was written by a Marie release with another schema.
     #[error(
-        "the job store at {path} has schema version {found}, not {known} that this build knows: run the Marie release that wrote it"
+        "the job store at {path} has schema version {found}, not {known} that this build knows: run the Marie release that wrote it, or one that knows schema version {found}"
     )]
     SchemaVersion {
         /// Where.
@@ -49,6 +52,27 @@ pub enum StoreError {
     /// its batch).
     #[error("the job store failed a read or write")]
     Database(#[source] Arc<rusqlite::Error>),
+    /// Postgres could not be reached or refused this node at start.
+    #[error(
+        "cannot connect to the Postgres job store at {url} (store.url, MARIE_STORE__URL): check the host, port and database name in the URL, the user and its password, and that the server is up and accepts connections from this host"
+    )]
+    Connect {
+        /// `store.url`, its password masked.
+        url: String,
+        /// Why.
+        #[source]
+        source: OpenError,
+    },
+    /// Postgres failed a read or write (shared: one failed commit answers every write of
+    /// its batch).
+    #[error("the Postgres job store failed a read or write")]
+    Postgres(#[source] Arc<tokio_postgres::Error>),
+    /// No connection to Postgres could be had while the node runs.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// A value does not fit its column, or a stored one does not fit Marie's type.
+    #[error("the job store cannot hold or read a value: {0}")]
+    Value(String),
     /// A read was cut short: its task panicked or the runtime is shutting down.
     #[error("a read of the job store was interrupted")]
     Interrupted(#[source] tokio::task::JoinError),
@@ -65,6 +89,22 @@ pub enum StoreError {
     Remote(#[source] StoreFailure),
 }
 
+/// No connection to Postgres could be had while the node runs: the server is down or out
+/// of reach. The pool tries again, waiting longer after each failure.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error(
+    "the Postgres job store at {url} is out of reach (next connection attempt in {retry_in_ms} ms): check that the server is up"
+)]
+pub struct Unavailable {
+    /// `store.url`, its password masked.
+    pub url: Arc<str>,
+    /// How long until the pool tries to connect again.
+    pub retry_in_ms: u64,
+    /// The last failed attempt.
+    #[source]
+    pub source: Arc<deadpool_postgres::PoolError>,
+}
+
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -74,6 +114,12 @@ pub enum OpenError {
     /// SQLite refused the file.
     #[error(transparent)]
     Database(#[from] rusqlite::Error),
+    /// Postgres refused the URL, the login or the schema change.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// The connection pool could not connect.
+    #[error(transparent)]
+    Pool(#[from] deadpool_postgres::PoolError),
 }
 
 impl StoreError {
@@ -82,11 +128,15 @@ impl StoreError {
         match self {
             StoreError::Open { .. }
             | StoreError::SchemaVersion { .. }
-            | StoreError::InUse { .. } => StoreErrorKind::Permanent,
+            | StoreError::InUse { .. }
+            | StoreError::Connect { .. }
+            | StoreError::Value(_) => StoreErrorKind::Permanent,
             StoreError::Database(e) => sqlite_kind(e),
-            StoreError::Interrupted(_) | StoreError::Closed | StoreError::Unreachable(_) => {
-                StoreErrorKind::Retryable
-            }
+            StoreError::Postgres(e) => postgres_kind(e),
+            StoreError::Interrupted(_)
+            | StoreError::Closed
+            | StoreError::Unreachable(_)
+            | StoreError::Unavailable(_) => StoreErrorKind::Retryable,
             StoreError::Remote(failure) => failure.kind,
         }
     }
@@ -128,6 +178,49 @@ fn sqlite_kind(error: &rusqlite::Error) -> StoreErrorKind {
             | ErrorCode::OutOfMemory,
         ) => StoreErrorKind::Retryable,
         _ => StoreErrorKind::Permanent,
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        StoreError::Postgres(Arc::new(error))
+    }
+}
+
+/// A lost connection, a server shutting down or short of resources, and a transaction
+/// that lost a conflict may pass on a later try; a constraint violation, a value that
+/// does not convert or a statement Postgres rejects repeats.
+fn postgres_kind(error: &tokio_postgres::Error) -> StoreErrorKind {
+    if error.is_closed() {
+        return StoreErrorKind::Retryable;
+    }
+    match error.code() {
+        Some(code) => postgres_code_kind(code),
+        // No answer from the server: the connection failed under the statement.
+        None if error
+            .source()
+            .is_some_and(|cause| cause.is::<std::io::Error>()) =>
+        {
+            StoreErrorKind::Retryable
+        }
+        None => StoreErrorKind::Permanent,
+    }
+}
+
+/// The kind of a Postgres error code: connection exceptions (class 08), transaction
+/// rollbacks (40: serialization failures, deadlocks), insufficient resources (53),
+/// operator interventions (57: shutdowns, cancels), system errors (58) and a lock not
+/// available (55P03) are retryable.
+fn postgres_code_kind(code: &SqlState) -> StoreErrorKind {
+    let code = code.code();
+    let retryable = ["08", "40", "53", "57", "58"]
+        .iter()
+        .any(|class| code.starts_with(class))
+        || code == SqlState::LOCK_NOT_AVAILABLE.code();
+    if retryable {
+        StoreErrorKind::Retryable
+    } else {
+        StoreErrorKind::Permanent
     }
 }
 
@@ -198,6 +291,38 @@ mod tests {
             "{failure}"
         );
         assert!(failure.message.contains("locked"), "{failure}");
+    }
+
+    #[test]
+    fn postgres_conflicts_and_lost_connections_are_retryable_and_constraints_are_not() {
+        for code in [
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::LOCK_NOT_AVAILABLE,
+        ] {
+            assert_eq!(
+                postgres_code_kind(&code),
+                StoreErrorKind::Retryable,
+                "{code:?}"
+            );
+        }
+        for code in [
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::CHECK_VIOLATION,
+            SqlState::NOT_NULL_VIOLATION,
+            SqlState::UNDEFINED_TABLE,
+            SqlState::INVALID_PASSWORD,
+        ] {
+            assert_eq!(
+                postgres_code_kind(&code),
+                StoreErrorKind::Permanent,
+                "{code:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,28 +1,30 @@
 //! The job store: the durable truth about every job.
 //!
 //! Accepted means committed here. The [`JobStore`] trait is what actors use; it says
-//! nothing about SQL, so a shared Postgres backend can sit beside the embedded
+//! nothing about SQL, so the shared [`postgres::PostgresStore`] sits beside the embedded
 //! [`sqlite::SqliteStore`] and the non-durable [`memory::MemoryStore`] (benchmarks and
 //! tests of the store-independent parts). `tests/store.rs` is the conformance suite
 //! every backend passes.
 //!
-//! May depend on: `marie-protocol` (jobs, states, pages), `rusqlite`, and tokio's
-//! blocking pool and channels to keep SQLite off the async threads. Never on ractor or
-//! on the actors: the store service that serves Gateways on other nodes, and the remote
-//! store they call, are actors and live in `marie-actors`.
+//! May depend on: `marie-protocol` (jobs, states, pages), `rusqlite`, `tokio-postgres`
+//! with its `deadpool-postgres` pool, and tokio's blocking pool and channels to keep
+//! SQLite off the async threads. Never on ractor or on the actors: the store service
+//! that serves Gateways on other nodes, and the remote store they call, are actors and
+//! live in `marie-actors`.
 
 #![warn(missing_docs)]
 
 mod error;
 pub mod lock;
 pub mod memory;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunRef};
-use marie_protocol::{JobId, JobState, JobStatus};
+use marie_protocol::{DedupPolicy, JobId, JobState, JobStatus};
 
-pub use error::{OpenError, StoreError, StoreErrorKind, StoreFailure};
+pub use error::{OpenError, StoreError, StoreErrorKind, StoreFailure, Unavailable};
 pub use marie_protocol::store::{Inserted, NewJob};
 
 /// The error kept on a job whose run was in flight when the node stopped.
@@ -34,6 +36,26 @@ pub(crate) fn page_limit(limit: u32) -> usize {
         0 => 100,
         n => n.min(1000) as usize,
     }
+}
+
+/// A deduplication policy as the SQL backends store it.
+pub(crate) fn dedup_name(policy: DedupPolicy) -> &'static str {
+    match policy {
+        DedupPolicy::Off => "off",
+        DedupPolicy::ReturnExisting => "return_existing",
+        DedupPolicy::Reject => "reject",
+    }
+}
+
+/// The policy stored as `name`.
+pub(crate) fn dedup_policy(name: &str) -> Option<DedupPolicy> {
+    [
+        DedupPolicy::Off,
+        DedupPolicy::ReturnExisting,
+        DedupPolicy::Reject,
+    ]
+    .into_iter()
+    .find(|policy| dedup_name(*policy) == name)
 }
 
 /// A state change of a stored job. Changes are applied in the order given; a change to

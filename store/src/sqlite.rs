@@ -27,7 +27,9 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use tokio::sync::oneshot;
 
 use crate::lock::StoreLock;
-use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, OpenError, StoreError};
+use crate::{
+    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, OpenError, StoreError, dedup_name,
+};
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i32 = 1;
@@ -590,24 +592,9 @@ where
         .map_err(|e: T::Err| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, e.into()))
 }
 
-fn dedup_name(policy: DedupPolicy) -> &'static str {
-    match policy {
-        DedupPolicy::Off => "off",
-        DedupPolicy::ReturnExisting => "return_existing",
-        DedupPolicy::Reject => "reject",
-    }
-}
-
 fn parse_dedup(row: &Row<'_>, idx: usize) -> rusqlite::Result<DedupPolicy> {
     let name: String = row.get(idx)?;
-    [
-        DedupPolicy::Off,
-        DedupPolicy::ReturnExisting,
-        DedupPolicy::Reject,
-    ]
-    .into_iter()
-    .find(|policy| dedup_name(*policy) == name)
-    .ok_or_else(|| {
+    crate::dedup_policy(&name).ok_or_else(|| {
         let why = format!("unknown dedup policy {name:?}");
         rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, why.into())
     })

@@ -1,5 +1,6 @@
-//! One conformance suite for every `JobStore` backend, then what only SQLite promises:
-//! durability across a reopen and group commit.
+//! One conformance suite for every `JobStore` backend (memory, SQLite, and Postgres on a
+//! throwaway server of its own per check), then what only SQLite promises: durability
+//! across a reopen and group commit. What only Postgres promises is in `postgres.rs`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -7,10 +8,12 @@ use std::sync::Arc;
 use marie_protocol::messages::{ListQuery, RunRef};
 use marie_protocol::{DedupPolicy, JobId, JobMetadata, JobSpec, JobState, TraceContext};
 use marie_store::memory::MemoryStore;
+use marie_store::postgres::{PostgresOptions, PostgresStore};
 use marie_store::sqlite::{SqliteOptions, SqliteStore};
 use marie_store::{
     GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError, StoreErrorKind,
 };
+use marie_test_postgres::TestPostgres;
 use tempfile::TempDir;
 
 fn spec(pool: &str, payload: &[u8]) -> JobSpec {
@@ -424,7 +427,16 @@ fn sqlite_store() -> (Arc<dyn JobStore>, Option<TempDir>) {
     (Arc::new(store), Some(dir))
 }
 
-/// Runs every named check against both backends.
+/// A store in a fresh database, and its server (stopped and deleted when dropped).
+async fn postgres_store() -> (Arc<dyn JobStore>, TestPostgres) {
+    let server = TestPostgres::start().expect("a throwaway Postgres server");
+    let store = PostgresStore::open(PostgresOptions::new(server.url()))
+        .await
+        .expect("open the store");
+    (Arc::new(store), server)
+}
+
+/// Runs every named check against every backend.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod memory {
@@ -438,6 +450,13 @@ macro_rules! conformance {
             $(#[tokio::test]
             async fn $check() {
                 let (store, _dir) = super::sqlite_store();
+                super::$check(store).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $check() {
+                let (store, _server) = super::postgres_store().await;
                 super::$check(store).await;
             })*
         }

@@ -16,7 +16,10 @@ use marie_gpu::MODEL_HANDLERS;
 use marie_handlers::BUILTIN;
 use marie_protocol::MAX_FRAME_PAYLOAD;
 
-use super::{ClusterConfig, Config, GatewayConfig, HttpConfig, PoolConfig, SupervisorConfig};
+use super::{
+    ClusterConfig, Config, GatewayConfig, HttpConfig, PoolConfig, StoreBackend, StoreConfig,
+    SupervisorConfig,
+};
 
 /// A setting a node cannot work with: which key, what it holds, and what to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,11 +54,7 @@ pub fn problems(config: &Config) -> Vec<Problem> {
     let mut found = Problems::default();
     found.cluster(&config.cluster);
     found.http(&config.http);
-    found.positive(
-        "store.max_batch",
-        config.store.max_batch as u64,
-        "a commit must take at least one write; the default is 1024",
-    );
+    found.store(&config.store);
     found.gateway(&config.gateway);
     found.scheduler(&config.scheduler);
     found.supervisor(&config.supervisor);
@@ -147,6 +146,27 @@ impl Problems {
                 "cluster.cookie",
                 "\"\"",
                 "an empty cookie is no secret; set the cluster's shared secret, or unset the key to use cluster.cookie_file (or, on loopback, a generated cookie)",
+            );
+        }
+    }
+
+    fn store(&mut self, store: &StoreConfig) {
+        self.positive(
+            "store.max_batch",
+            store.max_batch as u64,
+            "a commit must take at least one write; the default is 1024",
+        );
+        self.positive(
+            "store.pool_size",
+            store.pool_size as u64,
+            "the Postgres store needs a connection; the default is 8",
+        );
+        let url = store.url.as_deref().unwrap_or_default();
+        if store.backend == StoreBackend::Postgres && url.trim().is_empty() {
+            self.setting(
+                "store.url",
+                "\"\"",
+                "store.backend = \"postgres\" needs the database's URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE; give it in MARIE_STORE__URL rather than in the file, since it holds the password",
             );
         }
     }
@@ -423,7 +443,7 @@ mod tests {
 
     #[test]
     fn zero_ticks_and_heartbeats_are_refused() {
-        let zero: [(&str, Change); 7] = [
+        let zero: [(&str, Change); 8] = [
             ("scheduler.tick_ms", |c| c.scheduler.tick_ms = 0),
             ("scheduler.heartbeat_ms", |c| c.scheduler.heartbeat_ms = 0),
             ("supervisor.tick_ms", |c| c.supervisor.tick_ms = 0),
@@ -435,10 +455,22 @@ mod tests {
                 c.cluster.tls_handshake_timeout_ms = 0
             }),
             ("store.max_batch", |c| c.store.max_batch = 0),
+            ("store.pool_size", |c| c.store.pool_size = 0),
         ];
         for (key, change) in zero {
             let message = refused_setting(key, change);
             assert!(message.contains("= 0: must be above 0 ("), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_postgres_store_without_a_url_is_refused() {
+        for url in [None, Some(String::new())] {
+            let message = refused_setting("store.url", |c| {
+                c.store.backend = StoreBackend::Postgres;
+                c.store.url = url;
+            });
+            assert!(message.contains("postgres://USER:PASSWORD@"), "{message}");
         }
     }
 

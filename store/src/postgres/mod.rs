@@ -1,0 +1,199 @@
+//! The shared Postgres backend: the store of a cluster whose server may run on more
+//! than one machine (one at a time, for now).
+//!
+//! A pool of connections ([`connect`]) serves reads directly. Inserts, updates and
+//! recovery go to one writer task that commits every call waiting in one transaction
+//! (group commit, [`writer`]), with one multi-row statement per kind of call
+//! ([`write`]). The schema is versioned, compiled in and applied at start under an
+//! advisory lock ([`migrate`]). A lost connection, a server restarting or a conflict
+//! answers a retryable error, and the pool reconnects with backoff; a constraint
+//! violation or a value out of range is permanent.
+//!
+//! The URL carries the password; it is only ever shown through [`redact`].
+
+mod connect;
+mod migrate;
+mod rows;
+mod url;
+mod write;
+mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
+use marie_protocol::{JobId, JobState, JobStatus};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+
+use self::connect::Connections;
+use self::rows::STATUS_COLUMNS;
+use self::writer::{Command, Reply};
+use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError, page_limit};
+
+pub use self::migrate::SCHEMA_VERSION;
+pub use self::url::redact;
+
+/// How to open a [`PostgresStore`].
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// `postgres://user:password@host:port/database?options`, or the `key=value` form.
+    pub url: String,
+    /// Most connections the store holds open (the writer uses one at a time; reads the
+    /// others).
+    pub pool_size: usize,
+    /// Most calls applied in one transaction.
+    pub max_batch: usize,
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    /// The URL with its password masked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("url", &redact(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("max_batch", &self.max_batch)
+            .finish()
+    }
+}
+
+impl PostgresOptions {
+    /// `url`, with a pool of 8 connections and at most 1024 calls per transaction.
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresOptions {
+            url: url.into(),
+            pool_size: 8,
+            max_batch: 1024,
+        }
+    }
+}
+
+/// The job store in a Postgres database, with group commit.
+pub struct PostgresStore {
+    connections: Arc<Connections>,
+    /// Calls to the writer task; it ends when the store is dropped.
+    writer: mpsc::UnboundedSender<Command>,
+    /// Transactions committed by the writer.
+    commits: Arc<AtomicU64>,
+}
+
+impl PostgresStore {
+    /// Connects, brings the schema up to date (or refuses a newer one) and starts the
+    /// writer task. Fails, naming the URL with its password masked, when Postgres
+    /// cannot be reached or refuses the login.
+    pub async fn open(options: PostgresOptions) -> Result<Self, StoreError> {
+        let shown = redact(&options.url);
+        let connections = Arc::new(Connections::new(&options.url, &shown, options.pool_size)?);
+        let mut client = connections.first().await?;
+        migrate::migrate(&mut client, &shown).await?;
+        drop(client);
+        tracing::info!(url = %shown, schema = SCHEMA_VERSION, "job store: Postgres");
+
+        let (writer, commands) = mpsc::unbounded_channel();
+        let commits = Arc::new(AtomicU64::new(0));
+        tokio::spawn(writer::write_loop(
+            Arc::clone(&connections),
+            commands,
+            options.max_batch.max(1),
+            Arc::clone(&commits),
+        ));
+        Ok(PostgresStore {
+            connections,
+            writer,
+            commits,
+        })
+    }
+
+    /// Transactions committed since the store was opened (each holds one or more
+    /// inserts, updates or recoveries).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Sends a call to the writer and waits for its answer, given after the commit.
+    async fn write<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send(command(reply))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `sql` with `params` on a pooled connection.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.connections.get().await?;
+        let statement = client.prepare_cached(sql).await?;
+        Ok(client.query(&statement, params).await?)
+    }
+}
+
+#[async_trait]
+impl GatewayStore for PostgresStore {
+    async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<Inserted>, StoreError> {
+        self.write(|reply| Command::Insert(jobs, reply)).await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError> {
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM jobs WHERE id = $1");
+        let rows = self.query(&sql, &[&id.0]).await?;
+        rows.first().map(rows::status).transpose()
+    }
+
+    async fn output(&self, id: JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        let sql = "SELECT output FROM jobs WHERE id = $1 AND state = 'succeeded'";
+        let rows = self.query(sql, &[&id.0]).await?;
+        match rows.first() {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Ok(None),
+        }
+    }
+
+    async fn list(&self, query: ListQuery) -> Result<JobPage, StoreError> {
+        let limit = page_limit(query.limit);
+        let state = query.state.map(JobState::as_str);
+        let after = query.after.map(|id| id.0);
+        let limit_param = i64::try_from(limit).map_err(|e| StoreError::Value(e.to_string()))?;
+        let mut sql = format!("SELECT {STATUS_COLUMNS} FROM jobs WHERE true");
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        if let Some(state) = &state {
+            params.push(state);
+            sql.push_str(&format!(" AND state = ${}", params.len()));
+        }
+        if let Some(pool) = &query.pool {
+            params.push(pool);
+            sql.push_str(&format!(" AND pool = ${}", params.len()));
+        }
+        if let Some(after) = &after {
+            params.push(after);
+            sql.push_str(&format!(" AND id < ${}", params.len()));
+        }
+        params.push(&limit_param);
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", params.len()));
+        let jobs = self
+            .query(&sql, &params)
+            .await?
+            .iter()
+            .map(rows::status)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = (jobs.len() == limit)
+            .then(|| jobs.last().map(|job| job.id))
+            .flatten();
+        Ok(JobPage { jobs, next })
+    }
+}
+
+#[async_trait]
+impl JobStore for PostgresStore {
+    async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError> {
+        self.write(|reply| Command::Update(updates, reply)).await
+    }
+
+    async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
+        self.write(|reply| Command::Recover(now_ms, reply)).await
+    }
+}

@@ -1,0 +1,297 @@
+//! The writer task: group commit.
+//!
+//! Inserts, updates and recoveries are sent to one task. It takes every call waiting (up
+//! to `max_batch`), applies them in one transaction and answers each caller after the
+//! commit, so that concurrent callers share one commit (and its WAL flush:
+//! `synchronous_commit` stays on). Consecutive calls of one kind form a group written with
+//! one statement per chunk of rows ([`super::write`]), in a savepoint: should the group
+//! fail, the savepoint is undone and its calls are tried one by one, each in its own
+//! savepoint, so that the call at fault is answered with its error and the others pass.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use deadpool_postgres::Transaction;
+use marie_protocol::messages::QueuedJob;
+use marie_protocol::{JobId, JobState};
+use tokio::sync::{mpsc, oneshot};
+
+use super::connect::Connections;
+use super::write;
+use crate::{Inserted, JobUpdate, NewJob, StoreError, Unavailable};
+
+/// Where the writer sends a call's result.
+pub type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write for the writer task.
+pub enum Command {
+    /// [`crate::GatewayStore::insert`].
+    Insert(Vec<NewJob>, Reply<Vec<Inserted>>),
+    /// [`crate::JobStore::update`].
+    Update(Vec<JobUpdate>, Reply<Vec<(JobId, JobState)>>),
+    /// [`crate::JobStore::recover`].
+    Recover(u64, Reply<Vec<QueuedJob>>),
+}
+
+/// Why a whole batch failed: every call of it is answered with a copy.
+#[derive(Clone)]
+enum BatchFailure {
+    /// No connection could be had.
+    Unavailable(Unavailable),
+    /// Postgres failed the transaction itself (its begin, a savepoint, the commit).
+    Postgres(Arc<tokio_postgres::Error>),
+}
+
+impl From<tokio_postgres::Error> for BatchFailure {
+    fn from(error: tokio_postgres::Error) -> Self {
+        BatchFailure::Postgres(Arc::new(error))
+    }
+}
+
+impl From<BatchFailure> for StoreError {
+    fn from(failure: BatchFailure) -> Self {
+        match failure {
+            BatchFailure::Unavailable(e) => StoreError::Unavailable(e),
+            BatchFailure::Postgres(e) => StoreError::Postgres(e),
+        }
+    }
+}
+
+/// How a batch's transaction ended.
+type Committed = Result<(), BatchFailure>;
+
+/// A call applied but not yet answered: it is called with the commit's outcome.
+type Answer = Box<dyn FnOnce(&Committed) + Send>;
+
+/// One kind of call, written for many calls at once.
+trait Call: Send + Sync + Sized + 'static {
+    /// What one call answers.
+    type Output: Send + 'static;
+
+    /// Writes `calls` in `tx`; answers one output per call, in order.
+    fn write(
+        tx: &Transaction<'_>,
+        calls: &[&Self],
+    ) -> impl Future<Output = Result<Vec<Self::Output>, StoreError>> + Send;
+}
+
+impl Call for Vec<NewJob> {
+    type Output = Vec<Inserted>;
+
+    async fn write(tx: &Transaction<'_>, calls: &[&Self]) -> Result<Vec<Self::Output>, StoreError> {
+        let calls: Vec<&[NewJob]> = calls.iter().map(|jobs| jobs.as_slice()).collect();
+        write::insert(tx, &calls).await
+    }
+}
+
+impl Call for Vec<JobUpdate> {
+    type Output = Vec<(JobId, JobState)>;
+
+    async fn write(tx: &Transaction<'_>, calls: &[&Self]) -> Result<Vec<Self::Output>, StoreError> {
+        let calls: Vec<&[JobUpdate]> = calls.iter().map(|changes| changes.as_slice()).collect();
+        write::update(tx, &calls).await
+    }
+}
+
+/// A recovery at `now_ms`.
+struct Recovery(u64);
+
+impl Call for Recovery {
+    type Output = Vec<QueuedJob>;
+
+    async fn write(tx: &Transaction<'_>, calls: &[&Self]) -> Result<Vec<Self::Output>, StoreError> {
+        let mut recovered = Vec::with_capacity(calls.len());
+        for Recovery(now_ms) in calls {
+            recovered.push(write::recover(tx, *now_ms).await?);
+        }
+        Ok(recovered)
+    }
+}
+
+/// Calls of one kind, each with where its answer goes.
+type Calls<C> = Vec<(C, Reply<<C as Call>::Output>)>;
+
+/// Consecutive calls of one kind.
+enum Group {
+    Insert(Calls<Vec<NewJob>>),
+    Update(Calls<Vec<JobUpdate>>),
+    Recover(Calls<Recovery>),
+}
+
+impl Group {
+    /// The batch's calls, consecutive calls of one kind together, in order.
+    fn of(batch: Vec<Command>) -> Vec<Group> {
+        let mut groups: Vec<Group> = Vec::new();
+        for command in batch {
+            match (groups.last_mut(), command) {
+                (Some(Group::Insert(calls)), Command::Insert(jobs, reply)) => {
+                    calls.push((jobs, reply));
+                }
+                (Some(Group::Update(calls)), Command::Update(changes, reply)) => {
+                    calls.push((changes, reply));
+                }
+                (Some(Group::Recover(calls)), Command::Recover(now_ms, reply)) => {
+                    calls.push((Recovery(now_ms), reply));
+                }
+                (_, Command::Insert(jobs, reply)) => {
+                    groups.push(Group::Insert(vec![(jobs, reply)]))
+                }
+                (_, Command::Update(changes, reply)) => {
+                    groups.push(Group::Update(vec![(changes, reply)]));
+                }
+                (_, Command::Recover(now_ms, reply)) => {
+                    groups.push(Group::Recover(vec![(Recovery(now_ms), reply)]));
+                }
+            }
+        }
+        groups
+    }
+
+    /// Writes the group in `tx`; its answers wait in `answers` for the commit.
+    async fn write(
+        self,
+        tx: &mut Transaction<'_>,
+        answers: &mut Vec<Answer>,
+    ) -> Result<(), BatchFailure> {
+        match self {
+            Group::Insert(calls) => write_group(tx, calls, answers).await,
+            Group::Update(calls) => write_group(tx, calls, answers).await,
+            Group::Recover(calls) => write_group(tx, calls, answers).await,
+        }
+    }
+
+    /// Answers every call of the group with `failure`, without writing it.
+    fn reject(self, failure: &BatchFailure) {
+        // A caller that stopped waiting does not mind: the send results are ignored.
+        fn refuse<C, T>(calls: Vec<(C, Reply<T>)>, failure: &BatchFailure) {
+            for (_, reply) in calls {
+                let _ = reply.send(Err(failure.clone().into()));
+            }
+        }
+        match self {
+            Group::Insert(calls) => refuse(calls, failure),
+            Group::Update(calls) => refuse(calls, failure),
+            Group::Recover(calls) => refuse(calls, failure),
+        }
+    }
+}
+
+/// The writer task: one transaction per batch of waiting calls, until every sender is
+/// dropped.
+pub async fn write_loop(
+    connections: Arc<Connections>,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    max_batch: usize,
+    commits: Arc<AtomicU64>,
+) {
+    while let Some(first) = commands.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match commands.try_recv() {
+                Ok(command) => batch.push(command),
+                Err(_) => break,
+            }
+        }
+        write_batch(&connections, batch, &commits).await;
+    }
+}
+
+/// Writes `batch` in one transaction and answers its calls once it committed (or failed).
+async fn write_batch(connections: &Connections, batch: Vec<Command>, commits: &AtomicU64) {
+    let mut groups = Group::of(batch).into_iter();
+    let mut client = match connections.get().await {
+        Ok(client) => client,
+        Err(e) => {
+            let failure = BatchFailure::Unavailable(e);
+            return groups.for_each(|group| group.reject(&failure));
+        }
+    };
+    let mut tx = match client.transaction().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            let failure = BatchFailure::from(e);
+            return groups.for_each(|group| group.reject(&failure));
+        }
+    };
+    let mut answers = Vec::new();
+    let mut failed = None;
+    for group in groups.by_ref() {
+        if let Err(e) = group.write(&mut tx, &mut answers).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    let committed = match failed {
+        // Dropping the transaction rolls it back.
+        Some(failure) => Err(failure),
+        None => tx.commit().await.map_err(BatchFailure::from),
+    };
+    match &committed {
+        Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            tracing::warn!(error = %StoreError::from(e.clone()), "job store: a batch of writes failed");
+            groups.for_each(|group| group.reject(e));
+        }
+    }
+    answers.into_iter().for_each(|answer| answer(&committed));
+}
+
+/// Writes a group of calls of one kind with one statement per chunk of rows, in a
+/// savepoint; should that fail, each call alone in its own savepoint.
+async fn write_group<C: Call>(
+    tx: &mut Transaction<'_>,
+    calls: Calls<C>,
+    answers: &mut Vec<Answer>,
+) -> Result<(), BatchFailure> {
+    let (inputs, replies): (Vec<C>, Vec<_>) = calls.into_iter().unzip();
+    let all: Vec<&C> = inputs.iter().collect();
+    let results = match in_savepoint(tx, &all).await? {
+        Ok(outputs) => outputs.into_iter().map(Ok).collect(),
+        Err(e) if all.len() == 1 => vec![Err(e)],
+        Err(_) => {
+            let mut results = Vec::with_capacity(all.len());
+            for call in &all {
+                // One call: one output, or its error.
+                match in_savepoint(tx, std::slice::from_ref(call)).await? {
+                    Ok(outputs) => results.extend(outputs.into_iter().map(Ok)),
+                    Err(e) => results.push(Err(e)),
+                }
+            }
+            results
+        }
+    };
+    for (reply, result) in replies.into_iter().zip(results) {
+        answers.push(answer(reply, result));
+    }
+    Ok(())
+}
+
+/// Writes `calls` in a savepoint of `tx`, undone if the write fails. The outer error is
+/// the transaction's own failure.
+async fn in_savepoint<C: Call>(
+    tx: &mut Transaction<'_>,
+    calls: &[&C],
+) -> Result<Result<Vec<C::Output>, StoreError>, BatchFailure> {
+    let savepoint = tx.savepoint("marie_calls").await?;
+    let written = C::write(&savepoint, calls).await;
+    match written {
+        Ok(_) => savepoint.commit().await?,
+        Err(_) => savepoint.rollback().await?,
+    }
+    Ok(written)
+}
+
+/// Holds a call's result until the commit: the caller gets it if the commit passed,
+/// the commit's error otherwise.
+fn answer<T: Send + 'static>(reply: Reply<T>, result: Result<T, StoreError>) -> Answer {
+    Box::new(move |committed| {
+        let result = match committed {
+            Ok(()) => result,
+            Err(e) => Err(e.clone().into()),
+        };
+        // A caller that stopped waiting does not mind.
+        let _ = reply.send(result);
+    })
+}
