@@ -70,6 +70,18 @@ pub enum StoreError {
     /// No connection to Postgres could be had while the node runs.
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
+    /// This node's lease ended: another node leads (or may), and the write of the
+    /// deposed leader was refused so that it changes nothing behind its successor.
+    #[error(
+        "this node no longer leads the cluster: its writes carry epoch {epoch}{}, so the job store refused this one and it changed nothing; the node stops leading and a standby takes over",
+        match current { Some(current) => format!(" and the lease is at epoch {current}"), None => " and its lease could not be renewed in time".to_owned() }
+    )]
+    Deposed {
+        /// The epoch of this node's lease.
+        epoch: u64,
+        /// The epoch the lease row carries, when the database said.
+        current: Option<u64>,
+    },
     /// A value does not fit its column, or a stored one does not fit Marie's type.
     #[error("the job store cannot hold or read a value: {0}")]
     Value(String),
@@ -130,6 +142,7 @@ impl StoreError {
             | StoreError::SchemaVersion { .. }
             | StoreError::InUse { .. }
             | StoreError::Connect { .. }
+            | StoreError::Deposed { .. }
             | StoreError::Value(_) => StoreErrorKind::Permanent,
             StoreError::Database(e) => sqlite_kind(e),
             StoreError::Postgres(e) => postgres_kind(e),

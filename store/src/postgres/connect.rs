@@ -45,8 +45,14 @@ struct Reconnect {
 
 impl Connections {
     /// A pool of at most `size` connections to `url` (shown as `shown`, its password
-    /// masked). Connects nothing yet.
-    pub fn new(url: &str, shown: &str, size: usize) -> Result<Connections, StoreError> {
+    /// masked), each statement cancelled by the server after `statement_timeout` when
+    /// given. Connects nothing yet.
+    pub fn new(
+        url: &str,
+        shown: &str,
+        size: usize,
+        statement_timeout: Option<Duration>,
+    ) -> Result<Connections, StoreError> {
         let connect_error = |source: OpenError| StoreError::Connect {
             url: shown.to_owned(),
             source,
@@ -56,6 +62,11 @@ impl Connections {
             .map_err(|e: tokio_postgres::Error| connect_error(e.into()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if let Some(timeout) = statement_timeout {
+            let mut options = config.get_options().unwrap_or_default().to_owned();
+            options.push_str(&format!(" -c statement_timeout={}", timeout.as_millis()));
+            config.options(options.trim_start());
         }
         if config.get_application_name().is_none() {
             config.application_name("marie");

@@ -12,7 +12,10 @@ use deadpool_postgres::Client;
 use crate::StoreError;
 
 /// The migrations, in order; version `n` is `MIGRATIONS[n - 1]`. Append, never edit.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/postgres/0001_jobs.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_jobs.sql"),
+    include_str!("../../migrations/postgres/0002_leader.sql"),
+];
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

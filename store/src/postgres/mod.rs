@@ -9,9 +9,16 @@
 //! answers a retryable error, and the pool reconnects with backoff; a constraint
 //! violation or a value out of range is permanent.
 //!
+//! Several server nodes share one database; one of them leads ([`lease`]), and the
+//! writes of its CapacityManager go through a handle [`PostgresStore::fenced`] by its
+//! lease's epoch ([`fence`]). Gateways insert through the store itself, unfenced: any
+//! node may accept work, whoever leads.
+//!
 //! The URL carries the password; it is only ever shown through [`redact`].
 
 mod connect;
+pub mod fence;
+pub mod lease;
 mod migrate;
 mod rows;
 mod url;
@@ -20,6 +27,7 @@ mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
@@ -28,6 +36,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
 use self::connect::Connections;
+use self::fence::Fence;
+use self::lease::LeaderLease;
 use self::rows::STATUS_COLUMNS;
 use self::writer::{Command, Reply};
 use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError, page_limit};
@@ -71,6 +81,7 @@ impl PostgresOptions {
 
 /// The job store in a Postgres database, with group commit.
 pub struct PostgresStore {
+    options: PostgresOptions,
     connections: Arc<Connections>,
     /// Calls to the writer task; it ends when the store is dropped.
     writer: mpsc::UnboundedSender<Command>,
@@ -84,12 +95,25 @@ impl PostgresStore {
     /// cannot be reached or refuses the login.
     pub async fn open(options: PostgresOptions) -> Result<Self, StoreError> {
         let shown = redact(&options.url);
-        let connections = Arc::new(Connections::new(&options.url, &shown, options.pool_size)?);
+        let connections = Arc::new(Connections::new(
+            &options.url,
+            &shown,
+            options.pool_size,
+            None,
+        )?);
         let mut client = connections.first().await?;
         migrate::migrate(&mut client, &shown).await?;
         drop(client);
         tracing::info!(url = %shown, schema = SCHEMA_VERSION, "job store: Postgres");
+        Ok(PostgresStore::with_writer(options, connections, None))
+    }
 
+    /// A store over `connections` with a writer task of its own, under `fence` if given.
+    fn with_writer(
+        options: PostgresOptions,
+        connections: Arc<Connections>,
+        fence: Option<Arc<Fence>>,
+    ) -> PostgresStore {
         let (writer, commands) = mpsc::unbounded_channel();
         let commits = Arc::new(AtomicU64::new(0));
         tokio::spawn(writer::write_loop(
@@ -97,12 +121,37 @@ impl PostgresStore {
             commands,
             options.max_batch.max(1),
             Arc::clone(&commits),
+            fence,
         ));
-        Ok(PostgresStore {
+        PostgresStore {
+            options,
             connections,
             writer,
             commits,
-        })
+        }
+    }
+
+    /// A handle on the same database, sharing the connections, whose writes commit only
+    /// while the leader's lease is at `fence`'s epoch: the store of a leader's
+    /// CapacityManager. It has a writer of its own, so a refused write never takes
+    /// other nodes' inserts down with it; it stops when the handle is dropped.
+    pub fn fenced(&self, fence: Arc<Fence>) -> PostgresStore {
+        PostgresStore::with_writer(
+            self.options.clone(),
+            Arc::clone(&self.connections),
+            Some(fence),
+        )
+    }
+
+    /// The leader's lease as the node `node` takes it, on a connection of its own whose
+    /// statements the server cancels after `statement_timeout`.
+    pub fn leader_lease(
+        &self,
+        node: &str,
+        statement_timeout: Duration,
+    ) -> Result<LeaderLease, StoreError> {
+        let shown = redact(&self.options.url);
+        LeaderLease::new(&self.options.url, &shown, node, statement_timeout)
     }
 
     /// Transactions committed since the store was opened (each holds one or more

@@ -263,11 +263,12 @@ fn job_of(change: &JobUpdate) -> JobId {
     }
 }
 
-/// Applies the changes of `calls`, in order; answers, per call, the terminal states it
-/// set (in the order of its changes).
+/// Applies the changes of `calls`, in order, the rows recording the leader's `epoch`;
+/// answers, per call, the terminal states it set (in the order of its changes).
 pub async fn update(
     tx: &Transaction<'_>,
     calls: &[&[JobUpdate]],
+    epoch: Option<i64>,
 ) -> Result<Vec<Vec<(JobId, JobState)>>, StoreError> {
     let mut folded: Vec<Folded<'_>> = Vec::new();
     let mut index: HashMap<JobId, usize> = HashMap::new();
@@ -283,7 +284,7 @@ pub async fn update(
     }
     let mut changed = HashSet::new();
     for chunk in chunks(&folded, |f| f.output.flatten().map_or(0, <[u8]>::len)) {
-        changed.extend(update_rows(tx, chunk).await?);
+        changed.extend(update_rows(tx, chunk, epoch).await?);
     }
     let mut ended: Vec<(usize, usize, JobId, JobState)> = folded
         .iter()
@@ -303,7 +304,11 @@ pub async fn update(
 
 /// One `UPDATE … FROM UNNEST(…)` of the folded rows, on live jobs only; answers the
 /// ids it changed.
-async fn update_rows(tx: &Transaction<'_>, rows: &[Folded<'_>]) -> Result<Vec<Uuid>, StoreError> {
+async fn update_rows(
+    tx: &Transaction<'_>,
+    rows: &[Folded<'_>],
+    epoch: Option<i64>,
+) -> Result<Vec<Uuid>, StoreError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let states: Vec<&str> = rows.iter().map(|r| r.state.as_str()).collect();
     let attempts: Vec<Option<i64>> = rows.iter().map(|r| r.attempt.map(i64::from)).collect();
@@ -323,7 +328,7 @@ async fn update_rows(tx: &Transaction<'_>, rows: &[Folded<'_>]) -> Result<Vec<Uu
              executor = coalesce(u.executor, jobs.executor), \
              last_error = CASE WHEN u.set_error THEN u.last_error ELSE jobs.last_error END, \
              output = CASE WHEN u.set_output THEN u.output ELSE jobs.output END, \
-             updated_at_ms = u.updated_at_ms \
+             updated_at_ms = u.updated_at_ms, leader_epoch = $10 \
              FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::bool[], \
              $6::text[], $7::bool[], $8::bytea[], $9::int8[]) \
              AS u(id, state, attempt, executor, set_error, last_error, set_output, output, \
@@ -343,6 +348,7 @@ async fn update_rows(tx: &Transaction<'_>, rows: &[Folded<'_>]) -> Result<Vec<Uu
             &set_outputs,
             &outputs,
             &updated,
+            &epoch,
         ],
     )
     .await?
@@ -351,16 +357,24 @@ async fn update_rows(tx: &Transaction<'_>, rows: &[Folded<'_>]) -> Result<Vec<Uu
     .collect()
 }
 
-/// Writes the jobs that were running back as queued, then reads every queued job.
-pub async fn recover(tx: &Transaction<'_>, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
+/// Writes the jobs that were running back as queued (the rows recording the leader's
+/// `epoch`), then reads every queued job.
+pub async fn recover(
+    tx: &Transaction<'_>,
+    now_ms: u64,
+    epoch: Option<i64>,
+) -> Result<Vec<QueuedJob>, StoreError> {
     let requeue = tx
         .prepare_cached(
-            "UPDATE jobs SET state = 'queued', last_error = $1, updated_at_ms = $2 \
-             WHERE state = 'running'",
+            "UPDATE jobs SET state = 'queued', last_error = $1, updated_at_ms = $2, \
+             leader_epoch = $3 WHERE state = 'running'",
         )
         .await?;
-    tx.execute(&requeue, &[&RESTARTED, &to_bigint(now_ms, "now_ms")?])
-        .await?;
+    tx.execute(
+        &requeue,
+        &[&RESTARTED, &to_bigint(now_ms, "now_ms")?, &epoch],
+    )
+    .await?;
     let queued = tx
         .prepare_cached(&format!(
             "SELECT {QUEUED_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY id"

@@ -7,6 +7,10 @@
 //! one statement per chunk of rows ([`super::write`]), in a savepoint: should the group
 //! fail, the savepoint is undone and its calls are tried one by one, each in its own
 //! savepoint, so that the call at fault is answered with its error and the others pass.
+//!
+//! A leader's writer has a [`Fence`]: each transaction first checks, under a share lock
+//! on the lease row, that the lease still carries the fence's epoch ([`check_epoch`]),
+//! and the rows it changes record that epoch.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +21,7 @@ use marie_protocol::{JobId, JobState};
 use tokio::sync::{mpsc, oneshot};
 
 use super::connect::Connections;
+use super::fence::Fence;
 use super::write;
 use crate::{Inserted, JobUpdate, NewJob, StoreError, Unavailable};
 
@@ -40,6 +45,13 @@ enum BatchFailure {
     Unavailable(Unavailable),
     /// Postgres failed the transaction itself (its begin, a savepoint, the commit).
     Postgres(Arc<tokio_postgres::Error>),
+    /// The lease is no longer the writer's: nothing was written.
+    Deposed {
+        /// The writer's epoch.
+        epoch: u64,
+        /// The lease's, when known.
+        current: Option<u64>,
+    },
 }
 
 impl From<tokio_postgres::Error> for BatchFailure {
@@ -53,6 +65,7 @@ impl From<BatchFailure> for StoreError {
         match failure {
             BatchFailure::Unavailable(e) => StoreError::Unavailable(e),
             BatchFailure::Postgres(e) => StoreError::Postgres(e),
+            BatchFailure::Deposed { epoch, current } => StoreError::Deposed { epoch, current },
         }
     }
 }
@@ -68,17 +81,23 @@ trait Call: Send + Sync + Sized + 'static {
     /// What one call answers.
     type Output: Send + 'static;
 
-    /// Writes `calls` in `tx`; answers one output per call, in order.
+    /// Writes `calls` in `tx`, the rows changed recording the leader's `epoch` (none
+    /// for a writer without a fence); answers one output per call, in order.
     fn write(
         tx: &Transaction<'_>,
         calls: &[&Self],
+        epoch: Option<i64>,
     ) -> impl Future<Output = Result<Vec<Self::Output>, StoreError>> + Send;
 }
 
 impl Call for Vec<NewJob> {
     type Output = Vec<Inserted>;
 
-    async fn write(tx: &Transaction<'_>, calls: &[&Self]) -> Result<Vec<Self::Output>, StoreError> {
+    async fn write(
+        tx: &Transaction<'_>,
+        calls: &[&Self],
+        _epoch: Option<i64>,
+    ) -> Result<Vec<Self::Output>, StoreError> {
         let calls: Vec<&[NewJob]> = calls.iter().map(|jobs| jobs.as_slice()).collect();
         write::insert(tx, &calls).await
     }
@@ -87,9 +106,13 @@ impl Call for Vec<NewJob> {
 impl Call for Vec<JobUpdate> {
     type Output = Vec<(JobId, JobState)>;
 
-    async fn write(tx: &Transaction<'_>, calls: &[&Self]) -> Result<Vec<Self::Output>, StoreError> {
+    async fn write(
+        tx: &Transaction<'_>,
+        calls: &[&Self],
+        epoch: Option<i64>,
+    ) -> Result<Vec<Self::Output>, StoreError> {
         let calls: Vec<&[JobUpdate]> = calls.iter().map(|changes| changes.as_slice()).collect();
-        write::update(tx, &calls).await
+        write::update(tx, &calls, epoch).await
     }
 }
 
@@ -99,10 +122,14 @@ struct Recovery(u64);
 impl Call for Recovery {
     type Output = Vec<QueuedJob>;
 
-    async fn write(tx: &Transaction<'_>, calls: &[&Self]) -> Result<Vec<Self::Output>, StoreError> {
+    async fn write(
+        tx: &Transaction<'_>,
+        calls: &[&Self],
+        epoch: Option<i64>,
+    ) -> Result<Vec<Self::Output>, StoreError> {
         let mut recovered = Vec::with_capacity(calls.len());
         for Recovery(now_ms) in calls {
-            recovered.push(write::recover(tx, *now_ms).await?);
+            recovered.push(write::recover(tx, *now_ms, epoch).await?);
         }
         Ok(recovered)
     }
@@ -151,12 +178,13 @@ impl Group {
     async fn write(
         self,
         tx: &mut Transaction<'_>,
+        epoch: Option<i64>,
         answers: &mut Vec<Answer>,
     ) -> Result<(), BatchFailure> {
         match self {
-            Group::Insert(calls) => write_group(tx, calls, answers).await,
-            Group::Update(calls) => write_group(tx, calls, answers).await,
-            Group::Recover(calls) => write_group(tx, calls, answers).await,
+            Group::Insert(calls) => write_group(tx, calls, epoch, answers).await,
+            Group::Update(calls) => write_group(tx, calls, epoch, answers).await,
+            Group::Recover(calls) => write_group(tx, calls, epoch, answers).await,
         }
     }
 
@@ -177,12 +205,13 @@ impl Group {
 }
 
 /// The writer task: one transaction per batch of waiting calls, until every sender is
-/// dropped.
+/// dropped; a leader's under its `fence`.
 pub async fn write_loop(
     connections: Arc<Connections>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     max_batch: usize,
     commits: Arc<AtomicU64>,
+    fence: Option<Arc<Fence>>,
 ) {
     while let Some(first) = commands.recv().await {
         let mut batch = vec![first];
@@ -192,13 +221,22 @@ pub async fn write_loop(
                 Err(_) => break,
             }
         }
-        write_batch(&connections, batch, &commits).await;
+        write_batch(&connections, batch, &commits, fence.as_deref()).await;
     }
 }
 
 /// Writes `batch` in one transaction and answers its calls once it committed (or failed).
-async fn write_batch(connections: &Connections, batch: Vec<Command>, commits: &AtomicU64) {
+async fn write_batch(
+    connections: &Connections,
+    batch: Vec<Command>,
+    commits: &AtomicU64,
+    fence: Option<&Fence>,
+) {
     let mut groups = Group::of(batch).into_iter();
+    if let Some(fence) = fence.filter(|fence| fence.revoked().is_some()) {
+        let failure = deposed(fence);
+        return groups.for_each(|group| group.reject(&failure));
+    }
     let mut client = match connections.get().await {
         Ok(client) => client,
         Err(e) => {
@@ -213,10 +251,17 @@ async fn write_batch(connections: &Connections, batch: Vec<Command>, commits: &A
             return groups.for_each(|group| group.reject(&failure));
         }
     };
+    if let Some(fence) = fence
+        && let Err(failure) = check_epoch(&tx, fence).await
+    {
+        // Dropping the transaction rolls it back.
+        return groups.for_each(|group| group.reject(&failure));
+    }
+    let epoch = fence.map(|fence| fence.epoch() as i64);
     let mut answers = Vec::new();
     let mut failed = None;
     for group in groups.by_ref() {
-        if let Err(e) = group.write(&mut tx, &mut answers).await {
+        if let Err(e) = group.write(&mut tx, epoch, &mut answers).await {
             failed = Some(e);
             break;
         }
@@ -238,23 +283,66 @@ async fn write_batch(connections: &Connections, batch: Vec<Command>, commits: &A
     answers.into_iter().for_each(|answer| answer(&committed));
 }
 
+/// The failure of a batch refused by `fence`.
+fn deposed(fence: &Fence) -> BatchFailure {
+    BatchFailure::Deposed {
+        epoch: fence.epoch(),
+        current: fence.current(),
+    }
+}
+
+/// Checks at the start of `tx` that the lease row carries `fence`'s epoch, and takes a
+/// share lock on it until the transaction ends: an acquisition (an update of the row)
+/// waits for this transaction, and this one sees any acquisition committed before it.
+/// The transaction may sit idle for at most the fence's hold limit, so that a leader
+/// stopped in the middle of one releases the row. On another epoch the fence is revoked.
+async fn check_epoch(tx: &Transaction<'_>, fence: &Fence) -> Result<(), BatchFailure> {
+    let hold_ms = fence.hold_limit().as_millis().max(1);
+    let sql = format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {hold_ms}; \
+         SELECT epoch FROM marie_leader WHERE id = 1 FOR SHARE"
+    );
+    let current = tx
+        .simple_query(&sql)
+        .await?
+        .iter()
+        .find_map(|message| match message {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse::<u64>().ok(),
+            _ => None,
+        });
+    match current {
+        Some(current) if current == fence.epoch() => Ok(()),
+        Some(current) => {
+            fence.superseded(current);
+            Err(deposed(fence))
+        }
+        // No lease row: the schema is older than the fence (cannot happen after the
+        // migrations ran); refuse rather than write unfenced.
+        None => {
+            fence.revoke();
+            Err(deposed(fence))
+        }
+    }
+}
+
 /// Writes a group of calls of one kind with one statement per chunk of rows, in a
 /// savepoint; should that fail, each call alone in its own savepoint.
 async fn write_group<C: Call>(
     tx: &mut Transaction<'_>,
     calls: Calls<C>,
+    epoch: Option<i64>,
     answers: &mut Vec<Answer>,
 ) -> Result<(), BatchFailure> {
     let (inputs, replies): (Vec<C>, Vec<_>) = calls.into_iter().unzip();
     let all: Vec<&C> = inputs.iter().collect();
-    let results = match in_savepoint(tx, &all).await? {
+    let results = match in_savepoint(tx, &all, epoch).await? {
         Ok(outputs) => outputs.into_iter().map(Ok).collect(),
         Err(e) if all.len() == 1 => vec![Err(e)],
         Err(_) => {
             let mut results = Vec::with_capacity(all.len());
             for call in &all {
                 // One call: one output, or its error.
-                match in_savepoint(tx, std::slice::from_ref(call)).await? {
+                match in_savepoint(tx, std::slice::from_ref(call), epoch).await? {
                     Ok(outputs) => results.extend(outputs.into_iter().map(Ok)),
                     Err(e) => results.push(Err(e)),
                 }
@@ -273,9 +361,10 @@ async fn write_group<C: Call>(
 async fn in_savepoint<C: Call>(
     tx: &mut Transaction<'_>,
     calls: &[&C],
+    epoch: Option<i64>,
 ) -> Result<Result<Vec<C::Output>, StoreError>, BatchFailure> {
     let savepoint = tx.savepoint("marie_calls").await?;
-    let written = C::write(&savepoint, calls).await;
+    let written = C::write(&savepoint, calls, epoch).await;
     match written {
         Ok(_) => savepoint.commit().await?,
         Err(_) => savepoint.rollback().await?,
