@@ -1,6 +1,7 @@
 //! Marie's decisions as plain code: whether a Gateway takes a job ([`admission`]), which
 //! executor runs it and what happens when a run ends or is lost ([`scheduling`]), and
-//! how many executors a pool should have ([`autoscale`]).
+//! how many executors a pool should have ([`autoscale`]), and when a server node takes,
+//! renews or gives up the leader's lease ([`leadership`]).
 //!
 //! Nothing here runs, waits, sends or stores: no actor, no runtime, no clock, no I/O.
 //! Time comes in as milliseconds on a monotonic axis, the state of the world as plain
@@ -22,4 +23,5 @@
 
 pub mod admission;
 pub mod autoscale;
+pub mod leadership;
 pub mod scheduling;
