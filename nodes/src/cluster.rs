@@ -2,7 +2,9 @@
 //! Gateway (`server`, `gateway`), the executors of one pool (`executor`), or all of them
 //! (`up`, the embedded default; `marie bench` drives it directly). Every actor is
 //! linked under the node's [`NodeRoot`], which restarts a failed CapacityManager and
-//! ends the node when anything else fails.
+//! ends the node when anything else fails. With the Postgres store, server nodes run the
+//! CapacityManager and the Supervisor only while they hold the leader's lease
+//! ([`crate::leader`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +36,7 @@ use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, PoolConfig, ScaleBackendKind, StoreBackend};
+use crate::leader::{LeaderView, Leadership};
 use crate::process_backend::ProcessBackend;
 
 /// What a node runs.
@@ -109,7 +112,7 @@ pub struct NodeContext {
 }
 
 /// A running actor and the handle that resolves when it stops.
-type Running = (ActorCell, JoinHandle<()>);
+pub type Running = (ActorCell, JoinHandle<()>);
 
 /// The running actors of a node.
 pub struct NodeActors {
@@ -120,6 +123,9 @@ pub struct NodeActors {
     store_service: Option<Running>,
     gateway: Option<Running>,
     executors: Vec<(String, Running)>,
+    /// On server nodes with the Postgres store: the election, which runs the
+    /// CapacityManager and the Supervisor while this node leads.
+    leadership: Option<Leadership>,
 }
 
 /// Opens the configured store.
@@ -134,16 +140,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn JobStore>> {
             };
             Arc::new(SqliteStore::open(&path, options)?)
         }
-        StoreBackend::Postgres => {
-            let options = PostgresOptions {
-                // The configuration checks refuse a Postgres store without a URL.
-                url: config.store.url.clone().unwrap_or_default(),
-                pool_size: config.store.pool_size,
-                max_batch: config.store.max_batch,
-            };
-            Arc::new(PostgresStore::open(options).await?)
-        }
+        StoreBackend::Postgres => Arc::new(open_postgres(config).await?),
     })
+}
+
+/// Opens the configured Postgres store.
+async fn open_postgres(config: &Config) -> anyhow::Result<PostgresStore> {
+    let options = PostgresOptions {
+        // The configuration checks refuse a Postgres store without a URL.
+        url: config.store.url.clone().unwrap_or_default(),
+        pool_size: config.store.pool_size,
+        max_batch: config.store.max_batch,
+    };
+    Ok(PostgresStore::open(options).await?)
 }
 
 impl NodeActors {
@@ -154,12 +163,20 @@ impl NodeActors {
         role: &Role,
         context: &NodeContext,
     ) -> anyhow::Result<Self> {
-        let store = if role.runs_manager() {
-            Some(open_store(config).await?)
-        } else {
-            None
+        let elected = role.runs_manager() && config.store.backend == StoreBackend::Postgres;
+        let (store, shared) = match (role.runs_manager(), elected) {
+            (true, true) => {
+                let shared = Arc::new(open_postgres(config).await?);
+                let store: Arc<dyn JobStore> = shared.clone();
+                (Some(store), Some(shared))
+            }
+            (true, false) => (Some(open_store(config).await?), None),
+            (false, _) => (None, None),
         };
-        let root = start_root(config, store.clone()).await?;
+        // An elected node's CapacityManager runs under the leadership, not here.
+        let manager_store = store.clone().filter(|_| !elected);
+        let root_name = format!("{}-root", config.node.name);
+        let root = start_root(config, root_name, manager_store).await?;
         let root_cell = root.0.clone();
         let mut node = NodeActors {
             root,
@@ -168,6 +185,7 @@ impl NodeActors {
             store_service: None,
             gateway: None,
             executors: Vec::new(),
+            leadership: None,
         };
         if let Some(store) = &store {
             let name = format!("{}-store", config.node.name);
@@ -179,7 +197,9 @@ impl NodeActors {
         if role.runs_gateway() {
             node.gateway = Some(start_gateway(config, store, &root_cell).await?);
         }
-        if role.runs_manager() {
+        if let Some(shared) = shared {
+            node.leadership = Some(Leadership::start(config, context, shared)?);
+        } else if role.runs_manager() {
             node.supervisor = start_supervisor(config, context, &root_cell).await?;
         }
         node.executors = start_executors(config, role, &root_cell).await?;
@@ -194,11 +214,25 @@ impl NodeActors {
             .collect()
     }
 
-    /// Resolves when the node's actors have ended on their own: one failed, or the
-    /// CapacityManager failed too often (see [`NodeRoot`]). The node must then exit
-    /// with an error.
+    /// Where this node's view of the leader's lease can be read, on a server node with
+    /// the Postgres store.
+    pub fn leader_view(&self) -> Option<LeaderView> {
+        self.leadership.as_ref().map(Leadership::view)
+    }
+
+    /// Resolves when the node's actors have ended on their own: one failed, the
+    /// CapacityManager failed too often (see [`NodeRoot`]), or the node lost the
+    /// leader's lease. The node must then exit with an error.
     pub async fn failed(&mut self) {
-        let _ = (&mut self.root.1).await;
+        match &mut self.leadership {
+            Some(leadership) => tokio::select! {
+                _ = &mut self.root.1 => {}
+                () = leadership.failed() => {}
+            },
+            None => {
+                let _ = (&mut self.root.1).await;
+            }
+        }
     }
 
     /// Drains every executor (running jobs finish, no new ones start) for at most
@@ -210,6 +244,9 @@ impl NodeActors {
         if let Some((cell, done)) = self.supervisor.take() {
             cell.stop(Some("shutdown".into()));
             let _ = done.await;
+        }
+        if let Some(leadership) = &self.leadership {
+            leadership.stop_supervisor().await;
         }
         let manager = lookup::capacity_manager();
         let had_executors = !self.executors.is_empty();
@@ -227,18 +264,20 @@ impl NodeActors {
         // Drain, not stop: completions the executors sent before leaving are still in
         // the CapacityManager's mailbox and must reach the store. The root drains it
         // last.
-        for (cell, done) in [
-            self.supervisor,
-            self.gateway,
-            self.store_service,
-            Some(self.root),
-        ]
-        .into_iter()
-        .flatten()
+        for (cell, done) in [self.supervisor, self.gateway, self.store_service]
+            .into_iter()
+            .flatten()
         {
             let _ = cell.drain();
             let _ = done.await;
         }
+        // A leader's CapacityManager drains under its lease, which is released then.
+        if let Some(leadership) = self.leadership {
+            leadership.finish().await;
+        }
+        let (cell, done) = self.root;
+        let _ = cell.drain();
+        let _ = done.await;
     }
 }
 
@@ -274,19 +313,19 @@ async fn drain_executors(
     }
 }
 
-/// Starts the node's root, with the CapacityManager over `store` on nodes that hold
-/// it.
-async fn start_root(config: &Config, store: Option<Arc<dyn JobStore>>) -> anyhow::Result<Running> {
+/// Starts a root called `name`, with the CapacityManager over `store` on nodes that
+/// hold it (a leader's term has a root of its own).
+pub async fn start_root(
+    config: &Config,
+    name: String,
+    store: Option<Arc<dyn JobStore>>,
+) -> anyhow::Result<Running> {
     let manager = store.map(|store| CapacityManagerArgs {
         store,
         scheduler: config.scheduler.clone(),
         pools: config.pool_setups(),
     });
-    let (root, done) = Actor::spawn(
-        Some(format!("{}-root", config.node.name)),
-        NodeRoot,
-        NodeRootArgs { manager },
-    )
+    let (root, done) = Actor::spawn(Some(name), NodeRoot, NodeRootArgs { manager })
     .await
     .context("the CapacityManager did not start")?;
     Ok((root.get_cell(), done))
@@ -353,8 +392,8 @@ async fn start_executors(
     Ok(executors)
 }
 
-/// Starts the Supervisor when some pool has an `autoscale` table.
-async fn start_supervisor(
+/// Starts the Supervisor, linked under `root`, when some pool has an `autoscale` table.
+pub async fn start_supervisor(
     config: &Config,
     context: &NodeContext,
     root: &ActorCell,

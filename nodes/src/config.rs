@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use marie_client::tls::TlsFiles;
 use marie_decide::admission::{Limits, PoolRules};
 use marie_decide::autoscale::{AutoscaleSettings, COLD_START_GUESS_MS, SUPERVISOR_TICK_MS};
+use marie_decide::leadership::LeaderSettings;
 use marie_decide::scheduling::{PoolSetup, SchedulerConfig};
 use marie_gpu::{MODEL_HANDLERS, ModelConfig};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The job store.
     pub store: StoreConfig,
+    /// The leader's lease, with the Postgres store.
+    pub leader: LeaderSettings,
     /// Admission limits and job defaults.
     pub gateway: GatewayConfig,
     /// Leases, heartbeats and retries.

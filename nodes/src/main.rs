@@ -9,6 +9,7 @@ mod cookie;
 mod http;
 mod identity;
 mod k8s;
+mod leader;
 mod logging;
 mod membership;
 mod node;

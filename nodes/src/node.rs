@@ -148,7 +148,7 @@ async fn start_http(
 ) -> anyhow::Result<HttpServer> {
     let metrics = metrics_route(telemetry);
     let app = match role.runs_gateway() {
-        true => http::api(config, draining.clone(), metrics)?,
+        true => http::api(config, draining.clone(), actors.leader_view(), metrics)?,
         false => http::executor_probes(draining.clone(), actors.executor_names(), metrics),
     };
     HttpServer::start(config, app).await

@@ -64,7 +64,7 @@ async fn the_lease_is_taken_only_when_free_and_renewed_only_by_its_holder() {
     assert_eq!(
         b.acquire(LONG).await.expect("acquire"),
         Acquisition::Held {
-            holder: "a".into(),
+            holder: Some("a".into()),
             epoch: 1
         }
     );

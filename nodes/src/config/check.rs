@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use marie_decide::leadership::LeaderSettings;
 use marie_decide::scheduling::SchedulerConfig;
 use marie_gpu::MODEL_HANDLERS;
 use marie_handlers::BUILTIN;
@@ -55,6 +56,7 @@ pub fn problems(config: &Config) -> Vec<Problem> {
     found.cluster(&config.cluster);
     found.http(&config.http);
     found.store(&config.store);
+    found.leader(&config.leader);
     found.gateway(&config.gateway);
     found.scheduler(&config.scheduler);
     found.supervisor(&config.supervisor);
@@ -167,6 +169,29 @@ impl Problems {
                 "store.url",
                 "\"\"",
                 "store.backend = \"postgres\" needs the database's URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE; give it in MARIE_STORE__URL rather than in the file, since it holds the password",
+            );
+        }
+    }
+
+    fn leader(&mut self, leader: &LeaderSettings) {
+        self.positive(
+            "leader.renew_ms",
+            leader.renew_ms,
+            "it is how often the leader renews its lease; the default is 1000",
+        );
+        self.positive(
+            "leader.ttl_ms",
+            leader.ttl_ms,
+            "it is how long a lease lasts without a renewal; the default is 3000",
+        );
+        if leader.renew_ms > 0 && leader.renew_ms.saturating_mul(2) >= leader.ttl_ms {
+            self.setting(
+                "leader.renew_ms",
+                leader.renew_ms,
+                format!(
+                    "must be below half of leader.ttl_ms = {}, so that a renewal can fail and the next one still lands before the lease runs out; lower leader.renew_ms or raise leader.ttl_ms (MARIE_LEADER__TTL_MS)",
+                    leader.ttl_ms
+                ),
             );
         }
     }
@@ -402,6 +427,16 @@ mod tests {
             env_var("scheduler.heartbeat_ms"),
             "MARIE_SCHEDULER__HEARTBEAT_MS"
         );
+    }
+
+    #[test]
+    fn a_leader_renewal_not_below_half_the_lease_ttl_is_refused() {
+        let message = refused_setting("leader.renew_ms", |c| c.leader.renew_ms = 1_500);
+        assert!(
+            message.contains("= 1500: must be below half of leader.ttl_ms = 3000"),
+            "{message}"
+        );
+        assert!(message.contains("MARIE_LEADER__TTL_MS"), "{message}");
     }
 
     #[test]

@@ -36,6 +36,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::leader::LeaderView;
 use error::ApiError;
 pub use health::Draining;
 pub(crate) use jobs::MAX_WAIT_SECS;
@@ -60,6 +61,8 @@ pub struct ApiState {
     ready_requires_executors: bool,
     /// Set when the node starts shutting down.
     draining: Draining,
+    /// The leader's lease as this node sees it (server nodes with the Postgres store).
+    leader: Option<LeaderView>,
 }
 
 impl ApiState {
@@ -73,18 +76,29 @@ impl ApiState {
             ready: Arc::new(AtomicBool::new(false)),
             ready_requires_executors: config.http.ready_requires_executors,
             draining,
+            leader: None,
         }
     }
 }
 
 /// The API of a node with a Gateway in this process, `draining` when it shuts down.
 /// `public` routes (such as `/metrics`) are merged in without the token check.
-pub fn api(config: &Config, draining: Draining, public: Router) -> anyhow::Result<Router> {
+/// `/api/nodes` names the leader from `leader` (server nodes with the Postgres store).
+pub fn api(
+    config: &Config,
+    draining: Draining,
+    leader: Option<LeaderView>,
+    public: Router,
+) -> anyhow::Result<Router> {
     if !config.http.host.is_loopback() && config.http.auth_token.is_none() {
         tracing::warn!(host = %config.http.host, "the HTTP API listens beyond loopback without http.auth_token: anyone who reaches it can submit and cancel jobs");
     }
     let client = Client::local().context("the HTTP API found no Gateway in this process")?;
-    Ok(router(ApiState::new(client, config, draining), public))
+    let state = ApiState {
+        leader,
+        ..ApiState::new(client, config, draining)
+    };
+    Ok(router(state, public))
 }
 
 /// The whole API. `public` routes (such as `/metrics`) are merged in without the token

@@ -44,10 +44,10 @@ pub enum Acquisition {
         /// Whom it succeeds.
         succession: Succession,
     },
-    /// Another node holds it.
+    /// Another node holds it (or took it a moment before and has already let it go).
     Held {
-        /// Its name.
-        holder: String,
+        /// Its name, if the lease is still held.
+        holder: Option<String>,
         /// Its epoch.
         epoch: u64,
     },
@@ -121,10 +121,7 @@ impl LeaderLease {
             .await?;
         let Some(row) = rows.first() else {
             let (holder, epoch) = self.holder().await?;
-            return Ok(Acquisition::Held {
-                holder: holder.unwrap_or_default(),
-                epoch,
-            });
+            return Ok(Acquisition::Held { holder, epoch });
         };
         let epoch = epoch(row, 0)?;
         let previous: Option<String> = row.try_get(1)?;
