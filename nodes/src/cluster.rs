@@ -326,8 +326,8 @@ pub async fn start_root(
         pools: config.pool_setups(),
     });
     let (root, done) = Actor::spawn(Some(name), NodeRoot, NodeRootArgs { manager })
-    .await
-    .context("the CapacityManager did not start")?;
+        .await
+        .context("the CapacityManager did not start")?;
     Ok((root.get_cell(), done))
 }
 

@@ -208,14 +208,20 @@ async fn release_lease(lease: &LeaderLease, epoch: Option<u64>, limit: Duration)
     let Some(epoch) = epoch else { return };
     match tokio::time::timeout(limit, lease.release(epoch)).await {
         Ok(Ok(true)) => {
-            tracing::info!(epoch, "leader: released the lease; a standby takes over at once")
+            tracing::info!(
+                epoch,
+                "leader: released the lease; a standby takes over at once"
+            )
         }
         Ok(Ok(false)) => tracing::warn!(epoch, "leader: the lease was no longer this node's"),
         Ok(Err(e)) => {
             tracing::warn!(epoch, error = %e.failure(), "leader: could not release the lease; a standby takes over once it expires")
         }
         Err(_) => {
-            tracing::warn!(epoch, "leader: releasing the lease took too long; a standby takes over once it expires")
+            tracing::warn!(
+                epoch,
+                "leader: releasing the lease took too long; a standby takes over once it expires"
+            )
         }
     }
 }
@@ -234,7 +240,11 @@ impl Failures {
 
     fn passed(&mut self, call: &str) {
         if self.0 > 0 {
-            tracing::info!(call, failures = self.0, "leader: calls on the lease pass again");
+            tracing::info!(
+                call,
+                failures = self.0,
+                "leader: calls on the lease pass again"
+            );
             self.0 = 0;
         }
     }

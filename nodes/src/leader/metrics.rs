@@ -4,7 +4,7 @@
 
 use opentelemetry::KeyValue;
 
-use super::{Lease, LeaderView};
+use super::{LeaderView, Lease};
 
 /// Registers the gauges of the node whose view is `view`, once per process.
 pub fn register(view: LeaderView) {
