@@ -64,10 +64,11 @@ fn start_server(cluster: &Cluster, name: &str, port: u16, env: &[(String, String
 }
 
 impl Setup {
-    /// `s1` leads (started first), `s2` stands by; both see 100 slots.
-    fn start() -> Setup {
+    /// `s1` leads (started first), `s2` stands by; both see 100 slots. `extra` is more
+    /// configuration.
+    fn start(extra: &str) -> Setup {
         let postgres = TestPostgres::start().expect("a throwaway Postgres server");
-        let cluster = Cluster::new(&config(&postgres.url()));
+        let cluster = Cluster::new(&format!("{}{extra}", config(&postgres.url())));
         let ports = [cluster.server_port, free_port()];
         let env = node_env(ports);
         let s1 = start_server(&cluster, "s1", ports[0], &env);
@@ -229,7 +230,7 @@ fn leader_gauge(node: &Node) -> Option<u64> {
 
 #[test]
 fn sigkill_of_the_leader_mid_run_hands_over_to_the_standby_and_every_job_succeeds_once() {
-    let mut setup = Setup::start();
+    let mut setup = Setup::start("");
     assert_eq!(leader_gauge(&setup.servers[0]), Some(1));
     assert_eq!(leader_gauge(&setup.servers[1]), Some(0));
     // Submitted through the standby's gateway: any node accepts work. 10 s of work on
@@ -277,9 +278,13 @@ fn sigkill_of_the_leader_mid_run_hands_over_to_the_standby_and_every_job_succeed
 
 #[test]
 fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_and_stands_by() {
-    let mut setup = Setup::start();
-    // 4 s jobs: runs are in flight through the stop, and the stopped leader's mailbox
-    // holds their completions when it wakes up.
+    // Leases of 2 s: when the stopped leader wakes up, every lease it granted has
+    // expired on its clock, and it would re-queue each of those jobs (which the new
+    // leader runs) were its writes not fenced.
+    let mut setup = Setup::start(
+        "[scheduler]\nheartbeat_ms = 500\nlease_ttl_ms = 2000\nexecutor_timeout_ms = 2000\n",
+    );
+    // 4 s jobs: runs are in flight through the stop.
     let ids = setup.submit(&setup.servers[1], 4000, 400);
     let deadline = Instant::now() + WAIT;
     while setup.succeeded() < 100 {
@@ -310,8 +315,6 @@ fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_
     let logs = setup.servers[0].logs();
     assert!(logs.contains("leader: lost the lease"), "{logs}");
 
-    let statuses = setup.wait_all(&setup.servers[1], &ids);
-    setup.assert_each_succeeded_once(&statuses, &ids);
     // Nothing the old leader wrote after the takeover is in the store: no row carries
     // its epoch with a change made after the new leader acquired the lease (both
     // stamped by this machine's clock).
@@ -322,6 +325,8 @@ fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_
         late, "0",
         "the deposed leader's writes landed after the takeover"
     );
+    let statuses = setup.wait_all(&setup.servers[1], &ids);
+    setup.assert_each_succeeded_once(&statuses, &ids);
     assert!(
         statuses.iter().any(|s| s["attempt"] == 2),
         "no job was in flight at the stop, so the test proved nothing"
