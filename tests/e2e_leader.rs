@@ -40,7 +40,7 @@ handlers = ["sleep"]
 /// The lease's time to live.
 const TTL: Duration = Duration::from_secs(3);
 /// A generous bound on anything a busy machine may take.
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(120);
 
 /// Two server nodes, two executor nodes and Postgres.
 struct Setup {
