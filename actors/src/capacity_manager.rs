@@ -3,6 +3,11 @@
 //! [`StoreWriter`]. It never answers a Gateway's waiters itself: the store writer tells
 //! every Gateway which jobs ended once their end is durable.
 //!
+//! Jobs come in from the Gateways' casts and, for those it was not told of (a lost
+//! cast, a Gateway on another node writing a shared store), from the store: its
+//! announcements and a slow reconcile sweep ([`crate::intake`]), with duplicates and
+//! jobs that already ended here left out ([`Intake`]).
+//!
 //! `handle` only routes: each message is one method of [`CapacityState`] that answers
 //! the scheduler's actions; then queued jobs are placed, the actions carried out
 //! (`carry_out`, one method per action) and their store updates handed to the writer.
@@ -12,12 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use marie_decide::autoscale::should_wake;
-use marie_decide::scheduling::{Action, PoolSetup, Scheduler, SchedulerConfig};
+use marie_decide::scheduling::{Action, Intake, PoolSetup, Scheduler, SchedulerConfig};
 use marie_protocol::messages::RunRef;
 use marie_protocol::messages::{
     CancelAnswer, CapacityMsg, DrainOrder, ExecutorInfo, ExecutorMsg, ExecutorName, GatewayMsg,
-    Heartbeat, HeartbeatAck, JobBatch, LeaseGrant, LoadReport, PoolName, PoolStates, Registered,
-    SupervisorMsg, Tick,
+    Heartbeat, HeartbeatAck, JobBatch, LeaseGrant, LoadReport, LoadedJobs, PoolName, PoolStates,
+    QueuedIds, Registered, SupervisorMsg, Tick,
 };
 use marie_protocol::names::CAPACITY_GROUP;
 use marie_protocol::names::executor_group;
@@ -28,12 +33,13 @@ use ractor::pg::GroupChangeMessage;
 use ractor::{
     Actor, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent, pg,
 };
+use tokio::task::JoinHandle;
 
 use crate::clock::{MonotonicClock, unix_ms};
-use crate::lookup;
 use crate::store_writer::StoreWriter;
 use crate::telemetry::job_trace;
 use crate::telemetry::metrics::{JobMetrics, PoolSnapshot};
+use crate::{intake, lookup};
 
 /// The CapacityManager actor.
 pub struct CapacityManager;
@@ -62,6 +68,14 @@ pub struct CapacityState {
     runs: HashMap<JobId, Context>,
     /// When the Supervisor was last woken for each pool.
     last_wake_ms: HashMap<String, u64>,
+    /// Which jobs from the store to take in, and when to sweep it.
+    intake: Intake,
+    /// The store, for the sweep and the loads.
+    store: Arc<dyn JobStore>,
+    /// The task that forwards the store's announcements, if it makes any.
+    listener: Option<JoinHandle<()>>,
+    /// Itself, for the answers of the store reads.
+    myself: ActorRef<CapacityMsg>,
 }
 
 impl Actor for CapacityManager {
@@ -78,10 +92,18 @@ impl Actor for CapacityManager {
         tracing::info!(jobs = recovered.len(), "recovered live jobs from the store");
         let tick = Duration::from_millis(args.scheduler.tick_ms);
         let heartbeat_ms = args.scheduler.heartbeat_ms;
+        let clock = MonotonicClock::start();
+        // Listening starts before the first write: whatever is committed from now on
+        // is announced, and what was committed before is in `recovered` or the sweep.
+        let listener = intake::listen(args.store.clone(), myself.clone());
         let mut state = CapacityState {
+            intake: Intake::new(args.scheduler.sweep_ms, clock.now_ms()),
+            store: args.store.clone(),
+            listener,
+            myself: myself.clone(),
             scheduler: Scheduler::new(args.scheduler, &args.pools),
             writer: Some(StoreWriter::spawn(args.store, myself.clone())),
-            clock: MonotonicClock::start(),
+            clock,
             executors: HashMap::new(),
             heartbeat_ms,
             metrics: JobMetrics::register(),
@@ -127,6 +149,9 @@ impl Actor for CapacityManager {
         _myself: ActorRef<CapacityMsg>,
         state: &mut CapacityState,
     ) -> Result<(), ActorProcessingErr> {
+        if let Some(listener) = state.listener.take() {
+            listener.abort();
+        }
         if let Some(writer) = state.writer.take()
             && let Err(e) = writer.close().await
         {
@@ -172,6 +197,19 @@ impl Actor for CapacityManager {
                 Vec::new()
             }
             CapacityMsg::Tick(_) => state.tick(now),
+            CapacityMsg::StoreQueued(queued) => {
+                state.store_queued(queued, now);
+                Vec::new()
+            }
+            CapacityMsg::Loaded(loaded) => {
+                let (actions, pools) = state.loaded(loaded, now);
+                touched = pools;
+                actions
+            }
+            CapacityMsg::EndsStored(ids) => {
+                state.intake.ends_stored(ids.0, now);
+                Vec::new()
+            }
         };
         actions.extend(state.scheduler.place(now));
         let updates = state.carry_out(actions);
@@ -186,11 +224,17 @@ impl Actor for CapacityManager {
 const LOST_GRACE: Duration = Duration::from_millis(500);
 
 impl CapacityState {
-    /// Queues durable jobs; answers the actions and the pools that got jobs.
+    /// Queues durable jobs, except those that already ended here (a late cast, or a
+    /// read of the store made before their end was written); answers the actions and
+    /// the pools that got jobs.
     fn enqueue(&mut self, batch: JobBatch, now: u64) -> (Vec<Action>, Vec<String>) {
         let mut actions = Vec::new();
         let mut pools: Vec<String> = Vec::new();
-        for job in batch.0 {
+        for job in batch
+            .0
+            .into_iter()
+            .filter(|job| self.intake.admits(&job.id))
+        {
             if !pools.contains(&job.spec.pool) {
                 pools.push(job.spec.pool.clone());
             }
@@ -288,9 +332,44 @@ impl CapacityState {
         self.scheduler.executor_lost(executor, "it stopped", now)
     }
 
+    /// Jobs the store holds as queued: loads those neither held nor ended here.
+    fn store_queued(&mut self, queued: QueuedIds, now: u64) {
+        if queued.swept {
+            self.intake.swept(now);
+        }
+        let missing = self
+            .intake
+            .missing(queued.ids, |id| self.scheduler.job(id).is_some());
+        if missing.is_empty() {
+            return;
+        }
+        if queued.swept {
+            tracing::info!(
+                jobs = missing.len(),
+                "reconcile sweep: queued jobs in the store that the CapacityManager was not told of; loading them"
+            );
+        }
+        intake::load(self.store.clone(), missing, now, self.myself.clone());
+    }
+
+    /// Jobs loaded from the store: queued, unless the read is too old to trust.
+    fn loaded(&mut self, loaded: LoadedJobs, now: u64) -> (Vec<Action>, Vec<String>) {
+        if !self.intake.fresh(loaded.read_at_ms, now) {
+            tracing::warn!(
+                jobs = loaded.jobs.len(),
+                "jobs loaded from the store arrived too late to trust; the next sweep reads them again"
+            );
+            return (Vec::new(), Vec::new());
+        }
+        self.enqueue(JobBatch(loaded.jobs), now)
+    }
+
     /// The timer: expire leases and timeouts, publish load to the Gateways and the
-    /// metrics.
+    /// metrics, and sweep the store when that is due.
     fn tick(&mut self, now: u64) -> Vec<Action> {
+        if self.intake.sweep_due(now) {
+            intake::sweep(self.store.clone(), self.myself.clone(), true);
+        }
         let actions = self.scheduler.tick(now);
         let loads = self.scheduler.loads();
         for gateway in lookup::gateways() {
@@ -380,6 +459,7 @@ impl CapacityState {
                         output,
                     } => {
                         self.record_end(id, &pool, ran_ms, &trace, state);
+                        self.intake.ended(id);
                         updates.push(JobUpdate::Finished {
                             id,
                             state,

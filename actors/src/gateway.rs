@@ -215,8 +215,6 @@ impl GatewayState {
 
 /// Writes the job, and once it is durable, hands it to the CapacityManager.
 async fn accept(store: &dyn GatewayStore, mut job: NewJob) -> Result<Submitted, GatewayError> {
-    let manager = lookup::capacity_manager()
-        .ok_or_else(|| GatewayError::Unavailable("no CapacityManager is running".into()))?;
     let attributes = || {
         vec![
             KeyValue::new("job.id", job.id.to_string()),
@@ -230,7 +228,7 @@ async fn accept(store: &dyn GatewayStore, mut job: NewJob) -> Result<Submitted, 
         attributes,
     );
     job.spec.trace = job_trace::carrier_of(&submit);
-    let accepted = store_and_queue(store, &manager, job).await;
+    let accepted = store_and_queue(store, job).await;
     job_trace::end(&submit, || match &accepted {
         Ok(s) if s.deduplicated => "deduplicated".to_owned(),
         Ok(_) => "accepted".to_owned(),
@@ -239,11 +237,11 @@ async fn accept(store: &dyn GatewayStore, mut job: NewJob) -> Result<Submitted, 
     accepted
 }
 
-async fn store_and_queue(
-    store: &dyn GatewayStore,
-    manager: &ActorRef<CapacityMsg>,
-    job: NewJob,
-) -> Result<Submitted, GatewayError> {
+/// Writes the job; once it is durable, casts it to the CapacityManager. Should the cast
+/// be lost, or no CapacityManager run now, the job waits in the store: the
+/// CapacityManager's reconcile sweep (and, on a shared store, the store's announcement)
+/// queues it, as its recovery at start does.
+async fn store_and_queue(store: &dyn GatewayStore, job: NewJob) -> Result<Submitted, GatewayError> {
     let (id, ref_type, ref_id) = (
         job.id,
         job.spec.metadata.ref_type.clone(),
@@ -260,8 +258,9 @@ async fn store_and_queue(
     let inserted = store.insert(vec![job]).await.map_err(store_error)?;
     match inserted.first() {
         Some(Inserted::New(_)) => {
-            // The job is durable: if this cast is lost, a restart still queues it.
-            let _ = manager.cast(CapacityMsg::Enqueue(JobBatch(vec![queued])));
+            if let Some(manager) = lookup::capacity_manager() {
+                let _ = manager.cast(CapacityMsg::Enqueue(JobBatch(vec![queued])));
+            }
             Ok(Submitted {
                 id,
                 deduplicated: false,

@@ -22,9 +22,12 @@
 //!    sends `GatewayMsg::Submit(JobSpec)`. `gateway.rs`, `GatewayState::submit`: the
 //!    spec is admitted (`marie_decide::admission::admit`) into a `NewJob`, then
 //!    `accept` → `store_and_queue` writes it to the store (`GatewayStore::insert`; on
-//!    another node through `remote_store.rs` and `store_service.rs`). Once durable the
-//!    client is answered `Submitted` and the Gateway casts `CapacityMsg::Enqueue` with
-//!    a `QueuedJob`.
+//!    another node through `remote_store.rs` and `store_service.rs`, unless the store
+//!    is Postgres, which every node writes itself). Once durable the client is
+//!    answered `Submitted` and the Gateway casts `CapacityMsg::Enqueue` with a
+//!    `QueuedJob`. A job whose cast is lost, or that another node committed to a
+//!    shared store, reaches the CapacityManager from the store (`intake.rs`: the
+//!    store's announcements, and a reconcile sweep on `CapacityMsg::Tick`).
 //! 2. **Queue and place.** `capacity_manager.rs`, `CapacityState::enqueue` hands the
 //!    `QueuedJob` to the `Scheduler` (`marie_decide::scheduling`); after every message
 //!    `Scheduler::place` picks an executor with a free slot and answers
@@ -56,6 +59,7 @@ pub mod capacity_manager;
 pub mod clock;
 pub mod executor;
 pub mod gateway;
+pub mod intake;
 pub mod lookup;
 pub mod remote_store;
 pub mod root;

@@ -1,5 +1,7 @@
 //! The one task that writes the CapacityManager's state changes to the store, in order,
-//! many per commit, and tells every Gateway which jobs ended once that is durable.
+//! many per commit, and tells every Gateway which jobs ended once that is durable, and
+//! the CapacityManager which ends it wrote (so that it stops guarding against their
+//! jobs coming back from an earlier read of the store).
 //!
 //! A write that fails retryably (the database busy, the disk full for a while) is tried
 //! again with backoff until it passes: the updates are the truth about runs that
@@ -11,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use marie_protocol::messages::{CapacityMsg, FinishedJobs, GatewayMsg, Tick};
+use marie_protocol::messages::{CapacityMsg, FinishedJobs, GatewayMsg, JobIds, Tick};
 use marie_protocol::{JobId, JobState};
 use marie_store::{JobStore, JobUpdate, StoreError, StoreErrorKind};
 use ractor::ActorRef;
@@ -62,7 +64,7 @@ impl StoreWriter {
     pub fn spawn(store: Arc<dyn JobStore>, manager: ActorRef<CapacityMsg>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
-            let ended = run(store, rx).await;
+            let ended = run(store, rx, &manager).await;
             if ended.is_err() {
                 let _ = manager.cast(CapacityMsg::Tick(Tick));
             }
@@ -120,6 +122,7 @@ impl StoreWriter {
 async fn run(
     store: Arc<dyn JobStore>,
     mut rx: mpsc::UnboundedReceiver<Write>,
+    manager: &ActorRef<CapacityMsg>,
 ) -> Result<(), StoreError> {
     while let Some(first) = rx.recv().await {
         let mut updates = first.updates;
@@ -129,7 +132,18 @@ async fn run(
             updates.extend(next.updates);
             acks.extend(next.done);
         }
+        let ends: Vec<JobId> = updates
+            .iter()
+            .filter_map(|update| match update {
+                JobUpdate::Finished { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
         let ended = write_until_stored(&*store, updates).await?;
+        if !ends.is_empty() {
+            // A CapacityManager that stopped does not mind.
+            let _ = manager.cast(CapacityMsg::EndsStored(JobIds(ends)));
+        }
         for ack in acks {
             let _ = ack.send(());
         }

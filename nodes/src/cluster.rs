@@ -44,7 +44,8 @@ use crate::process_backend::ProcessBackend;
 pub enum RoleKind {
     /// The job store, the CapacityManager (one per cluster) and a Gateway.
     Server,
-    /// A Gateway only; it reaches the store through the server node.
+    /// A Gateway only; it reaches the store through the server node, or writes the
+    /// Postgres store itself.
     Gateway,
     /// The executors of one pool (`--pool`).
     Executor,
@@ -342,7 +343,9 @@ async fn start_linked<A: Actor>(
     Ok((actor.get_cell(), done))
 }
 
-/// Starts the Gateway, over the node's own store or, without one, the server's.
+/// Starts the Gateway, over the node's own store or, without one, the server's; on a
+/// Postgres store every Gateway opens the store itself, so that it accepts jobs
+/// whichever node is down.
 async fn start_gateway(
     config: &Config,
     store: Option<Arc<dyn JobStore>>,
@@ -350,6 +353,7 @@ async fn start_gateway(
 ) -> anyhow::Result<Running> {
     let store: Arc<dyn GatewayStore> = match store {
         Some(store) => store,
+        None if config.store.backend == StoreBackend::Postgres => open_store(config).await?,
         None => Arc::new(RemoteStore),
     };
     let args = GatewayArgs {

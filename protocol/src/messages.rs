@@ -152,6 +152,29 @@ pub struct QueuedJob {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobBatch(pub Vec<QueuedJob>);
 
+/// Ids of jobs the store holds as queued: announced by the store (committed by some
+/// node) or found by the CapacityManager's reconcile sweep.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedIds {
+    /// The jobs.
+    pub ids: Vec<JobId>,
+    /// Whether this is the answer of a sweep (empty when the sweep's read failed).
+    pub swept: bool,
+}
+
+/// Queued jobs loaded from the store by the CapacityManager.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadedJobs {
+    /// When the read started, on the CapacityManager's clock.
+    pub read_at_ms: u64,
+    /// The jobs still queued when read.
+    pub jobs: Vec<QueuedJob>,
+}
+
+/// Jobs, by id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobIds(pub Vec<JobId>);
+
 /// An executor introducing itself.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorInfo {
@@ -310,6 +333,12 @@ pub enum CapacityMsg {
     PoolStates(PoolStatesQuery, RpcReplyPort<PoolStates>),
     /// The slots a pool should have, shown as its `target`.
     SetTarget(PoolTarget),
+    /// Jobs the store holds as queued: those neither held nor ended here are loaded.
+    StoreQueued(QueuedIds),
+    /// Jobs loaded from the store: queued unless held or ended here meanwhile.
+    Loaded(LoadedJobs),
+    /// From the store writer: the ends of these jobs are durable.
+    EndsStored(JobIds),
 }
 
 /// A job leased to an executor for one run.
@@ -362,6 +391,9 @@ wire_type!(
     LoadReport,
     WaitTicket,
     JobBatch,
+    QueuedIds,
+    LoadedJobs,
+    JobIds,
     ExecutorInfo,
     Registered,
     RunRef,

@@ -23,6 +23,7 @@ pub mod sqlite;
 use async_trait::async_trait;
 use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunRef};
 use marie_protocol::{DedupPolicy, JobId, JobState, JobStatus};
+use tokio::sync::mpsc;
 
 pub use error::{OpenError, StoreError, StoreErrorKind, StoreFailure, Unavailable};
 pub use marie_protocol::store::{Inserted, NewJob};
@@ -129,4 +130,28 @@ pub trait JobStore: GatewayStore {
     /// lost their run with the previous process: they are written back as `queued`
     /// with the run counted, and returned with the others.
     async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError>;
+
+    /// The ids of every queued job, oldest first: what the reconcile sweep compares
+    /// with the queues. Changes nothing.
+    async fn queued_ids(&self) -> Result<Vec<JobId>, StoreError>;
+
+    /// Those of `ids` that are still queued, oldest first. Changes nothing.
+    async fn queued(&self, ids: Vec<JobId>) -> Result<Vec<QueuedJob>, StoreError>;
+
+    /// Announcements of jobs committed by any node, for a store that several nodes
+    /// write; `None` for one that only this node writes (its Gateway tells the
+    /// CapacityManager itself). Dropping the receiver ends them.
+    fn notices(&self) -> Option<mpsc::UnboundedReceiver<Notice>> {
+        None
+    }
+}
+
+/// What a store that several nodes write announces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// These jobs were committed, queued, by some node.
+    Queued(Vec<JobId>),
+    /// The connection announcements come over was lost and is back: some may have been
+    /// missed meanwhile.
+    Resumed,
 }

@@ -250,4 +250,22 @@ impl JobStore for MemoryStore {
         }
         Ok(queued)
     }
+
+    async fn queued_ids(&self) -> Result<Vec<JobId>, StoreError> {
+        let inner = self.lock();
+        let queued = inner.jobs.values().filter(|r| r.state == JobState::Queued);
+        Ok(queued.map(|r| r.job.id).collect())
+    }
+
+    async fn queued(&self, mut ids: Vec<JobId>) -> Result<Vec<QueuedJob>, StoreError> {
+        ids.sort_unstable();
+        ids.dedup();
+        let inner = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| inner.jobs.get(id))
+            .filter(|r| r.state == JobState::Queued)
+            .map(Record::queued)
+            .collect())
+    }
 }

@@ -66,6 +66,10 @@ CREATE INDEX jobs_by_pool_state ON jobs (pool, state, id);
 const STATUS_COLUMNS: &str = "id, pool, handler, project_id, ref_type, ref_id, priority, state, \
      attempt, max_attempts, last_error, executor, created_at_ms, updated_at_ms, length(output)";
 
+/// Columns read into a [`QueuedJob`] by [`queued_from_row`].
+const QUEUED_COLUMNS: &str = "id, pool, handler, payload, project_id, ref_type, ref_id, \
+     priority, max_attempts, timeout_ms, expire_after_ms, dedup, trace, attempt, created_at_ms";
+
 /// The condition every update carries: a terminal job never changes again.
 const LIVE: &str = "state IN ('queued', 'running')";
 
@@ -244,6 +248,35 @@ impl JobStore for SqliteStore {
 
     async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
         self.write(|reply| Command::Recover(now_ms, reply)).await
+    }
+
+    async fn queued_ids(&self) -> Result<Vec<JobId>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT id FROM jobs WHERE state = 'queued' ORDER BY id")?
+                .query_map([], |row| parse::<JobId>(row, 0))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn queued(&self, mut ids: Vec<JobId>) -> Result<Vec<QueuedJob>, StoreError> {
+        ids.sort_unstable();
+        ids.dedup();
+        self.read(move |conn| {
+            let mut select = conn.prepare_cached(&format!(
+                "SELECT {QUEUED_COLUMNS} FROM jobs WHERE id = ?1 AND state = 'queued'"
+            ))?;
+            let mut jobs = Vec::with_capacity(ids.len());
+            for id in ids {
+                jobs.extend(
+                    select
+                        .query_row([id.to_string()], queued_from_row)
+                        .optional()?,
+                );
+            }
+            Ok(jobs)
+        })
+        .await
     }
 }
 
@@ -487,11 +520,9 @@ fn recover(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<QueuedJob>> {
          WHERE state = 'running'",
     )?
     .execute(params![crate::RESTARTED, now_ms])?;
-    let mut queued = conn.prepare_cached(
-        "SELECT id, pool, handler, payload, project_id, ref_type, ref_id, priority, \
-         max_attempts, timeout_ms, expire_after_ms, dedup, trace, attempt, created_at_ms \
-         FROM jobs WHERE state = 'queued' ORDER BY id",
-    )?;
+    let mut queued = conn.prepare_cached(&format!(
+        "SELECT {QUEUED_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY id"
+    ))?;
     queued.query_map([], queued_from_row)?.collect()
 }
 

@@ -1,7 +1,7 @@
 //! What only the Postgres store promises, each on a throwaway server of its own: the
 //! schema migrated once by nodes starting together, a newer schema refused, a refused
 //! login shown without its password, a server restarted under a running store, group
-//! commit, and a failing call that fails alone.
+//! commit, a failing call that fails alone, and the announcement of committed jobs.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -11,9 +11,10 @@ use marie_protocol::messages::RunRef;
 use marie_protocol::{JobId, JobSpec, JobState};
 use marie_store::postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
 use marie_store::{
-    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError, StoreErrorKind,
+    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, Notice, StoreError, StoreErrorKind,
 };
 use marie_test_postgres::{PASSWORD, TestPostgres};
+use tokio::sync::mpsc;
 
 fn new_job() -> NewJob {
     NewJob {
@@ -338,4 +339,80 @@ async fn jobs_survive_a_reopen_and_running_ones_are_recovered() {
         (recovered[0].id, recovered[0].attempts_done),
         (running.id, 1)
     );
+}
+
+/// Inserts through `store` until `notices` announces them (the listener may not listen
+/// yet when the first inserts commit); returns the ids of the insert it heard.
+async fn insert_until_heard(
+    store: &PostgresStore,
+    notices: &mut mpsc::UnboundedReceiver<Notice>,
+) -> HashSet<JobId> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = new_job();
+        if store.insert(vec![job.clone()]).await.is_ok() {
+            match tokio::time::timeout(Duration::from_secs(2), notices.recv()).await {
+                Ok(Some(Notice::Queued(ids))) => return ids.into_iter().collect(),
+                Ok(Some(Notice::Resumed)) | Err(_) => {}
+                Ok(None) => panic!("the listener ended"),
+            }
+        }
+        assert!(Instant::now() < deadline, "no insert was announced in 60 s");
+    }
+}
+
+/// The ids announced until `expected` are all heard, within 60 s.
+async fn hear_all(notices: &mut mpsc::UnboundedReceiver<Notice>, expected: &HashSet<JobId>) {
+    let mut heard = HashSet::new();
+    while !expected.is_subset(&heard) {
+        match tokio::time::timeout(Duration::from_secs(60), notices.recv()).await {
+            Ok(Some(Notice::Queued(ids))) => heard.extend(ids),
+            Ok(Some(Notice::Resumed)) => {}
+            Ok(None) => panic!("the listener ended"),
+            Err(_) => panic!("{} of {} ids heard", heard.len(), expected.len()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_of_other_stores_are_announced_and_a_lost_listener_resumes() {
+    let server = server();
+    let listening = open(&server.url()).await.expect("open");
+    let writer = open(&server.url()).await.expect("open");
+    let mut notices = listening.notices().expect("Postgres announces new jobs");
+
+    let first = insert_until_heard(&writer, &mut notices).await;
+    assert_eq!(first.len(), 1);
+    // One insert of more ids than one notification holds: every id is announced.
+    let many: Vec<NewJob> = (0..450).map(|_| new_job()).collect();
+    let expected: HashSet<JobId> = many.iter().map(|job| job.id).collect();
+    writer.insert(many).await.expect("insert");
+    hear_all(&mut notices, &expected).await;
+    // A rolled-back insert is not announced: the next notice is the next commit's.
+    let duplicate = new_job();
+    writer
+        .insert(vec![duplicate.clone()])
+        .await
+        .expect("insert");
+    hear_all(&mut notices, &HashSet::from([duplicate.id])).await;
+    let err = writer
+        .insert(vec![duplicate.clone()])
+        .await
+        .expect_err("the same id twice");
+    assert_eq!(err.kind(), StoreErrorKind::Permanent, "{}", words(&err));
+    let next = new_job();
+    writer.insert(vec![next.clone()]).await.expect("insert");
+    match tokio::time::timeout(Duration::from_secs(60), notices.recv()).await {
+        Ok(Some(Notice::Queued(ids))) => assert_eq!(ids, vec![next.id]),
+        other => panic!("the next commit was not announced next: {other:?}"),
+    }
+
+    // The server restarts: the listener says it may have missed some, and hears again.
+    server.stop().expect("stop the server");
+    server.start_again().expect("start the server again");
+    match tokio::time::timeout(Duration::from_secs(60), notices.recv()).await {
+        Ok(Some(Notice::Resumed)) => {}
+        other => panic!("no resumption within 60 s of the restart: {other:?}"),
+    }
+    insert_until_heard(&writer, &mut notices).await;
 }

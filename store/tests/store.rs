@@ -416,6 +416,27 @@ async fn recover_requeues_running_jobs(store: Arc<dyn JobStore>) {
     assert_eq!(store.recover(20_000).await.expect("recover"), recovered);
 }
 
+async fn queued_reads_find_queued_jobs_and_change_nothing(store: Arc<dyn JobStore>) {
+    let jobs: Vec<NewJob> = (0..4).map(|i| new_job(spec("extract", &[i]))).collect();
+    let ids: Vec<JobId> = jobs.iter().map(|job| job.id).collect();
+    store.insert(jobs.clone()).await.expect("insert");
+    update(&*store, started(ids[1], 1, "exec-1", 2)).await;
+    update(&*store, finished(ids[2], JobState::Failed, None, 3)).await;
+
+    assert_eq!(store.queued_ids().await.expect("ids"), vec![ids[0], ids[3]]);
+    let unknown = JobId::generate();
+    let asked = vec![ids[3], ids[2], ids[1], unknown, ids[0], ids[3]];
+    let queued = store.queued(asked).await.expect("read");
+    let got: Vec<(JobId, Vec<u8>, u32)> = queued
+        .iter()
+        .map(|q| (q.id, q.spec.payload.clone(), q.attempts_done))
+        .collect();
+    assert_eq!(got, vec![(ids[0], vec![0], 0), (ids[3], vec![3], 0)]);
+    assert!(store.queued(Vec::new()).await.expect("read").is_empty());
+    // Reading changed nothing: the running job still runs.
+    assert_eq!(state(&*store, ids[1]).await, JobState::Running);
+}
+
 fn memory_store() -> (Arc<dyn JobStore>, Option<TempDir>) {
     (Arc::new(MemoryStore::new()), None)
 }
@@ -474,6 +495,7 @@ conformance!(
     updates_apply_in_order,
     list_pages_cover_every_job_once,
     recover_requeues_running_jobs,
+    queued_reads_find_queued_jobs_and_change_nothing,
 );
 
 // ---- SQLite only. ----

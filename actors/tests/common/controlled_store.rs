@@ -102,4 +102,10 @@ impl JobStore for ControlledStore {
     async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
         self.inner.recover(now_ms).await
     }
+    async fn queued_ids(&self) -> Result<Vec<JobId>, StoreError> {
+        self.inner.queued_ids().await
+    }
+    async fn queued(&self, ids: Vec<JobId>) -> Result<Vec<QueuedJob>, StoreError> {
+        self.inner.queued(ids).await
+    }
 }

@@ -73,6 +73,14 @@ impl FakeExecutor {
             .expect("the fake executor is running")
     }
 
+    /// The next lease if one comes within `wait`, else `None`.
+    pub async fn lease_within(&mut self, wait: Duration) -> Option<Leased> {
+        tokio::time::timeout(wait, self.leases.recv())
+            .await
+            .ok()
+            .map(|lease| lease.expect("the fake executor is running"))
+    }
+
     /// Whether its heartbeats list the runs it holds (and so renew their leases).
     pub fn set_renewing(&self, renew: bool) {
         self.renew.store(renew, Ordering::SeqCst);

@@ -54,6 +54,7 @@ pub fn scheduler() -> SchedulerConfig {
         executor_timeout_ms: 5_000,
         backoff_base_ms: 500,
         backoff_max_ms: 4_000,
+        sweep_ms: 5_000,
     }
 }
 

@@ -5,6 +5,7 @@
 //! See `README.md` beside this file for the rules and the properties they keep.
 
 mod backoff;
+mod intake;
 mod placement;
 mod queue;
 mod rate;
@@ -14,6 +15,7 @@ mod scheduler;
 mod properties;
 
 pub use backoff::backoff_ms;
+pub use intake::Intake;
 pub use placement::{PlacementCandidate, choose_executor};
 pub use queue::PoolQueue;
 pub use rate::RateMeter;

@@ -38,6 +38,9 @@ pub struct SchedulerConfig {
     pub backoff_base_ms: u64,
     /// Longest wait between attempts.
     pub backoff_max_ms: u64,
+    /// Pause between two reconcile sweeps, which queue any job the store holds as
+    /// queued that the CapacityManager was not told of (see [`super::Intake`]).
+    pub sweep_ms: u64,
 }
 
 impl Default for SchedulerConfig {
@@ -49,6 +52,7 @@ impl Default for SchedulerConfig {
             executor_timeout_ms: 10_000,
             backoff_base_ms: 500,
             backoff_max_ms: 30_000,
+            sweep_ms: 5_000,
         }
     }
 }

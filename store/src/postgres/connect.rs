@@ -22,6 +22,12 @@ use crate::{OpenError, StoreError, Unavailable};
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 /// The longest pause between two attempts.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// The pause after a failed attempt to connect, given the pause before it (none after
+/// the first failure).
+pub fn next_pause(previous: Option<Duration>) -> Duration {
+    previous.map_or(FIRST_PAUSE, |p| (p * 2).min(MAX_PAUSE))
+}
 /// How long opening one connection may take, unless the URL says (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a call waits for a connection when all are busy.
@@ -30,6 +36,8 @@ const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pool of connections to one database.
 pub struct Connections {
     pool: Pool,
+    /// Where and how to connect, for connections outside the pool.
+    config: tokio_postgres::Config,
     /// The URL, its password masked.
     url: Arc<str>,
     reconnect: Mutex<Reconnect>,
@@ -72,7 +80,7 @@ impl Connections {
             config.application_name("marie");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -88,9 +96,20 @@ impl Connections {
             .map_err(|e| connect_error(OpenError::Io(std::io::Error::other(e))))?;
         Ok(Connections {
             pool,
+            config,
             url: shown.into(),
             reconnect: Mutex::default(),
         })
+    }
+
+    /// Where and how to connect, for a connection outside the pool.
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// The URL, its password masked.
+    pub fn url(&self) -> Arc<str> {
+        Arc::clone(&self.url)
     }
 
     /// The first connection, at start: a failure is the node's refusal to start.
@@ -155,7 +174,7 @@ impl Connections {
             };
         }
         let mut state = self.lock();
-        let pause = state.pause.map_or(FIRST_PAUSE, |p| (p * 2).min(MAX_PAUSE));
+        let pause = next_pause(state.pause);
         if state.pause.is_none() {
             tracing::warn!(url = %self.url, error = %error, "job store: cannot connect to Postgres; retrying with backoff");
         }

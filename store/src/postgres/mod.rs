@@ -5,7 +5,8 @@
 //! recovery go to one writer task that commits every call waiting in one transaction
 //! (group commit, [`writer`]), with one multi-row statement per kind of call
 //! ([`write`]). The schema is versioned, compiled in and applied at start under an
-//! advisory lock ([`migrate`]). A lost connection, a server restarting or a conflict
+//! advisory lock ([`migrate`]). Every insert announces its new jobs with `NOTIFY`, which
+//! the CapacityManager's node hears ([`listen`]). A lost connection, a server restarting or a conflict
 //! answers a retryable error, and the pool reconnects with backoff; a constraint
 //! violation or a value out of range is permanent.
 //!
@@ -19,6 +20,7 @@
 mod connect;
 pub mod fence;
 pub mod lease;
+mod listen;
 mod migrate;
 mod rows;
 mod url;
@@ -38,9 +40,9 @@ use tokio_postgres::types::ToSql;
 use self::connect::Connections;
 use self::fence::Fence;
 use self::lease::LeaderLease;
-use self::rows::STATUS_COLUMNS;
+use self::rows::{QUEUED_COLUMNS, STATUS_COLUMNS};
 use self::writer::{Command, Reply};
-use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError, page_limit};
+use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, Notice, StoreError, page_limit};
 
 pub use self::migrate::SCHEMA_VERSION;
 pub use self::url::redact;
@@ -244,5 +246,34 @@ impl JobStore for PostgresStore {
 
     async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
         self.write(|reply| Command::Recover(now_ms, reply)).await
+    }
+
+    async fn queued_ids(&self) -> Result<Vec<JobId>, StoreError> {
+        let sql = "SELECT id FROM jobs WHERE state = 'queued' ORDER BY id";
+        self.query(sql, &[])
+            .await?
+            .iter()
+            .map(|row| rows::job_id(row, 0))
+            .collect()
+    }
+
+    async fn queued(&self, ids: Vec<JobId>) -> Result<Vec<QueuedJob>, StoreError> {
+        let ids: Vec<uuid::Uuid> = ids.into_iter().map(|id| id.0).collect();
+        let sql = format!(
+            "SELECT {QUEUED_COLUMNS} FROM jobs WHERE id = ANY($1::uuid[]) AND state = 'queued' \
+             ORDER BY id"
+        );
+        self.query(&sql, &[&ids])
+            .await?
+            .iter()
+            .map(rows::queued)
+            .collect()
+    }
+
+    fn notices(&self) -> Option<mpsc::UnboundedReceiver<Notice>> {
+        Some(listen::spawn(
+            self.connections.config(),
+            self.connections.url(),
+        ))
     }
 }

@@ -17,6 +17,7 @@ use marie_protocol::{DedupPolicy, JobId, JobState};
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
+use super::listen::{CHANNEL, IDS_PER_NOTIFICATION};
 use super::rows::{self, QUEUED_COLUMNS, to_bigint};
 use crate::{Inserted, JobUpdate, NewJob, RESTARTED, StoreError, dedup_name};
 
@@ -113,7 +114,8 @@ async fn existing(
         .collect()
 }
 
-/// One `INSERT … SELECT FROM UNNEST(…)` of `jobs`.
+/// One `INSERT … SELECT FROM UNNEST(…)` of `jobs`, which notifies their ids on
+/// [`CHANNEL`] (delivered once the transaction commits, dropped if it does not).
 async fn insert_rows(tx: &Transaction<'_>, jobs: &[&NewJob]) -> Result<(), StoreError> {
     let mut ids = Vec::with_capacity(jobs.len());
     let (mut pools, mut handlers, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
@@ -143,10 +145,10 @@ async fn insert_rows(tx: &Transaction<'_>, jobs: &[&NewJob]) -> Result<(), Store
         created.push(to_bigint(job.created_at_ms, "created_at_ms")?);
     }
     let statement = tx
-        .prepare_cached(
-            "INSERT INTO jobs (id, pool, handler, payload, project_id, ref_type, ref_id, \
-             priority, max_attempts, timeout_ms, expire_after_ms, dedup, trace, state, attempt, \
-             created_at_ms, updated_at_ms) \
+        .prepare_cached(&format!(
+            "WITH inserted AS (INSERT INTO jobs (id, pool, handler, payload, project_id, \
+             ref_type, ref_id, priority, max_attempts, timeout_ms, expire_after_ms, dedup, \
+             trace, state, attempt, created_at_ms, updated_at_ms) \
              SELECT id, pool, handler, payload, project_id, ref_type, ref_id, priority, \
              max_attempts, timeout_ms, expire_after_ms, dedup, trace, 'queued', 0, \
              created_at_ms, created_at_ms \
@@ -154,10 +156,14 @@ async fn insert_rows(tx: &Transaction<'_>, jobs: &[&NewJob]) -> Result<(), Store
              $6::text[], $7::text[], $8::int4[], $9::int8[], $10::int8[], $11::int8[], \
              $12::text[], $13::jsonb[], $14::int8[]) \
              AS t(id, pool, handler, payload, project_id, ref_type, ref_id, priority, \
-             max_attempts, timeout_ms, expire_after_ms, dedup, trace, created_at_ms)",
-        )
+             max_attempts, timeout_ms, expire_after_ms, dedup, trace, created_at_ms) \
+             RETURNING id) \
+             SELECT pg_notify('{CHANNEL}', string_agg(id::text, ',')) \
+             FROM (SELECT id, (row_number() OVER () - 1) / {IDS_PER_NOTIFICATION} AS part \
+             FROM inserted) AS parts GROUP BY part"
+        ))
         .await?;
-    tx.execute(
+    tx.query(
         &statement,
         &[
             &ids,
