@@ -7,6 +7,9 @@
 //! (from [`FIRST_PAUSE`] up to [`MAX_PAUSE`]); calls made during the pause fail at once
 //! with a retryable [`Unavailable`] instead of each waiting for a connect
 //! timeout. The first connection that opens ends the pause.
+//!
+//! Every connection, the lease's included, uses TLS as the URL's `sslmode` and
+//! `sslrootcert` say ([`super::tls`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -14,8 +17,8 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
 };
-use tokio_postgres::NoTls;
 
+use super::tls::{SslMode, TlsSettings, TlsSetupError};
 use crate::{OpenError, StoreError, Unavailable};
 
 /// The pause after the first failed attempt to connect.
@@ -32,6 +35,8 @@ pub struct Connections {
     pool: Pool,
     /// The URL, its password masked.
     url: Arc<str>,
+    /// How the connections use TLS.
+    sslmode: SslMode,
     reconnect: Mutex<Reconnect>,
 }
 
@@ -46,20 +51,29 @@ struct Reconnect {
 impl Connections {
     /// A pool of at most `size` connections to `url` (shown as `shown`, its password
     /// masked), each statement cancelled by the server after `statement_timeout` when
-    /// given. Connects nothing yet.
+    /// given, and TLS as the URL's `sslmode` and `sslrootcert` say (the CA file is read
+    /// now). Connects nothing yet.
     pub fn new(
         url: &str,
         shown: &str,
         size: usize,
         statement_timeout: Option<Duration>,
     ) -> Result<Connections, StoreError> {
+        let tls_error = |e: TlsSetupError| StoreError::Tls {
+            url: shown.to_owned(),
+            sslmode: e.sslmode,
+            reason: e.reason,
+        };
+        let (url, tls) = TlsSettings::take_from(url).map_err(tls_error)?;
         let connect_error = |source: OpenError| StoreError::Connect {
             url: shown.to_owned(),
+            sslmode: tls.mode,
             source,
         };
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| connect_error(e.into()))?;
+        tls.apply(&mut config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -73,7 +87,7 @@ impl Connections {
         }
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls.connector().map_err(tls_error)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -89,6 +103,7 @@ impl Connections {
         Ok(Connections {
             pool,
             url: shown.into(),
+            sslmode: tls.mode,
             reconnect: Mutex::default(),
         })
     }
@@ -97,6 +112,7 @@ impl Connections {
     pub async fn first(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Connect {
             url: self.url.to_string(),
+            sslmode: self.sslmode,
             source: match e {
                 PoolError::Backend(e) => e.into(),
                 other => other.into(),
