@@ -10,7 +10,9 @@ use std::error::Error;
 use std::sync::Arc;
 
 use rusqlite::ErrorCode;
-use tokio_postgres::error::SqlState;
+use tokio_postgres::error::{DbError, SqlState};
+
+use crate::postgres::SslMode;
 
 pub use marie_protocol::store::{StoreErrorKind, StoreFailure};
 
@@ -54,14 +56,30 @@ pub enum StoreError {
     Database(#[source] Arc<rusqlite::Error>),
     /// Postgres could not be reached or refused this node at start.
     #[error(
-        "cannot connect to the Postgres job store at {url} (store.url, MARIE_STORE__URL): check the host, port and database name in the URL, the user and its password, and that the server is up and accepts connections from this host"
+        "cannot connect to the Postgres job store at {url} (store.url, MARIE_STORE__URL) with sslmode={sslmode}: {}",
+        connect_hint(*sslmode, source)
     )]
     Connect {
         /// `store.url`, its password masked.
         url: String,
+        /// How the connection used TLS.
+        sslmode: SslMode,
         /// Why.
         #[source]
         source: OpenError,
+    },
+    /// The TLS settings of `store.url` cannot be used: an unknown `sslmode`, a CA file
+    /// that cannot be read.
+    #[error(
+        "cannot set up TLS to the Postgres job store at {url} (store.url, MARIE_STORE__URL) with sslmode={sslmode}: {reason}"
+    )]
+    Tls {
+        /// `store.url`, its password masked.
+        url: String,
+        /// `sslmode` as the URL gives it.
+        sslmode: String,
+        /// What is wrong, and what to do.
+        reason: String,
     },
     /// Postgres failed a read or write (shared: one failed commit answers every write of
     /// its batch).
@@ -142,6 +160,7 @@ impl StoreError {
             | StoreError::SchemaVersion { .. }
             | StoreError::InUse { .. }
             | StoreError::Connect { .. }
+            | StoreError::Tls { .. }
             | StoreError::Deposed { .. }
             | StoreError::Value(_) => StoreErrorKind::Permanent,
             StoreError::Database(e) => sqlite_kind(e),
@@ -169,6 +188,44 @@ impl StoreError {
         StoreFailure {
             kind: self.kind(),
             message,
+        }
+    }
+}
+
+/// What to check when a connection at start failed: the server's certificate, the
+/// server's refusal of a connection in the clear, or the address and login.
+fn connect_hint(sslmode: SslMode, source: &OpenError) -> &'static str {
+    let causes = || {
+        std::iter::successors(Some(source as &(dyn Error + 'static)), |e| {
+            let e: &(dyn Error + 'static) = *e;
+            e.source()
+        })
+    };
+    let tls = causes().find_map(|e| {
+        e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        })
+    });
+    let refused = causes()
+        .filter_map(|e| e.downcast_ref::<DbError>())
+        .any(|e| e.code() == &SqlState::INVALID_AUTHORIZATION_SPECIFICATION);
+    match tls {
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            "the server's certificate did not pass the check: give the CA that signed it as sslrootcert=PATH in the URL (else the system's CAs are used), and with verify-full connect by a host name the certificate names"
+        }
+        Some(_) => {
+            "the TLS handshake with the server failed: check the server's TLS setup (ssl_cert_file, ssl_key_file, ssl_min_protocol_version)"
+        }
+        None if refused && sslmode == SslMode::Disable => {
+            "the server refused a connection without TLS (no pg_hba.conf entry): if it takes TLS connections only, as managed Postgres services do, set sslmode=require, or verify-full with sslrootcert=PATH, in the URL; else allow this host, user and database in its pg_hba.conf"
+        }
+        None if sslmode.requires_tls() => {
+            "check the host, port and database name in the URL, the user and its password, and that the server is up, accepts connections from this host and has TLS on (ssl = on)"
+        }
+        None => {
+            "check the host, port and database name in the URL, the user and its password, and that the server is up and accepts connections from this host"
         }
     }
 }

@@ -9,6 +9,12 @@
 //! are trusted (the harness's own `psql`). Dropping the value stops the server
 //! (`pg_ctl -m immediate`) and deletes the directory.
 //!
+//! [`TestPostgres::start_with_tls`] starts one that takes TCP connections over TLS only,
+//! as managed Postgres services do: a CA and a server certificate for `localhost` and
+//! `127.0.0.1` made at start, `ssl = on` in `postgresql.conf`, and `hostssl` lines alone
+//! in `pg_hba.conf`, so that a connection in the clear is refused. The CA is in the PEM
+//! file [`TestPostgres::ca_file`].
+//!
 //! `initdb` and `postgres` refuse to run as root: as root the harness runs them as the
 //! `postgres` user (else `nobody`) through `runuser`, and hands it the directory.
 //!
@@ -23,7 +29,9 @@
 
 #![warn(missing_docs)]
 
+use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -51,12 +59,25 @@ pub struct TestPostgres {
     /// The unprivileged user the binaries run as when this process is root.
     run_as: Option<String>,
     port: u16,
+    /// The CA that signed the server's certificate, when the server takes TLS only.
+    ca_file: Option<PathBuf>,
 }
 
 impl TestPostgres {
     /// Initialises a cluster, starts the server on a free loopback port and creates the
     /// database [`DATABASE`].
     pub fn start() -> anyhow::Result<TestPostgres> {
+        TestPostgres::start_as(Transport::Clear)
+    }
+
+    /// As [`TestPostgres::start`], the server taking TCP connections over TLS only, with
+    /// a certificate for `localhost` and `127.0.0.1` signed by the CA in
+    /// [`TestPostgres::ca_file`].
+    pub fn start_with_tls() -> anyhow::Result<TestPostgres> {
+        TestPostgres::start_as(Transport::TlsOnly)
+    }
+
+    fn start_as(transport: Transport) -> anyhow::Result<TestPostgres> {
         let bin = server_binaries()?;
         let dir = tempfile::Builder::new().prefix("marie-pg-").tempdir()?;
         let run_as = Uid::effective()
@@ -71,8 +92,12 @@ impl TestPostgres {
             bin,
             run_as,
             port: 0,
+            ca_file: None,
         };
         postgres.init()?;
+        if transport == Transport::TlsOnly {
+            postgres.ca_file = Some(postgres.require_tls()?);
+        }
         for attempt in 1..=PORT_TRIES {
             postgres.port = free_port()?;
             match postgres.start_again() {
@@ -114,6 +139,12 @@ impl TestPostgres {
             "postgres://{USER}:{password}@127.0.0.1:{}/{DATABASE}",
             self.port
         )
+    }
+
+    /// The PEM file of the CA that signed the server's certificate (a server started
+    /// with [`TestPostgres::start_with_tls`]).
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
     }
 
     /// The server's TCP port on 127.0.0.1.
@@ -206,6 +237,54 @@ impl TestPostgres {
         .map(drop)
     }
 
+    /// Makes a CA and a server certificate signed by it, turns TLS on and allows TCP
+    /// connections over TLS only; returns the CA's PEM file.
+    fn require_tls(&self) -> anyhow::Result<PathBuf> {
+        let ca_key = rcgen::KeyPair::generate()?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "marie test CA");
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let server_key = rcgen::KeyPair::generate()?;
+        let server_cert =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?
+                .signed_by(&server_key, &issuer)?;
+
+        let ca_file = self.dir.path().join("ca.pem");
+        std::fs::write(&ca_file, ca_cert.pem())?;
+        let data = self.dir.path().join("data");
+        let cert_file = data.join("server.crt");
+        let key_file = data.join("server.key");
+        std::fs::write(&cert_file, server_cert.pem())?;
+        std::fs::write(&key_file, server_key.serialize_pem())?;
+        // The server refuses a key that others may read.
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+        if let Some(user) = &self.run_as {
+            hand_over(&cert_file, user)?;
+            hand_over(&key_file, user)?;
+        }
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))?;
+        writeln!(
+            conf,
+            "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'",
+            cert_file.display(),
+            key_file.display()
+        )?;
+        // The harness's psql keeps the socket; TCP in the clear has no line to match.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n\
+             hostssl all all ::1/128 scram-sha-256\n",
+        )?;
+        Ok(ca_file)
+    }
+
     fn data_dir(&self) -> String {
         self.dir.path().join("data").display().to_string()
     }
@@ -255,6 +334,15 @@ impl Drop for TestPostgres {
             eprintln!("test postgres: {e:#}");
         }
     }
+}
+
+/// How the server takes TCP connections.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    /// In the clear (TLS is off).
+    Clear,
+    /// Over TLS only.
+    TlsOnly,
 }
 
 /// The directory of `pg_ctl`: on the `PATH`, else the newest
@@ -331,5 +419,30 @@ mod tests {
         assert_eq!(postgres.psql("SELECT x FROM t").expect("psql"), "7");
         drop(postgres);
         assert!(!dir.exists(), "{} is left behind", dir.display());
+    }
+
+    #[test]
+    fn a_tls_server_takes_verified_tls_and_refuses_the_clear() {
+        let postgres = TestPostgres::start_with_tls().expect("a server");
+        let ca = postgres.ca_file().expect("a CA").display().to_string();
+        let over_tcp = |ssl: &str| {
+            let conninfo = format!(
+                "host=localhost hostaddr=127.0.0.1 port={} user={USER} password={PASSWORD} dbname={DATABASE} {ssl}",
+                postgres.port
+            );
+            postgres.run(
+                "psql",
+                &[
+                    &conninfo,
+                    "-At",
+                    "-c",
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                ],
+            )
+        };
+        let verified = over_tcp(&format!("sslmode=verify-full sslrootcert={ca}")).expect("TLS");
+        assert_eq!(String::from_utf8_lossy(&verified.stdout).trim(), "t");
+        let clear = over_tcp("sslmode=disable").expect_err("a connection in the clear");
+        assert!(clear.to_string().contains("no encryption"), "{clear:#}");
     }
 }

@@ -7,6 +7,9 @@
 //! (from [`FIRST_PAUSE`] up to [`MAX_PAUSE`]); calls made during the pause fail at once
 //! with a retryable [`Unavailable`] instead of each waiting for a connect
 //! timeout. The first connection that opens ends the pause.
+//!
+//! Every connection, the lease's included, uses TLS as the URL's `sslmode` and
+//! `sslrootcert` say ([`super::tls`]).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -14,9 +17,10 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
 };
-use tokio_postgres::NoTls;
 
+use super::tls::{SslMode, TlsSettings, TlsSetupError};
 use crate::{OpenError, StoreError, Unavailable};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The pause after the first failed attempt to connect.
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
@@ -38,8 +42,12 @@ pub struct Connections {
     pool: Pool,
     /// Where and how to connect, for connections outside the pool.
     config: tokio_postgres::Config,
+    /// TLS for connections outside the pool, as for the pool's.
+    connector: MakeRustlsConnect,
     /// The URL, its password masked.
     url: Arc<str>,
+    /// How the connections use TLS.
+    sslmode: SslMode,
     reconnect: Mutex<Reconnect>,
 }
 
@@ -54,20 +62,29 @@ struct Reconnect {
 impl Connections {
     /// A pool of at most `size` connections to `url` (shown as `shown`, its password
     /// masked), each statement cancelled by the server after `statement_timeout` when
-    /// given. Connects nothing yet.
+    /// given, and TLS as the URL's `sslmode` and `sslrootcert` say (the CA file is read
+    /// now). Connects nothing yet.
     pub fn new(
         url: &str,
         shown: &str,
         size: usize,
         statement_timeout: Option<Duration>,
     ) -> Result<Connections, StoreError> {
+        let tls_error = |e: TlsSetupError| StoreError::Tls {
+            url: shown.to_owned(),
+            sslmode: e.sslmode,
+            reason: e.reason,
+        };
+        let (url, tls) = TlsSettings::take_from(url).map_err(tls_error)?;
         let connect_error = |source: OpenError| StoreError::Connect {
             url: shown.to_owned(),
+            sslmode: tls.mode,
             source,
         };
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| connect_error(e.into()))?;
+        tls.apply(&mut config);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -79,9 +96,10 @@ impl Connections {
         if config.get_application_name().is_none() {
             config.application_name("marie");
         }
+        let connector = tls.connector().map_err(tls_error)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -97,7 +115,9 @@ impl Connections {
         Ok(Connections {
             pool,
             config,
+            connector,
             url: shown.into(),
+            sslmode: tls.mode,
             reconnect: Mutex::default(),
         })
     }
@@ -105,6 +125,11 @@ impl Connections {
     /// Where and how to connect, for a connection outside the pool.
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// TLS for a connection outside the pool: the pool's own settings.
+    pub fn connector(&self) -> MakeRustlsConnect {
+        self.connector.clone()
     }
 
     /// The URL, its password masked.
@@ -116,6 +141,7 @@ impl Connections {
     pub async fn first(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Connect {
             url: self.url.to_string(),
+            sslmode: self.sslmode,
             source: match e {
                 PoolError::Backend(e) => e.into(),
                 other => other.into(),

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use marie_protocol::JobId;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use uuid::Uuid;
 
 use super::connect::next_pause;
@@ -32,14 +33,18 @@ const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 
 /// Starts listening over a connection of its own to `config` (`url` is how it is
 /// shown, password masked).
-pub fn spawn(config: &tokio_postgres::Config, url: Arc<str>) -> mpsc::UnboundedReceiver<Notice> {
+pub fn spawn(
+    config: &tokio_postgres::Config,
+    tls: MakeRustlsConnect,
+    url: Arc<str>,
+) -> mpsc::UnboundedReceiver<Notice> {
     let mut config = config.clone();
     config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
     let (notices, receiver) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         tokio::select! {
             () = notices.closed() => {}
-            () = listen(&config, &url, &notices) => {}
+            () = listen(&config, &tls, &url, &notices) => {}
         }
     });
     receiver
@@ -48,13 +53,14 @@ pub fn spawn(config: &tokio_postgres::Config, url: Arc<str>) -> mpsc::UnboundedR
 /// Listens, and listens again after every lost connection, until the receiver is gone.
 async fn listen(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     url: &str,
     notices: &mpsc::UnboundedSender<Notice>,
 ) {
     let mut pause = None;
     let mut listened_before = false;
     loop {
-        let ended = listen_once(config, notices, listened_before).await;
+        let ended = listen_once(config, tls, notices, listened_before).await;
         if notices.is_closed() {
             return;
         }
@@ -90,11 +96,12 @@ struct Lost {
 /// ends (`Ok` when it closed without an error).
 async fn listen_once(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     notices: &mpsc::UnboundedSender<Notice>,
     listened_before: bool,
 ) -> Result<(), Lost> {
     let lost = |listened| move |error| Lost { listened, error };
-    let (client, mut connection) = config.connect(NoTls).await.map_err(lost(false))?;
+    let (client, mut connection) = config.connect(tls.clone()).await.map_err(lost(false))?;
     // The connection must be polled for the client's statements to be answered: a task
     // of its own polls it and hands over what the server sends unasked.
     let (messages, mut received) = mpsc::unbounded_channel();

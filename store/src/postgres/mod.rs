@@ -15,7 +15,9 @@
 //! lease's epoch ([`fence`]). Gateways insert through the store itself, unfenced: any
 //! node may accept work, whoever leads.
 //!
-//! The URL carries the password; it is only ever shown through [`redact`].
+//! The URL carries the password; it is only ever shown through [`redact`]. Its
+//! `sslmode` and `sslrootcert` say how the connections use TLS, as libpq reads them
+//! ([`SslMode`]).
 
 mod connect;
 pub mod fence;
@@ -23,7 +25,9 @@ pub mod lease;
 mod listen;
 mod migrate;
 mod rows;
+mod tls;
 mod url;
+mod verify;
 mod write;
 mod writer;
 
@@ -45,12 +49,14 @@ use self::writer::{Command, Reply};
 use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, Notice, StoreError, page_limit};
 
 pub use self::migrate::SCHEMA_VERSION;
+pub use self::tls::SslMode;
 pub use self::url::redact;
 
 /// How to open a [`PostgresStore`].
 #[derive(Clone)]
 pub struct PostgresOptions {
-    /// `postgres://user:password@host:port/database?options`, or the `key=value` form.
+    /// `postgres://user:password@host:port/database?options`, or the `key=value` form;
+    /// `sslmode` and `sslrootcert` among the options say how it uses TLS ([`SslMode`]).
     pub url: String,
     /// Most connections the store holds open (the writer uses one at a time; reads the
     /// others).
@@ -273,6 +279,7 @@ impl JobStore for PostgresStore {
     fn notices(&self) -> Option<mpsc::UnboundedReceiver<Notice>> {
         Some(listen::spawn(
             self.connections.config(),
+            self.connections.connector(),
             self.connections.url(),
         ))
     }

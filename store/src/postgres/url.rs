@@ -1,4 +1,9 @@
-//! A Postgres URL as it may be shown in a log or an error: its password masked.
+//! A Postgres URL as text: shown in a log or an error with its password masked, and
+//! read for the parameters the store handles itself before tokio-postgres parses the
+//! rest (tokio-postgres refuses a key it does not know, such as `sslrootcert`, and a
+//! value it does not take, such as `sslmode=verify-full`).
+
+use percent_encoding::percent_decode_str;
 
 /// What a password is shown as.
 const MASK: &str = "***";
@@ -74,6 +79,100 @@ fn skip_value(value: &str) -> &str {
     &value[end..]
 }
 
+/// `url` with the parameters named in `keys` taken out, and those parameters, decoded,
+/// in the order they came: from the query of `postgres://…?key=value&…`, or from the
+/// `key=value` form (a value bare up to a space, or quoted `'…'`, `\` escaping a
+/// character). Text that does not make pairs is kept as it is, for tokio-postgres to
+/// refuse.
+pub(crate) fn take_params(url: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
+    match ["postgres://", "postgresql://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme))
+    {
+        Some(rest) => take_query_params(url, rest, keys),
+        None => take_pairs(url, keys),
+    }
+}
+
+/// The URL form: the query starts at the first `?` after the user info (which ends at
+/// the first `@`), as tokio-postgres reads it.
+fn take_query_params(
+    url: &str,
+    after_scheme: &str,
+    keys: &[&str],
+) -> (String, Vec<(String, String)>) {
+    let hosts = after_scheme.find('@').map_or(0, |at| at + 1);
+    let Some(question) = after_scheme[hosts..].find('?') else {
+        return (url.to_owned(), Vec::new());
+    };
+    let query_at = url.len() - after_scheme.len() + hosts + question;
+    let (head, query) = (&url[..query_at], &url[query_at + 1..]);
+    let mut kept = Vec::new();
+    let mut taken = Vec::new();
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = percent_decode_str(key).decode_utf8_lossy();
+        if keys.contains(&key.as_ref()) {
+            let value = percent_decode_str(value).decode_utf8_lossy();
+            taken.push((key.into_owned(), value.into_owned()));
+        } else {
+            kept.push(pair);
+        }
+    }
+    let url = match kept.is_empty() {
+        true => head.to_owned(),
+        false => format!("{head}?{}", kept.join("&")),
+    };
+    (url, taken)
+}
+
+/// The `key=value` form.
+fn take_pairs(text: &str, keys: &[&str]) -> (String, Vec<(String, String)>) {
+    let mut kept: Vec<&str> = Vec::new();
+    let mut taken = Vec::new();
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        let key_end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let key = &rest[..key_end];
+        let Some(value) = rest[key_end..].trim_start().strip_prefix('=') else {
+            break;
+        };
+        let (value, after) = pair_value(value.trim_start());
+        let pair = &rest[..rest.len() - after.len()];
+        if keys.contains(&key) {
+            taken.push((key.to_owned(), value));
+        } else {
+            kept.push(pair);
+        }
+        rest = after.trim_start();
+    }
+    // What did not make a pair stays, for tokio-postgres to refuse.
+    kept.push(rest);
+    let kept = kept.into_iter().filter(|part| !part.is_empty());
+    (kept.collect::<Vec<_>>().join(" "), taken)
+}
+
+/// A value of the `key=value` form, unescaped, and the text after it.
+fn pair_value(text: &str) -> (String, &str) {
+    let (quoted, body) = match text.strip_prefix('\'') {
+        Some(body) => (true, body),
+        None => (false, text),
+    };
+    let mut value = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => value.extend(chars.next().map(|(_, escaped)| escaped)),
+            '\'' if quoted => return (value, &body[i + 1..]),
+            c if !quoted && c.is_whitespace() => return (value, &body[i..]),
+            c => value.push(c),
+        }
+    }
+    (value, "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +214,51 @@ mod tests {
             let redacted = redact(url);
             assert_eq!(redacted, shown, "{url}");
             assert!(!redacted.contains("s3cret"), "{redacted}");
+        }
+    }
+
+    #[test]
+    fn the_named_parameters_are_taken_out_of_either_form_and_the_rest_kept() {
+        let keys = ["sslmode", "sslrootcert"];
+        let taken = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let cases = [
+            (
+                "postgres://marie:p?w@db:5432/marie?sslmode=verify-full&application_name=x&sslrootcert=/etc/ca%20dir/ca.pem",
+                "postgres://marie:p?w@db:5432/marie?application_name=x",
+                taken(&[
+                    ("sslmode", "verify-full"),
+                    ("sslrootcert", "/etc/ca dir/ca.pem"),
+                ]),
+            ),
+            (
+                "postgresql://db/marie?sslmode=require",
+                "postgresql://db/marie",
+                taken(&[("sslmode", "require")]),
+            ),
+            ("postgres://db/marie", "postgres://db/marie", taken(&[])),
+            (
+                "host=db sslmode = verify-ca user=marie sslrootcert='/etc/it\\'s ca.pem' password=x",
+                "host=db user=marie password=x",
+                taken(&[
+                    ("sslmode", "verify-ca"),
+                    ("sslrootcert", "/etc/it's ca.pem"),
+                ]),
+            ),
+            ("host=db user=marie", "host=db user=marie", taken(&[])),
+            // Not pairs: kept for tokio-postgres to refuse.
+            (
+                "sslmode=disable host",
+                "host",
+                taken(&[("sslmode", "disable")]),
+            ),
+        ];
+        for (url, rest, params) in cases {
+            assert_eq!(take_params(url, &keys), (rest.to_owned(), params), "{url}");
         }
     }
 }
