@@ -330,7 +330,9 @@ fn server_gateway_and_executor_pods_from_the_render_form_a_cluster_and_a_gateway
         .iter()
         .find(|e| e["name"] == "MARIE_CLUSTER__ADVERTISE")
         .and_then(|e| e["value"].as_str())
-        .expect("the server advertises its stable name");
+        .expect("the server advertises its stable name")
+        // Its pod's name, as Kubernetes expands it.
+        .replace("$(MARIE_NODE__NAME)", "marie-server-0");
     let server_host = server_advertise.rsplit_once(':').expect("host:port").0;
     let server_port = free_port();
 

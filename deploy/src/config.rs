@@ -21,6 +21,10 @@ pub struct KubernetesConfig {
     pub image_gpu: String,
     /// Secret holding the cluster cookie under the key `cookie`.
     pub cookie_secret: String,
+    /// Secret holding the Postgres store's URL (with its password) under the key
+    /// `url`, read by the server and gateway pods as `MARIE_STORE__URL` when
+    /// `store.backend = "postgres"`. Created apart, like the cookie's.
+    pub store_secret: String,
     /// Suffix of the cluster's DNS names (`<svc>.<ns>.svc.<cluster_domain>`).
     pub cluster_domain: String,
     /// Prometheus: the KEDA trigger's address, the PodMonitor, the adapter's rules.
@@ -45,6 +49,7 @@ impl Default for KubernetesConfig {
             image: "marieai/marie-rs:0.1.0".into(),
             image_gpu: "marieai/marie-rs:0.1.0-cuda".into(),
             cookie_secret: "marie-cookie".into(),
+            store_secret: "marie-store".into(),
             cluster_domain: "cluster.local".into(),
             prometheus: PrometheusConfig::default(),
             network_policy: NetworkPolicyConfig::default(),
@@ -127,12 +132,14 @@ impl Default for SecurityConfig {
     }
 }
 
-/// `[kubernetes.server]`: the StatefulSet that owns the store.
+/// `[kubernetes.server]`: the StatefulSet of the server nodes (the store's owner with
+/// SQLite; with Postgres, one leader and hot standbys).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Always 1 while the store is SQLite: one process owns the file.
-    pub replicas: u32,
+    /// Server pods [default: 1 with SQLite or memory, which one process owns, and
+    /// [`POSTGRES_SERVER_REPLICAS`] with Postgres: a leader and a hot standby].
+    pub replicas: Option<u32>,
     /// Size of the store's volume.
     pub storage: String,
     /// StorageClass of the volume; empty takes the cluster's default.
@@ -144,13 +151,19 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            replicas: 1,
+            replicas: None,
             storage: "10Gi".into(),
             storage_class: String::new(),
             resources: Resources::new(&[("cpu", "1"), ("memory", "2Gi")], &[("memory", "4Gi")]),
         }
     }
 }
+
+/// Server pods with the Postgres store unless `[kubernetes.server] replicas` says
+/// otherwise: the leader and one hot standby that takes over within the lease's TTL.
+/// A third adds no safety (leadership is a lease row in Postgres, whose own
+/// replication keeps the data), only another front door.
+pub const POSTGRES_SERVER_REPLICAS: u32 = 2;
 
 /// `[kubernetes.gateway]`: the clients' front door (the guide's `server.*` values).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

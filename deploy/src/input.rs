@@ -28,6 +28,9 @@ pub struct Cluster {
     pub long_poll_secs: u64,
     /// `store.backend`.
     pub store: Store,
+    /// Whether `cluster_toml` itself sets `store.url`: the render ships that text in a
+    /// ConfigMap, which is no place for a password, so it refuses.
+    pub store_url_in_file: bool,
     /// `supervisor.backend`.
     pub supervisor_backend: SupervisorBackend,
     /// `[[executor.pools]]`.
@@ -41,8 +44,20 @@ pub enum Store {
     Sqlite,
     /// Memory only.
     Memory,
-    /// A Postgres database outside the cluster's pods: no volume.
+    /// A Postgres database outside the cluster's pods: no volume; the server pods
+    /// share it, so there may be several.
     Postgres,
+}
+
+impl Store {
+    /// The name as written in `cluster.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Store::Sqlite => "sqlite",
+            Store::Memory => "memory",
+            Store::Postgres => "postgres",
+        }
+    }
 }
 
 /// Who carries out the Supervisor's decisions.

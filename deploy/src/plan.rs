@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 pub use pool::PoolPlan;
 
-use crate::config::{Amount, Scaler};
+use crate::config::{Amount, POSTGRES_SERVER_REPLICAS, Scaler};
 use crate::dns;
 use crate::input::{Cluster, Store, SupervisorBackend};
 
@@ -30,11 +30,24 @@ pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 /// A configuration the renderer will not turn into manifests, and what to change.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    /// More than one server.
+    /// More than one server on a store only one process can own.
     #[error(
-        "kubernetes.server.replicas = {0}: the server owns the SQLite store and the CapacityManager, which run once per cluster; keep it at 1 and scale the front door with kubernetes.gateway.autoscaling"
+        "kubernetes.server.replicas = {replicas} with store.backend = {store:?}: each server pod would own a store of its own and run its own CapacityManager, two clusters in one; keep it at 1, or set store.backend = \"postgres\" (a database the servers share, its URL in the Secret kubernetes.store_secret) to run a leader and standbys. The front door scales with kubernetes.gateway.autoscaling either way"
     )]
-    ServerReplicas(u32),
+    ServerReplicas {
+        /// The configured replicas.
+        replicas: u32,
+        /// `store.backend`.
+        store: &'static str,
+    },
+    /// The store's URL, password included, in the file the render ships in a ConfigMap.
+    #[error(
+        "store.url is set in the configuration file, which the render ships verbatim in a ConfigMap that anyone who may read ConfigMaps sees: remove it from the file and put the URL in the Secret {secret:?} under the key `url` (kubectl create secret generic {secret} --from-literal=url='postgres://USER:PASSWORD@HOST:5432/marie'); the server and gateway pods read it as MARIE_STORE__URL"
+    )]
+    StoreUrlInFile {
+        /// `kubernetes.store_secret`.
+        secret: String,
+    },
     /// A scaler that needs bounds the pool does not have.
     #[error(
         "pool {pool:?}: scaler = {scaler:?} takes its min and max from [executor.pools.autoscale]; add that table, or set scaler = \"none\" for a fixed pool"
@@ -158,6 +171,9 @@ pub struct Plan<'a> {
     pub cluster: &'a Cluster,
     /// `marie-config-<hash>`.
     pub config_map: String,
+    /// Server pods: the configured count, else 1, or a leader and a standby with
+    /// Postgres.
+    pub server_replicas: u32,
     /// The server's and gateways' shutdown delay.
     pub front_shutdown_delay_secs: u64,
     /// The server's and gateways' grace period.
@@ -174,13 +190,22 @@ pub fn grace_period_secs(shutdown_delay_secs: u64, drain_timeout_secs: u64) -> u
     shutdown_delay_secs + HTTP_CLOSE_SECS + drain_timeout_secs + EXIT_SECS
 }
 
-/// The server's stable cluster address, every other node's seed.
-pub fn server_address(cluster: &Cluster) -> String {
+/// The stable cluster address of the server pod `pod` (`marie-server-0`, or
+/// `$(MARIE_NODE__NAME)` for a pod's own): its name under the headless Service.
+pub fn server_address(cluster: &Cluster, pod: &str) -> String {
     let k = &cluster.kubernetes;
     format!(
-        "marie-server-0.marie-server.{}.svc.{}:{}",
+        "{pod}.marie-server.{}.svc.{}:{}",
         k.namespace, k.cluster_domain, cluster.cluster_port
     )
+}
+
+/// Server pods when `[kubernetes.server] replicas` is not set.
+fn default_server_replicas(store: Store) -> u32 {
+    match store {
+        Store::Postgres => POSTGRES_SERVER_REPLICAS,
+        Store::Sqlite | Store::Memory => 1,
+    }
 }
 
 /// Name of the ConfigMap: its content's hash in it, so a changed `cluster.toml` rolls
@@ -197,9 +222,7 @@ impl<'a> Plan<'a> {
     pub fn new(cluster: &'a Cluster) -> Result<Plan<'a>, Refusal> {
         let k = &cluster.kubernetes;
         check_name("kubernetes.namespace", &k.namespace, dns::label_error)?;
-        if k.server.replicas != 1 {
-            return Err(Refusal::ServerReplicas(k.server.replicas));
-        }
+        let server_replicas = server_replicas(cluster)?;
         if k.security.run_as_user == 0 {
             return Err(Refusal::RootUser);
         }
@@ -236,6 +259,7 @@ impl<'a> Plan<'a> {
         };
         Ok(Plan {
             cluster,
+            server_replicas,
             front_shutdown_delay_secs,
             config_map: config_map_name(&cluster.cluster_toml),
             front_grace_secs: grace_period_secs(
@@ -266,6 +290,56 @@ impl<'a> Plan<'a> {
     pub fn persistent_store(&self) -> bool {
         self.cluster.store == Store::Sqlite
     }
+
+    /// Whether the server pods share a Postgres store, whose URL they and the
+    /// gateways read from the store Secret.
+    pub fn shared_store(&self) -> bool {
+        self.cluster.store == Store::Postgres
+    }
+
+    /// The stable cluster address of every server pod, in ordinal order: the seeds
+    /// of every node, so any server is a way in.
+    pub fn server_addresses(&self) -> Vec<String> {
+        (0..self.server_replicas)
+            .map(|i| server_address(self.cluster, &format!("marie-server-{i}")))
+            .collect()
+    }
+}
+
+/// The server pods `cluster` asks for, or why it cannot have them: at least one, and
+/// one alone unless the servers share a Postgres store; never the store's URL in the
+/// file the ConfigMap ships.
+fn server_replicas(cluster: &Cluster) -> Result<u32, Refusal> {
+    let k = &cluster.kubernetes;
+    if cluster.store_url_in_file {
+        return Err(Refusal::StoreUrlInFile {
+            secret: k.store_secret.clone(),
+        });
+    }
+    if cluster.store == Store::Postgres {
+        check_name(
+            "kubernetes.store_secret",
+            &k.store_secret,
+            dns::subdomain_error,
+        )?;
+    }
+    let replicas = k
+        .server
+        .replicas
+        .unwrap_or_else(|| default_server_replicas(cluster.store));
+    if replicas == 0 {
+        return Err(zero(
+            "kubernetes.server.replicas",
+            "the server runs the CapacityManager; run at least one",
+        ));
+    }
+    if replicas > 1 && cluster.store != Store::Postgres {
+        return Err(Refusal::ServerReplicas {
+            replicas,
+            store: cluster.store.as_str(),
+        });
+    }
+    Ok(replicas)
 }
 
 fn zero(what: &str, fix: &'static str) -> Refusal {

@@ -165,7 +165,7 @@ fn pods_join_through_the_server_and_gateways_do_not_wait_for_executors() {
     let server = object(&r, "StatefulSet", "marie-server");
     assert_eq!(
         env(&server, "MARIE_CLUSTER__ADVERTISE").as_deref(),
-        Some("marie-server-0.marie-server.marie.svc.cluster.local:52000")
+        Some("$(MARIE_NODE__NAME).marie-server.marie.svc.cluster.local:52000")
     );
     let gw = object(&r, "Deployment", "marie-gateway");
     assert_eq!(
@@ -387,8 +387,12 @@ fn each_scaler_renders_alone_and_fixed_pools_keep_their_replicas() {
 #[test]
 fn contradictory_configurations_are_refused_with_what_to_do() {
     let mut c = cluster();
-    c.kubernetes.server.replicas = 2;
-    assert!(refusal(&c).to_string().contains("keep it at 1"));
+    c.kubernetes.server.replicas = Some(2);
+    assert!(
+        refusal(&c)
+            .to_string()
+            .contains("set store.backend = \"postgres\"")
+    );
 
     let c = autoscaled(cluster(), "gpu-ocr", Scaler::Hpa, true);
     assert!(refusal(&c).to_string().contains("use scaler = \"keda\""));

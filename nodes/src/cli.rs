@@ -169,9 +169,12 @@ pub enum K8sCommand {
     /// HPA, PDB and Ingress, one Deployment, PDB and scaler (KEDA ScaledObject, HPA,
     /// the Supervisor, or none) per pool, the ConfigMap holding the cluster.toml
     /// verbatim, and the optional PodMonitor, NetworkPolicy and prometheus-adapter
-    /// rules. The pods read the cookie from the Secret `marie-cookie` (key `cookie`):
+    /// rules. The pods read the cookie from the Secret `marie-cookie` (key `cookie`)
+    /// and, with store.backend = "postgres", the store's URL from `marie-store` (key
+    /// `url`; several server pods then share it, one leader and standbys):
     ///
     ///   kubectl create secret generic marie-cookie -n marie --from-literal=cookie=$(openssl rand -hex 32)
+    ///   kubectl create secret generic marie-store -n marie --from-literal=url='postgres://USER:PASSWORD@HOST:5432/marie'
     ///   marie k8s render --config cluster.toml --out k8s && kubectl apply -k k8s
     ///
     /// A configuration Kubernetes would run wrongly (two scalers on one pool, an HPA
@@ -206,8 +209,13 @@ pub enum K8sCommand {
         /// The folder of manifests.
         dir: PathBuf,
         /// A Secret created apart from the manifests (`kubectl create secret`) that
-        /// pods may reference; repeat for more.
-        #[arg(long = "secret", value_name = "NAME", default_value = "marie-cookie")]
+        /// pods may reference; repeat for more [default: the cookie's and the
+        /// Postgres store's].
+        #[arg(
+            long = "secret",
+            value_name = "NAME",
+            default_values = ["marie-cookie", "marie-store"]
+        )]
         secrets: Vec<String>,
     },
 }

@@ -15,7 +15,7 @@ use marie_decide::scheduling::{PoolSetup, SchedulerConfig};
 use marie_gpu::{MODEL_HANDLERS, ModelConfig};
 use serde::{Deserialize, Serialize};
 
-mod check;
+pub(crate) mod check;
 
 /// Everything a node reads at start.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -406,6 +406,11 @@ pub struct Overrides {
     /// `--data-dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// The command opens no job store (`marie k8s`, `marie client`, an executor
+    /// node): `store.url` is not required (the pods of a render read it from a
+    /// Secret).
+    #[serde(skip)]
+    pub opens_no_store: bool,
 }
 
 impl Config {
@@ -426,14 +431,15 @@ impl Config {
             figment = figment.merge(Serialized::default("node.data_dir", dir));
         }
         let config: Config = figment.extract().context("invalid configuration")?;
-        config.validate()?;
+        config.validate(overrides.opens_no_store)?;
         Ok(config)
     }
 
     /// Refuses a configuration a node cannot run with, listing every problem (see
-    /// [`check`]).
-    fn validate(&self) -> anyhow::Result<()> {
-        let problems = check::problems(self);
+    /// [`check`]); the store's connection only where the command opens the store.
+    fn validate(&self, opens_no_store: bool) -> anyhow::Result<()> {
+        let mut problems = check::problems(self);
+        problems.retain(|p| !(opens_no_store && p.key == check::STORE_URL));
         if problems.is_empty() {
             return Ok(());
         }
@@ -492,9 +498,21 @@ pub(crate) mod tests {
     /// variables set them in a Jail too, which one test holds at a time, so none of their
     /// variables reaches this load.
     pub(crate) fn load_in_jail(path: &Path) -> anyhow::Result<Config> {
+        load_in_jail_with(path, &Overrides::default(), &[])
+    }
+
+    /// [`load_in_jail`] with `overrides` and the environment `vars`.
+    pub(crate) fn load_in_jail_with(
+        path: &Path,
+        overrides: &Overrides,
+        vars: &[(&str, &str)],
+    ) -> anyhow::Result<Config> {
         let mut loaded = None;
-        figment::Jail::expect_with(|_| {
-            loaded = Some(Config::load(Some(path), &Overrides::default()));
+        figment::Jail::expect_with(|jail| {
+            for (name, value) in vars {
+                jail.set_env(name, value);
+            }
+            loaded = Some(Config::load(Some(path), overrides));
             Ok(())
         });
         loaded.expect("the jail ran its closure")
@@ -516,11 +534,26 @@ pub(crate) mod tests {
     #[test]
     fn the_shipped_configurations_pass_every_check() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        // As their pods run: a Postgres store's URL comes from a Secret.
+        let url = [("MARIE_STORE__URL", "postgres://marie:secret@db:5432/marie")];
         for file in ["cluster.toml", "k8s/examples/full.toml"] {
-            if let Err(e) = load_in_jail(&root.join(file)) {
+            if let Err(e) = load_in_jail_with(&root.join(file), &Overrides::default(), &url) {
                 panic!("{file} does not load: {e:#}");
             }
         }
+    }
+
+    #[test]
+    fn only_commands_that_open_the_store_want_its_url() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/examples/full.toml");
+        let node = load_in_jail(&path).expect_err("a Postgres store without a URL");
+        assert!(format!("{node:#}").contains("MARIE_STORE__URL"), "{node:#}");
+        let render = Overrides {
+            opens_no_store: true,
+            ..Overrides::default()
+        };
+        let config = load_in_jail_with(&path, &render, &[]).expect("loads to render");
+        assert_eq!(config.store.url, None);
     }
 
     #[test]

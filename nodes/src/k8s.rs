@@ -4,16 +4,27 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Format, Toml};
 use marie_deploy::check::{self, Options};
 use marie_deploy::{Bounds, Cluster, Pool, Store, SupervisorBackend};
 
 use crate::cli::{K8sCommand, RenderFormat};
+use crate::config::check::STORE_URL;
 use crate::config::{Config, ScaleBackendKind, StoreBackend};
+
+/// Whether the text of a `cluster.toml` sets `store.url` (to a non-empty value).
+fn sets_store_url(cluster_toml: &str) -> bool {
+    Figment::from(Toml::string(cluster_toml))
+        .find_value(STORE_URL)
+        .is_ok_and(|url| url.as_str() != Some(""))
+}
 
 /// The renderer's input: `config` and the text of the file it was read from (empty
 /// when the node runs on its defaults).
 pub fn cluster(config: &Config, cluster_toml: String) -> Cluster {
     Cluster {
+        store_url_in_file: sets_store_url(&cluster_toml),
         cluster_toml,
         kubernetes: config.kubernetes.clone(),
         cluster_port: config.cluster.port,
@@ -171,7 +182,17 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::load_in_jail;
+    use crate::config::Overrides;
+    use crate::config::tests::{load_in_jail, load_in_jail_with};
+
+    /// Loads `path` as `marie k8s` does: no store is opened, so no URL is needed.
+    fn load_to_render(path: &Path) -> anyhow::Result<Config> {
+        let overrides = Overrides {
+            opens_no_store: true,
+            ..Overrides::default()
+        };
+        load_in_jail_with(path, &overrides, &[])
+    }
 
     /// The committed renders and the configuration each comes from.
     const RENDERS: [(&str, &str); 2] = [
@@ -184,8 +205,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         for (config_file, dir) in RENDERS {
             let config_path = root.join(config_file);
-            let config =
-                load_in_jail(&config_path).unwrap_or_else(|e| panic!("{config_file} loads: {e:#}"));
+            let config = load_to_render(&config_path)
+                .unwrap_or_else(|e| panic!("{config_file} loads: {e:#}"));
             let files = render_files(&config, Some(&config_path), RenderFormat::Yaml)
                 .unwrap_or_else(|e| panic!("{config_file} renders: {e:#}"));
             let regenerate = format!(
@@ -223,5 +244,32 @@ mod tests {
             .find(|m| m.name == "marie-executor-extract" && m.kind == "Deployment")
             .expect("the extract pool's Deployment");
         assert!(extract.yaml.contains("replicas: 1\n"), "{}", extract.yaml);
+    }
+
+    #[test]
+    fn a_store_url_in_the_file_is_refused_and_one_from_the_environment_is_not_rendered() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("c.toml");
+        let url = "postgres://marie:secret@db:5432/marie";
+        std::fs::write(
+            &path,
+            format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"),
+        )
+        .expect("writes");
+        let config = load_to_render(&path).expect("loads");
+        let err = render_files(&config, Some(&path), RenderFormat::Yaml)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("Secret \"marie-store\""), "{err}");
+        std::fs::write(&path, "[store]\nbackend = \"postgres\"\n").expect("writes");
+        let vars = [("MARIE_STORE__URL", url)];
+        let config = load_in_jail_with(&path, &Overrides::default(), &vars).expect("loads");
+        let files = render_files(&config, Some(&path), RenderFormat::Yaml).expect("renders");
+        assert!(files.iter().all(|(_, text)| !text.contains("secret@")));
+        assert!(
+            files
+                .iter()
+                .any(|(_, text)| text.contains("name: marie-store"))
+        );
     }
 }

@@ -54,6 +54,11 @@ fn main() -> ExitCode {
     logging::init(cli.global.log_format, level);
     let overrides = Overrides {
         data_dir: cli.global.data_dir.clone(),
+        opens_no_store: match &cli.command {
+            Command::Up | Command::Bench(_) => false,
+            Command::Node { role, .. } => *role == RoleKind::Executor,
+            Command::Client(_) | Command::K8s { .. } => true,
+        },
     };
     let config = match Config::load(cli.global.config.as_deref(), &overrides) {
         Ok(config) => config,

@@ -2,8 +2,8 @@
 //! reject, over any manifests — names and labels, port names, selectors that match
 //! their pods, Service target ports that exist, one scaler per workload with a target
 //! that exists and sane bounds, GPU pods Guaranteed, grace periods that cover the
-//! drain, probes, a restricted security context, ConfigMaps/Secrets that exist, and
-//! RBAC: pods run as ServiceAccounts of their own that exist, bindings bind a Role and
+//! drain, probes, a restricted security context, ConfigMaps/Secrets that exist, one
+//! server per SQLite volume, no store URL written in a manifest, and RBAC: pods run as ServiceAccounts of their own that exist, bindings bind a Role and
 //! accounts that exist, a Role's Deployments exist, a token is mounted exactly where a
 //! Role is bound.
 //!

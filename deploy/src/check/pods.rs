@@ -1,7 +1,8 @@
 //! Rules on workloads (Deployments, StatefulSets) and their pods: selectors that
 //! match the template, port names, probes, a restricted security context, GPU pods
-//! Guaranteed, a grace period that covers the node's shutdown, and references to
-//! ConfigMaps and Secrets that exist.
+//! Guaranteed, a grace period that covers the node's shutdown, references to
+//! ConfigMaps and Secrets that exist, one server per SQLite store, and no store URL
+//! written into a manifest.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,8 @@ pub struct Workload<'a> {
     pub pod_labels: BTreeMap<String, String>,
     /// The pod template's spec.
     pub pod: PodSpec,
+    /// Names of a StatefulSet's volume claim templates: each pod's own volume.
+    pub volume_claims: Vec<String>,
 }
 
 /// The workloads of `docs`; one that does not decode is a finding.
@@ -33,22 +36,34 @@ pub fn workloads<'a>(docs: &'a [Document], findings: &mut Vec<Finding>) -> Vec<W
     for doc in docs {
         let decoded = match (doc.value["apiVersion"].as_str(), doc.kind()) {
             (Some("apps/v1"), "Deployment") => {
-                serde_json::from_value::<Deployment>(doc.value.clone())
-                    .map(|d| d.spec.map(|s| (s.replicas, s.selector, s.template)))
+                serde_json::from_value::<Deployment>(doc.value.clone()).map(|d| {
+                    d.spec
+                        .map(|s| (s.replicas, s.selector, s.template, Vec::new()))
+                })
             }
             (Some("apps/v1"), "StatefulSet") => {
-                serde_json::from_value::<StatefulSet>(doc.value.clone())
-                    .map(|d| d.spec.map(|s| (s.replicas, s.selector, s.template)))
+                serde_json::from_value::<StatefulSet>(doc.value.clone()).map(|d| {
+                    d.spec.map(|s| {
+                        let claims = s
+                            .volume_claim_templates
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|c| c.metadata.name)
+                            .collect();
+                        (s.replicas, s.selector, s.template, claims)
+                    })
+                })
             }
             _ => continue,
         };
         match decoded {
-            Ok(Some((replicas, selector, template))) => out.push(Workload {
+            Ok(Some((replicas, selector, template, volume_claims))) => out.push(Workload {
                 doc,
                 replicas,
                 selector,
                 pod_labels: template.metadata.and_then(|m| m.labels).unwrap_or_default(),
                 pod: template.spec.unwrap_or_default(),
+                volume_claims,
             }),
             Ok(None) => report(findings, doc).fail("has no spec"),
             Err(e) => report(findings, doc).fail(format!("does not decode: {e}")),
@@ -94,8 +109,45 @@ pub fn check_workload(
         check_security_context(c, &pod_security, &mut r);
         check_gpu_guaranteed(c, &mut r);
         check_grace_period(c, &w.pod, &mut r);
+        check_store_url(c, &mut r);
     }
+    check_one_server_per_volume(w, &mut r);
     check_references(w, docs, options, &mut r);
+}
+
+/// Whether `c` runs a Marie node of `role` (`marie node --role ROLE`).
+fn runs_role(c: &Container, role: &str) -> bool {
+    let args = c.args.as_deref().unwrap_or_default();
+    args.first().is_some_and(|a| a == "node")
+        && args.windows(2).any(|w| w[0] == "--role" && w[1] == role)
+}
+
+/// A server StatefulSet with a volume per pod runs one pod: several would each own a
+/// SQLite store of their own and run a CapacityManager each, two clusters in one.
+fn check_one_server_per_volume(w: &Workload, r: &mut Report) {
+    let replicas = w.replicas.unwrap_or(1);
+    let is_server = w.pod.containers.iter().any(|c| runs_role(c, "server"));
+    if is_server && replicas > 1 && !w.volume_claims.is_empty() {
+        r.fail(format!(
+            "runs {replicas} servers, each on a volume of its own ({}): two SQLite writers, two stores and two CapacityManagers; keep replicas: 1, or share a Postgres store (store.backend = \"postgres\", no volume claim, MARIE_STORE__URL from a Secret)",
+            w.volume_claims.join(", ")
+        ));
+    }
+}
+
+/// The store's URL holds its password: from a Secret, never written in a manifest.
+fn check_store_url(c: &Container, r: &mut Report) {
+    let written = c
+        .env
+        .iter()
+        .flatten()
+        .any(|e| e.name == "MARIE_STORE__URL" && e.value.is_some());
+    if written {
+        r.fail(format!(
+            "container {}: MARIE_STORE__URL is written in the manifest, password included: take it from a Secret (valueFrom.secretKeyRef, the key `url` of the store Secret)",
+            c.name
+        ));
+    }
 }
 
 /// Port names the API server takes, each once.

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    ObjectFieldSelector, Probe, ResourceRequirements, SecurityContext, VolumeMount,
+    ObjectFieldSelector, Probe, ResourceRequirements, SecretKeySelector, SecurityContext,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -39,7 +40,38 @@ pub fn env_field(name: &str, field_path: &str) -> EnvVar {
     }
 }
 
-/// Gateways and executors: reached at their pod IP, joining through the server.
+/// The key of the store Secret that holds the Postgres URL.
+pub const STORE_URL_KEY: &str = "url";
+
+/// The Postgres store's URL, password included, from the store Secret: never in the
+/// ConfigMap nor in the manifests.
+pub fn store_url_env(plan: &Plan) -> EnvVar {
+    EnvVar {
+        name: "MARIE_STORE__URL".into(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: plan.cluster.kubernetes.store_secret.clone(),
+                key: STORE_URL_KEY.into(),
+                ..SecretKeySelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// Every server pod's stable address as `MARIE_CLUSTER__SEEDS`: any of them lets a
+/// node in.
+pub fn seeds_env(plan: &Plan) -> EnvVar {
+    let quoted: Vec<String> = plan
+        .server_addresses()
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect();
+    env("MARIE_CLUSTER__SEEDS", format!("[{}]", quoted.join(",")))
+}
+
+/// Gateways and executors: reached at their pod IP, joining through the servers.
 pub fn joining_env(plan: &Plan) -> Vec<EnvVar> {
     vec![
         env_field("POD_IP", "status.podIP"),
@@ -47,10 +79,7 @@ pub fn joining_env(plan: &Plan) -> Vec<EnvVar> {
             "MARIE_CLUSTER__ADVERTISE",
             format!("$(POD_IP):{}", plan.cluster.cluster_port),
         ),
-        env(
-            "MARIE_CLUSTER__SEEDS",
-            format!("[\"{}\"]", crate::plan::server_address(plan.cluster)),
-        ),
+        seeds_env(plan),
     ]
 }
 

@@ -18,7 +18,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::container::{env, joining_env};
+use super::container::{env, joining_env, store_url_env};
 use super::pod::{
     CLUSTER_PORT_NAME, HTTP_PORT_NAME, PodShape, meta, pod_spec, pod_template, selector,
     selector_labels,
@@ -64,6 +64,10 @@ pub fn deployment(plan: &Plan) -> Deployment {
     // A gateway is ready when it can take requests, not when every pool has an
     // executor: a GPU node still provisioning must not take the front door down.
     extra_env.push(env("MARIE_HTTP__READY_REQUIRES_EXECUTORS", "false"));
+    if plan.shared_store() {
+        // Gateways commit submits to Postgres themselves.
+        extra_env.push(store_url_env(plan));
+    }
     let spec = pod_spec(
         plan,
         PodShape {

@@ -85,6 +85,9 @@ pub fn manifests(plan: &Plan) -> Result<Vec<Manifest>, serde_norway::Error> {
         "marie-server",
         &server::stateful_set(plan),
     )?);
+    if let Some(pdb) = server::pdb(plan) {
+        out.push(manifest("PodDisruptionBudget", "marie-server", &pdb)?);
+    }
     out.push(manifest(
         "Deployment",
         "marie-gateway",

@@ -1,6 +1,8 @@
-//! The server: a StatefulSet of one pod that owns the store (a ReadWriteOnce volume
-//! while the store is SQLite) and its headless Service, which publishes the pod before
-//! it is ready (executors register through it before the server turns ready).
+//! The server: a StatefulSet whose pods have stable names under a headless Service,
+//! which publishes them before they are ready (executors register through them before
+//! the server turns ready). With SQLite, one pod owns the store on a ReadWriteOnce
+//! volume; with Postgres, several pods share it — one leader, hot standbys — started
+//! in parallel, spread over hosts and zones, one at a time disrupted (a PDB).
 
 use std::collections::BTreeMap;
 
@@ -9,21 +11,25 @@ use k8s_openapi::api::core::v1::{
     EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, Service, ServicePort, ServiceSpec,
     VolumeResourceRequirements,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::container::{env, env_field};
+use super::container::{env, env_field, seeds_env, store_url_env};
 use super::pod::{
     CLUSTER_PORT_NAME, PodShape, meta, pod_spec, pod_template, selector, selector_labels,
 };
+use super::to_i32;
 use crate::config::{ServerConfig, StartupProbe};
 use crate::plan::{Component, Plan, quantities, server_address};
+
+const NAME: &str = "marie-server";
 
 /// The headless Service `marie-server`.
 pub fn service(plan: &Plan) -> Service {
     Service {
-        metadata: meta(plan, "marie-server", Some(Component::Server), None),
+        metadata: meta(plan, NAME, Some(Component::Server), None),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),
@@ -66,16 +72,23 @@ pub fn stateful_set(plan: &Plan) -> StatefulSet {
             },
             requests: &requests,
             limits: &limits,
-            spread: false,
+            spread: plan.server_replicas > 1,
             data_claim: claim,
         },
     );
     StatefulSet {
-        metadata: meta(plan, "marie-server", Some(Component::Server), None),
+        metadata: meta(plan, NAME, Some(Component::Server), None),
         spec: Some(StatefulSetSpec {
-            replicas: Some(1),
-            service_name: Some("marie-server".into()),
-            pod_management_policy: Some("OrderedReady".into()),
+            replicas: Some(to_i32(plan.server_replicas)),
+            service_name: Some(NAME.into()),
+            // Standbys need no leader to start: they wait for the lease in Postgres.
+            pod_management_policy: Some(
+                match plan.shared_store() {
+                    true => "Parallel",
+                    false => "OrderedReady",
+                }
+                .into(),
+            ),
             selector: selector(selector_labels(Component::Server, None)),
             template: pod_template(Component::Server, None, None, spec),
             volume_claim_templates: claim.map(|name| vec![data_claim(name, &k.server)]),
@@ -85,13 +98,41 @@ pub fn stateful_set(plan: &Plan) -> StatefulSet {
     }
 }
 
-/// The server's own environment: its stable address, and where it scales pools, the
-/// namespace of their Deployments (its own).
+/// `marie-server`, one server at a time disrupted, when there are several (a PDB on a
+/// single pod would block every node drain).
+pub fn pdb(plan: &Plan) -> Option<PodDisruptionBudget> {
+    (plan.server_replicas > 1).then(|| PodDisruptionBudget {
+        metadata: meta(plan, NAME, Some(Component::Server), None),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(selector(selector_labels(Component::Server, None))),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    })
+}
+
+/// The server's own environment: its stable address (its own pod's name under the
+/// headless Service); with several servers, the others as seeds and readiness that
+/// does not wait for executors; the store's URL from its Secret with Postgres; and
+/// where it scales pools, the namespace of their Deployments (its own).
 fn server_env(plan: &Plan) -> Vec<EnvVar> {
+    // `MARIE_NODE__NAME` (the pod's name) comes first in the container's environment,
+    // so Kubernetes expands it here.
     let mut vars = vec![env(
         "MARIE_CLUSTER__ADVERTISE",
-        server_address(plan.cluster),
+        server_address(plan.cluster, "$(MARIE_NODE__NAME)"),
     )];
+    if plan.server_replicas > 1 {
+        // Every server runs a Gateway; a standby can take requests as soon as it
+        // answers, and a server waiting for a pool scaled to zero must not stall a
+        // rollout or a node drain.
+        vars.push(seeds_env(plan));
+        vars.push(env("MARIE_HTTP__READY_REQUIRES_EXECUTORS", "false"));
+    }
+    if plan.shared_store() {
+        vars.push(store_url_env(plan));
+    }
     if plan.server_calls_api() {
         vars.push(env_field(
             "MARIE_SUPERVISOR__KUBERNETES__NAMESPACE",

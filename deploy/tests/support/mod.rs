@@ -39,6 +39,7 @@ pub fn cluster() -> Cluster {
         max_payload_bytes: 10 * 1024 * 1024,
         long_poll_secs: 600,
         store: Store::Sqlite,
+        store_url_in_file: false,
         supervisor_backend: SupervisorBackend::Local,
         pools: vec![
             pool("cpu-general", false),

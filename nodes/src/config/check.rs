@@ -64,6 +64,9 @@ pub fn problems(config: &Config) -> Vec<Problem> {
     found.0
 }
 
+/// The key of the Postgres store's URL, required only where the store is opened.
+pub const STORE_URL: &str = "store.url";
+
 /// `MARIE_SECTION__KEY` of `section.key`.
 fn env_var(key: &str) -> String {
     format!("MARIE_{}", key.replace('.', "__").to_uppercase())
@@ -166,7 +169,7 @@ impl Problems {
         let url = store.url.as_deref().unwrap_or_default();
         if store.backend == StoreBackend::Postgres && url.trim().is_empty() {
             self.setting(
-                "store.url",
+                STORE_URL,
                 "\"\"",
                 "store.backend = \"postgres\" needs the database's URL, postgres://USER:PASSWORD@HOST:PORT/DATABASE; give it in MARIE_STORE__URL rather than in the file, since it holds the password",
             );
