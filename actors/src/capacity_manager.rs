@@ -88,8 +88,12 @@ impl Actor for CapacityManager {
         myself: ActorRef<CapacityMsg>,
         args: CapacityManagerArgs,
     ) -> Result<CapacityState, ActorProcessingErr> {
-        let recovered = args.store.recover(unix_ms()).await?;
-        tracing::info!(jobs = recovered.len(), "recovered live jobs from the store");
+        let recovered = args.store.recover().await?;
+        tracing::info!(
+            queued = recovered.queued.len(),
+            running = recovered.running.len(),
+            "recovered live jobs from the store; running ones wait for their executors to report them"
+        );
         let tick = Duration::from_millis(args.scheduler.tick_ms);
         let heartbeat_ms = args.scheduler.heartbeat_ms;
         let clock = MonotonicClock::start();
@@ -110,9 +114,11 @@ impl Actor for CapacityManager {
             runs: HashMap::new(),
             last_wake_ms: HashMap::new(),
         };
+        let now = state.clock.now_ms();
+        state.scheduler.recover_running(recovered.running, now);
         let mut actions = Vec::new();
-        for job in recovered {
-            actions.extend(state.scheduler.enqueue(job, 0));
+        for job in recovered.queued {
+            actions.extend(state.scheduler.enqueue(job, now));
         }
         let updates = state.carry_out(actions);
         state.writer().write(updates);
@@ -243,7 +249,9 @@ impl CapacityState {
         (actions, pools)
     }
 
-    /// An executor (re-)registers: its cached reference is dropped, its slots counted.
+    /// An executor (re-)registers: its cached reference is dropped, its slots counted,
+    /// and the runs it reports from before this CapacityManager started adopted where
+    /// they match (the answer says which; it abandons the others).
     fn register(
         &mut self,
         info: &ExecutorInfo,
@@ -255,8 +263,18 @@ impl CapacityState {
         let actions = self
             .scheduler
             .register(&info.name, &info.pool, info.slots, now);
+        let adopted = self.scheduler.adopt(&info.name, &info.running, now);
+        if !info.running.is_empty() {
+            tracing::info!(
+                executor = %info.name,
+                reported = info.running.len(),
+                adopted = adopted.len(),
+                "executor reported runs from before this CapacityManager started; matching ones keep their leases"
+            );
+        }
         let _ = reply.send(Registered {
             heartbeat_ms: self.heartbeat_ms,
+            adopted,
         });
         actions
     }

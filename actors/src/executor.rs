@@ -73,6 +73,7 @@ impl Actor for Executor {
                 name: args.name,
                 pool: args.pool,
                 slots: args.slots,
+                running: Vec::new(),
             },
             handlers: args.handlers,
             running: HashMap::new(),
@@ -132,11 +133,17 @@ impl Actor for Executor {
 }
 
 impl ExecutorState {
+    /// Registers with the CapacityManager, reporting the runs it holds: those the
+    /// manager adopts go on, the others (re-queued by it) are abandoned.
     async fn register(&mut self, myself: &ActorRef<ExecutorMsg>) {
+        let info = ExecutorInfo {
+            running: self.running.keys().copied().collect(),
+            ..self.info.clone()
+        };
         let registered = match lookup::capacity_manager() {
             Some(manager) => manager
                 .call(
-                    |reply| CapacityMsg::Register(self.info.clone(), reply),
+                    |reply| CapacityMsg::Register(info, reply),
                     Some(MANAGER_TIMEOUT),
                 )
                 .await
@@ -147,10 +154,13 @@ impl ExecutorState {
         match registered {
             Some(ack) => {
                 self.register_retry = REGISTER_RETRY;
-                // Runs from before a re-registration were re-queued by the manager.
-                for (_, run) in self.running.drain() {
-                    run.abort();
-                }
+                self.running.retain(|run, task| {
+                    let adopted = ack.adopted.contains(run);
+                    if !adopted {
+                        task.abort();
+                    }
+                    adopted
+                });
                 if let Some(timer) = self.heartbeat.take() {
                     timer.abort();
                 }

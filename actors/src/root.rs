@@ -5,7 +5,9 @@
 //!   error in a handler, a write the store refused for good — see `store_writer.rs`)
 //!   or is killed, the root starts a new one after
 //!   [`RESTART_DELAY`]. The new one recovers the live jobs as a restarted node would
-//!   (a run in progress re-queues with its attempt counted) and joins the
+//!   (a run in progress keeps its lease when its executor reports it on registering,
+//!   and re-queues with its attempt counted when none does within the executor
+//!   timeout) and joins the
 //!   CapacityManager's process group, where the Gateways, the executors and the
 //!   Supervisor look it up for every call: nothing holds a reference to the old one.
 //!   Executors learn from their next heartbeat that it does not know them

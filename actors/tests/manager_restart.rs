@@ -7,8 +7,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use common::{ask, scheduler, sleep_job, start_executor, start_node, submit, wait_for, wait_until};
-use marie_actors::lookup;
+use common::{
+    ask, restart_capacity_manager, scheduler, sleep_job, start_executor, start_node, submit,
+    wait_for,
+};
 use marie_protocol::messages::{GatewayMsg, ListQuery};
 use marie_protocol::{JobId, JobState};
 use marie_store::GatewayStore;
@@ -30,12 +32,7 @@ async fn a_killed_capacity_manager_is_restarted_from_the_store_and_no_job_is_los
     })
     .await;
 
-    let killed = lookup::capacity_manager().expect("the CapacityManager runs");
-    killed.kill();
-    wait_until("a new CapacityManager joins its group", || {
-        lookup::capacity_manager().is_some_and(|m| m.get_id() != killed.get_id())
-    })
-    .await;
+    restart_capacity_manager().await;
 
     // Jobs accepted after the restart run too.
     for _ in 0..5 {

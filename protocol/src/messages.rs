@@ -148,6 +148,16 @@ pub struct QueuedJob {
     pub created_at_ms: u64,
 }
 
+/// A job the store holds as running when a CapacityManager starts: its run
+/// (`job.attempts_done` is its attempt) is unconfirmed until `executor` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunningJob {
+    /// The job, with the attempt of its run as `attempts_done`.
+    pub job: QueuedJob,
+    /// The executor its run was leased to.
+    pub executor: String,
+}
+
 /// Jobs for the queue, in one message.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobBatch(pub Vec<QueuedJob>);
@@ -184,6 +194,9 @@ pub struct ExecutorInfo {
     pub pool: String,
     /// Jobs it runs at once.
     pub slots: u32,
+    /// The runs it holds when it registers (leased by a CapacityManager that has
+    /// since been replaced), which it asks to keep.
+    pub running: Vec<RunRef>,
 }
 
 /// The CapacityManager's answer to a registration.
@@ -191,6 +204,9 @@ pub struct ExecutorInfo {
 pub struct Registered {
     /// How often to heartbeat, in milliseconds.
     pub heartbeat_ms: u64,
+    /// Those of the reported runs it keeps: their leases go on. The executor abandons
+    /// the others.
+    pub adopted: Vec<RunRef>,
 }
 
 /// One run of one job: the fencing token of a lease.

@@ -21,15 +21,12 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunRef};
+use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunRef, RunningJob};
 use marie_protocol::{DedupPolicy, JobId, JobState, JobStatus};
 use tokio::sync::mpsc;
 
 pub use error::{OpenError, StoreError, StoreErrorKind, StoreFailure, Unavailable};
 pub use marie_protocol::store::{Inserted, NewJob};
-
-/// The error kept on a job whose run was in flight when the node stopped.
-pub(crate) const RESTARTED: &str = "the node restarted while this run was in flight";
 
 /// Page size of a list: 0 means 100, and never more than 1000.
 pub(crate) fn page_limit(limit: u32) -> usize {
@@ -126,10 +123,11 @@ pub trait JobStore: GatewayStore {
     /// among them, so each job appears in exactly one answer, ever.
     async fn update(&self, updates: Vec<JobUpdate>) -> Result<Vec<(JobId, JobState)>, StoreError>;
 
-    /// Every live job, to rebuild the queues after a start. Jobs that were `running`
-    /// lost their run with the previous process: they are written back as `queued`
-    /// with the run counted, and returned with the others.
-    async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError>;
+    /// Every live job, to rebuild the queues and leases after a start: the queued jobs,
+    /// and the running ones with the attempt and executor of their run (which the
+    /// CapacityManager adopts when the executor reports it, or re-queues). Changes
+    /// nothing; with a fence, it reads only while the fence's epoch is current.
+    async fn recover(&self) -> Result<Recovered, StoreError>;
 
     /// The ids of every queued job, oldest first: what the reconcile sweep compares
     /// with the queues. Changes nothing.
@@ -144,6 +142,15 @@ pub trait JobStore: GatewayStore {
     fn notices(&self) -> Option<mpsc::UnboundedReceiver<Notice>> {
         None
     }
+}
+
+/// The live jobs of the store, as a CapacityManager finds them at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The queued jobs, oldest first.
+    pub queued: Vec<QueuedJob>,
+    /// The running jobs, oldest first, each with its run's attempt and executor.
+    pub running: Vec<RunningJob>,
 }
 
 /// What a store that several nodes write announces.

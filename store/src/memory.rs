@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
+use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunningJob};
 use marie_protocol::{DedupPolicy, JobId, JobState, JobStatus};
 
 use crate::{
-    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, RESTARTED, StoreError, page_limit,
+    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, Recovered, StoreError, page_limit,
 };
 
 /// The job store in a map, lost when dropped.
@@ -235,20 +235,20 @@ impl JobStore for MemoryStore {
             .collect())
     }
 
-    async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
-        let mut inner = self.lock();
-        let mut queued = Vec::new();
-        for record in inner.jobs.values_mut() {
-            if record.state == JobState::Running {
-                record.state = JobState::Queued;
-                record.last_error = Some(RESTARTED.to_owned());
-                record.updated_at_ms = now_ms;
-            }
-            if record.state == JobState::Queued {
-                queued.push(record.queued());
+    async fn recover(&self) -> Result<Recovered, StoreError> {
+        let inner = self.lock();
+        let mut recovered = Recovered::default();
+        for record in inner.jobs.values() {
+            match record.state {
+                JobState::Queued => recovered.queued.push(record.queued()),
+                JobState::Running => recovered.running.push(RunningJob {
+                    job: record.queued(),
+                    executor: record.executor.clone().unwrap_or_default(),
+                }),
+                _ => {}
             }
         }
-        Ok(queued)
+        Ok(recovered)
     }
 
     async fn queued_ids(&self) -> Result<Vec<JobId>, StoreError> {

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
+use marie_protocol::messages::{JobPage, ListQuery, QueuedJob, RunningJob};
 use marie_protocol::{DedupPolicy, JobId, JobMetadata, JobSpec, JobState, JobStatus, TraceContext};
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
@@ -28,7 +28,8 @@ use tokio::sync::oneshot;
 
 use crate::lock::StoreLock;
 use crate::{
-    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, OpenError, StoreError, dedup_name,
+    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, OpenError, Recovered, StoreError,
+    dedup_name,
 };
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
@@ -100,7 +101,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 enum Command {
     Insert(Vec<NewJob>, Reply<Vec<Inserted>>),
     Update(Vec<JobUpdate>, Reply<Vec<(JobId, JobState)>>),
-    Recover(u64, Reply<Vec<QueuedJob>>),
+    Recover(Reply<Recovered>),
 }
 
 /// How a batch's transaction ended: one error shared by every command of the batch.
@@ -246,8 +247,8 @@ impl JobStore for SqliteStore {
         self.write(|reply| Command::Update(updates, reply)).await
     }
 
-    async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
-        self.write(|reply| Command::Recover(now_ms, reply)).await
+    async fn recover(&self) -> Result<Recovered, StoreError> {
+        self.write(Command::Recover).await
     }
 
     async fn queued_ids(&self) -> Result<Vec<JobId>, StoreError> {
@@ -355,9 +356,7 @@ fn apply_batch(mut tx: Transaction<'_>, batch: Vec<Command>) -> (Vec<Answer>, Co
             Command::Update(updates, reply) => {
                 answer(reply, savepoint(&mut tx, |c| update(c, updates)))
             }
-            Command::Recover(now_ms, reply) => {
-                answer(reply, savepoint(&mut tx, |c| recover(c, now_ms)))
-            }
+            Command::Recover(reply) => answer(reply, savepoint(&mut tx, recover)),
         })
         .collect();
     (answers, tx.commit().map_err(Arc::new))
@@ -375,7 +374,7 @@ impl Command {
             Command::Update(_, reply) => {
                 let _ = reply.send(Err(error()));
             }
-            Command::Recover(_, reply) => {
+            Command::Recover(reply) => {
                 let _ = reply.send(Err(error()));
             }
         }
@@ -514,16 +513,26 @@ fn update(conn: &Connection, updates: Vec<JobUpdate>) -> rusqlite::Result<Vec<(J
     Ok(ended)
 }
 
-fn recover(conn: &Connection, now_ms: u64) -> rusqlite::Result<Vec<QueuedJob>> {
-    conn.prepare_cached(
-        "UPDATE jobs SET state = 'queued', last_error = ?1, updated_at_ms = ?2 \
-         WHERE state = 'running'",
-    )?
-    .execute(params![crate::RESTARTED, now_ms])?;
+fn recover(conn: &Connection) -> rusqlite::Result<Recovered> {
     let mut queued = conn.prepare_cached(&format!(
         "SELECT {QUEUED_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY id"
     ))?;
-    queued.query_map([], queued_from_row)?.collect()
+    let queued = queued
+        .query_map([], queued_from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut running = conn.prepare_cached(&format!(
+        "SELECT {QUEUED_COLUMNS}, COALESCE(executor, '') FROM jobs WHERE state = 'running' \
+         ORDER BY id"
+    ))?;
+    let running = running
+        .query_map([], |row| {
+            Ok(RunningJob {
+                job: queued_from_row(row)?,
+                executor: row.get(15)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Recovered { queued, running })
 }
 
 fn list(conn: &Connection, query: &ListQuery) -> rusqlite::Result<JobPage> {

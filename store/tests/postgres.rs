@@ -194,9 +194,10 @@ async fn a_server_restarted_under_a_running_store_gives_retryable_errors_then_wo
         .expect("update");
     assert_eq!(ended, vec![(before.id, JobState::Cancelled)]);
     let recovered: Vec<JobId> = store
-        .recover(3_000)
+        .recover()
         .await
         .expect("recover")
+        .queued
         .iter()
         .map(|job| job.id)
         .collect();
@@ -241,10 +242,14 @@ async fn concurrent_calls_share_commits() {
     }
     let calls = (TASKS * PER_TASK * 2) as u64;
     let elapsed = started.elapsed();
-    let recovered = store.recover(3_000).await.expect("recover");
-    let stored: HashSet<JobId> = recovered.iter().map(|q| q.id).collect();
+    let recovered = store.recover().await.expect("recover").running;
+    let stored: HashSet<JobId> = recovered.iter().map(|r| r.job.id).collect();
     assert_eq!(stored, ids);
-    assert!(recovered.iter().all(|job| job.attempts_done == 1));
+    assert!(
+        recovered
+            .iter()
+            .all(|r| r.job.attempts_done == 1 && r.executor == "exec-1")
+    );
     let commits = store.commits();
     println!("{calls} inserts and updates in {commits} commits, {elapsed:.2?}");
     assert!(commits * 4 <= calls, "{calls} calls took {commits} commits");
@@ -333,10 +338,10 @@ async fn jobs_survive_a_reopen_and_running_ones_are_recovered() {
         store.output(done.id).await.expect("output"),
         Some(b"result".to_vec())
     );
-    let recovered = store.recover(5).await.expect("recover");
+    let recovered = store.recover().await.expect("recover").running;
     assert_eq!(recovered.len(), 1);
     assert_eq!(
-        (recovered[0].id, recovered[0].attempts_done),
+        (recovered[0].job.id, recovered[0].job.attempts_done),
         (running.id, 1)
     );
 }

@@ -342,7 +342,7 @@ async fn list_pages_cover_every_job_once(store: Arc<dyn JobStore>) {
     }
 }
 
-async fn recover_requeues_running_jobs(store: Arc<dyn JobStore>) {
+async fn recover_returns_queued_and_running_jobs_and_changes_nothing(store: Arc<dyn JobStore>) {
     let mut with_trace = spec("extract", &[1, 2, 3, 0, 255]);
     with_trace.trace = TraceContext([("traceparent".to_owned(), "00-ab-cd-01".to_owned())].into());
     with_trace.expire_after_ms = Some(30_000);
@@ -383,12 +383,23 @@ async fn recover_requeues_running_jobs(store: Arc<dyn JobStore>) {
         .await
         .expect("update");
 
-    let recovered = store.recover(10_000).await.expect("recover");
-    let ids: Vec<JobId> = recovered.iter().map(|q| q.id).collect();
-    assert_eq!(ids, vec![queued.id, running.id, requeued.id]);
+    let recovered = store.recover().await.expect("recover");
+    let ids: Vec<JobId> = recovered.queued.iter().map(|q| q.id).collect();
+    assert_eq!(ids, vec![queued.id, requeued.id]);
+    let runs: Vec<(JobId, u32, &str)> = recovered
+        .running
+        .iter()
+        .map(|r| (r.job.id, r.job.attempts_done, r.executor.as_str()))
+        .collect();
+    assert_eq!(runs, vec![(running.id, 1, "exec-1")]);
+    let all = recovered
+        .queued
+        .iter()
+        .chain(recovered.running.iter().map(|r| &r.job));
+    let mut all: Vec<_> = all.collect();
+    all.sort_by_key(|job| job.id);
     for (got, (sent, attempts_done)) in
-        recovered
-            .iter()
+        all.iter()
             .zip([(&queued, 0), (&running, 1), (&requeued, 1)])
     {
         let mut spec = sent.spec.clone();
@@ -400,20 +411,20 @@ async fn recover_requeues_running_jobs(store: Arc<dyn JobStore>) {
         assert_eq!(got.created_at_ms, 1_000);
     }
 
+    // The running job is left running: its executor may still report it.
     let status = store.get(running.id).await.expect("get").expect("stored");
     assert_eq!(
         (status.state, status.attempt, status.updated_at_ms),
-        (JobState::Queued, 1, 10_000)
+        (JobState::Running, 1, 2)
     );
-    assert!(status.last_error.is_some_and(|e| e.contains("restarted")));
     let status = store.get(requeued.id).await.expect("get").expect("stored");
     assert_eq!(
         (status.last_error.as_deref(), status.updated_at_ms),
         (Some("lost"), 3)
     );
     assert_eq!(state(&*store, done.id).await, JobState::Succeeded);
-    // Nothing is running any more: a second recovery changes nothing.
-    assert_eq!(store.recover(20_000).await.expect("recover"), recovered);
+    // A recovery changes nothing: a second one reads the same.
+    assert_eq!(store.recover().await.expect("recover"), recovered);
 }
 
 async fn queued_reads_find_queued_jobs_and_change_nothing(store: Arc<dyn JobStore>) {
@@ -494,7 +505,7 @@ conformance!(
     terminal_jobs_never_change,
     updates_apply_in_order,
     list_pages_cover_every_job_once,
-    recover_requeues_running_jobs,
+    recover_returns_queued_and_running_jobs_and_changes_nothing,
     queued_reads_find_queued_jobs_and_change_nothing,
 );
 
@@ -534,13 +545,12 @@ async fn sqlite_data_survives_a_reopen() {
     assert_eq!(state(&store, running.id).await, JobState::Running);
     let again = new_job(keyed("1", DedupPolicy::Reject));
     assert_eq!(insert(&store, &again).await, Inserted::Duplicate(done.id));
-    let recovered = store.recover(5).await.expect("recover");
-    assert_eq!(recovered.len(), 1);
-    assert_eq!(
-        (recovered[0].id, recovered[0].attempts_done),
-        (running.id, 1)
-    );
-    assert_eq!(recovered[0].spec.payload, b"page");
+    let recovered = store.recover().await.expect("recover");
+    assert!(recovered.queued.is_empty());
+    assert_eq!(recovered.running.len(), 1);
+    let run = &recovered.running[0];
+    assert_eq!((run.job.id, run.job.attempts_done), (running.id, 1));
+    assert_eq!(run.job.spec.payload, b"page");
 }
 
 #[test]
@@ -591,8 +601,8 @@ async fn sqlite_concurrent_inserts_share_commits() {
     let calls = (TASKS * PER_TASK) as u64;
     assert_eq!(ids.len() as u64, calls);
 
-    let recovered = store.recover(0).await.expect("recover");
-    let stored: HashSet<JobId> = recovered.iter().map(|q| q.id).collect();
+    let recovered = store.recover().await.expect("recover");
+    let stored: HashSet<JobId> = recovered.queued.iter().map(|q| q.id).collect();
     assert_eq!(stored, ids);
     let commits = store.commits();
     println!("{calls} inserts in {commits} commits");

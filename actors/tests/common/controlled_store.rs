@@ -10,7 +10,7 @@ use marie_protocol::messages::{JobPage, ListQuery, QueuedJob};
 use marie_protocol::{JobId, JobState, JobStatus};
 use marie_store::memory::MemoryStore;
 use marie_store::{
-    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, StoreError, StoreErrorKind,
+    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, Recovered, StoreError, StoreErrorKind,
 };
 use rusqlite::ffi;
 use tokio::sync::watch;
@@ -99,8 +99,8 @@ impl JobStore for ControlledStore {
         }
         self.inner.update(updates).await
     }
-    async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
-        self.inner.recover(now_ms).await
+    async fn recover(&self) -> Result<Recovered, StoreError> {
+        self.inner.recover().await
     }
     async fn queued_ids(&self) -> Result<Vec<JobId>, StoreError> {
         self.inner.queued_ids().await

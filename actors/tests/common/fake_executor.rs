@@ -50,6 +50,7 @@ impl FakeExecutor {
                 name: name.to_owned(),
                 pool: POOL.to_owned(),
                 slots,
+                running: Vec::new(),
             },
             leases: tx,
             renew: renew.clone(),
@@ -141,7 +142,10 @@ impl Actor for Fake {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ExecutorMsg::Register(_) => {
-                let info = state.args.info.clone();
+                let info = ExecutorInfo {
+                    running: state.runs.clone(),
+                    ..state.args.info.clone()
+                };
                 let registered = match lookup::capacity_manager() {
                     Some(manager) => manager
                         .call(|reply| CapacityMsg::Register(info, reply), None)
@@ -151,7 +155,7 @@ impl Actor for Fake {
                 };
                 match registered {
                     Some(CallResult::Success(ack)) => {
-                        state.runs.clear();
+                        state.runs.retain(|run| ack.adopted.contains(run));
                         if !state.heartbeating {
                             state.heartbeating = true;
                             let period = Duration::from_millis(ack.heartbeat_ms);

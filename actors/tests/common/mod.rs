@@ -17,7 +17,7 @@ pub mod controlled_store;
 pub mod fake_executor;
 pub mod platform;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ use marie_decide::scheduling::{PoolSetup, SchedulerConfig};
 use marie_protocol::messages::{
     CapacityMsg, CapacityQuery, ExecutorMsg, GatewayMsg, Reply, SupervisorMsg,
 };
-use marie_protocol::{JobId, JobSpec, JobStatus};
+use marie_protocol::{JobId, JobSpec, JobState, JobStatus};
 use marie_store::{GatewayStore, JobStore};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorRef};
@@ -229,6 +229,26 @@ pub async fn wait_for(
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
+}
+
+/// Waits until every job of `ids` runs; answers the executor of each.
+pub async fn running_on(store: &dyn GatewayStore, ids: &[JobId]) -> HashMap<JobId, String> {
+    let mut executors = HashMap::new();
+    for id in ids {
+        let status = wait_for(store, *id, "ran", |s| s.state == JobState::Running).await;
+        executors.insert(*id, status.executor.expect("a running job has an executor"));
+    }
+    executors
+}
+
+/// Kills the CapacityManager and waits for the node's root to start a new one.
+pub async fn restart_capacity_manager() {
+    let killed = lookup::capacity_manager().expect("the CapacityManager runs");
+    killed.kill();
+    wait_until("a new CapacityManager joins its group", || {
+        lookup::capacity_manager().is_some_and(|m| m.get_id() != killed.get_id())
+    })
+    .await;
 }
 
 /// Waits for `check` to hold, polling every 10 ms for at most [`PATIENCE`].

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use marie_protocol::messages::{QueuedJob, RunRef};
+use marie_protocol::messages::{QueuedJob, RunRef, RunningJob};
 use marie_protocol::{
     CapacityReport, ExecutorLoad, HandlerErrorKind, JobId, JobState, Outcome, PoolCapacity,
     PoolLoad, PoolState, TraceContext,
@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::autoscale::RunTime;
 
 use super::{PlacementCandidate, PoolQueue, RateMeter, backoff_ms, choose_executor};
+
+mod adoption;
 
 /// Timing rules of leases, heartbeats and retries: the `[scheduler]` section of the
 /// configuration, read as it is. The scheduler applies the lease, timeout and backoff
@@ -178,6 +180,10 @@ pub struct Scheduler {
     expiry: BTreeSet<(u64, JobId)>,
     dirty: BTreeSet<String>,
     next_seq: u64,
+    /// Runs found in the store at start that no executor has reported yet.
+    unconfirmed: HashMap<JobId, RunningJob>,
+    /// When the unconfirmed runs left re-queue.
+    adopt_until_ms: u64,
 }
 
 impl Scheduler {
@@ -202,6 +208,8 @@ impl Scheduler {
             expiry: BTreeSet::new(),
             dirty: BTreeSet::new(),
             next_seq: 0,
+            unconfirmed: HashMap::new(),
+            adopt_until_ms: 0,
         }
     }
 
@@ -220,10 +228,11 @@ impl Scheduler {
         self.pools.entry(pool.to_owned()).or_default().target_slots = target_slots;
     }
 
-    /// Queues a durable job. A job already live is left alone, so a duplicate enqueue
-    /// (a restart replaying the store) cannot run it twice.
+    /// Queues a durable job. A job already live (or whose run from before the start is
+    /// unconfirmed) is left alone, so a duplicate enqueue (a restart replaying the
+    /// store) cannot run it twice.
     pub fn enqueue(&mut self, job: QueuedJob, now_ms: u64) -> Vec<Action> {
-        if self.jobs.contains_key(&job.id) {
+        if self.jobs.contains_key(&job.id) || self.unconfirmed.contains_key(&job.id) {
             return Vec::new();
         }
         if job.attempts_done >= job.max_attempts {
@@ -240,6 +249,12 @@ impl Scheduler {
                 output: None,
             }];
         }
+        self.insert_ready(job, now_ms);
+        Vec::new()
+    }
+
+    /// Puts a job in its pool's queue, whatever attempts it has left.
+    fn insert_ready(&mut self, job: QueuedJob, now_ms: u64) {
         let seq = self.next_seq;
         self.next_seq += 1;
         if let (Some(after), 0) = (job.spec.expire_after_ms, job.attempts_done) {
@@ -262,7 +277,6 @@ impl Scheduler {
                 last_run_ms: None,
             },
         );
-        Vec::new()
     }
 
     /// An executor offers `slots` to `pool`. If an executor of that name was already
@@ -290,8 +304,9 @@ impl Scheduler {
     }
 
     /// A heartbeat: the executor is alive and runs `running`. Its matching leases are
-    /// extended; runs it holds that are no longer its (cancelled, re-leased) are
-    /// stopped. Returns `None` for an unknown executor, which must register again.
+    /// extended, unconfirmed runs it reports are adopted ([`Scheduler::adopt`]); runs it
+    /// holds that are no longer its (cancelled, re-leased) are stopped. Returns `None`
+    /// for an unknown executor, which must register again.
     pub fn heartbeat(
         &mut self,
         executor: &str,
@@ -301,17 +316,18 @@ impl Scheduler {
         let entry = self.executors.get_mut(executor)?;
         entry.last_seen_ms = now_ms;
         let mut actions = Vec::new();
+        let ttl_ms = self.config.lease_ttl_ms;
         for run in running {
-            match self.jobs.get_mut(&run.job).map(|j| &mut j.phase) {
-                Some(Phase::Running(lease))
-                    if lease.executor == executor && lease.attempt == run.attempt =>
-                {
-                    lease.deadline_ms = now_ms.saturating_add(self.config.lease_ttl_ms);
-                }
-                _ => actions.push(Action::Stop {
+            if let Some(Phase::Running(lease)) = self.jobs.get_mut(&run.job).map(|j| &mut j.phase)
+                && lease.executor == executor
+                && lease.attempt == run.attempt
+            {
+                lease.deadline_ms = now_ms.saturating_add(ttl_ms);
+            } else if !self.adopt_run(executor, *run, now_ms) {
+                actions.push(Action::Stop {
                     executor: executor.to_owned(),
                     run: *run,
-                }),
+                });
             }
         }
         Some(actions)
@@ -345,7 +361,16 @@ impl Scheduler {
     /// executor and ends. `None` if the job is not live here.
     pub fn cancel(&mut self, id: JobId, now_ms: u64) -> Option<Vec<Action>> {
         let mut actions = Vec::new();
-        if let Some(Phase::Running(lease)) = self.jobs.get(&id).map(|j| &j.phase) {
+        if let Some(run) = self.unconfirmed.remove(&id) {
+            actions.push(Action::Stop {
+                executor: run.executor,
+                run: RunRef {
+                    job: id,
+                    attempt: run.job.attempts_done,
+                },
+            });
+            self.insert_ready(run.job, now_ms);
+        } else if let Some(Phase::Running(lease)) = self.jobs.get(&id).map(|j| &j.phase) {
             actions.push(Action::Stop {
                 executor: lease.executor.clone(),
                 run: RunRef {
@@ -420,6 +445,7 @@ impl Scheduler {
             actions.extend(self.executor_lost(&name, &reason, now_ms));
         }
         actions.extend(self.end_overdue_runs(now_ms));
+        actions.extend(self.requeue_unconfirmed(now_ms));
         while let Some(&(until, id)) = self.backoff.first() {
             if until > now_ms {
                 break;

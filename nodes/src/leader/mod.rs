@@ -15,9 +15,10 @@
 //! Supervisor failing also ends the node, after releasing the lease.
 //!
 //! Executors and Gateways find the new CapacityManager through its process group, as
-//! after an in-process restart; it recovers the live jobs from the store (a run in
-//! progress re-queues with the next attempt, and a late answer from the old run is
-//! ignored by its attempt number). On SIGTERM the leader stops its Supervisor first,
+//! after an in-process restart; it recovers the live jobs from the store. Executors that
+//! still run jobs report them when they register with it, and those runs keep their
+//! leases; runs nobody reports within the executor timeout re-queue with the next
+//! attempt, and a late answer from such a run is ignored by its attempt number. On SIGTERM the leader stops its Supervisor first,
 //! drains its CapacityManager with the rest of the node, then releases the lease so that
 //! a standby takes over without waiting for it to expire.
 

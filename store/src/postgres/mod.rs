@@ -46,7 +46,9 @@ use self::fence::Fence;
 use self::lease::LeaderLease;
 use self::rows::{QUEUED_COLUMNS, STATUS_COLUMNS};
 use self::writer::{Command, Reply};
-use crate::{GatewayStore, Inserted, JobStore, JobUpdate, NewJob, Notice, StoreError, page_limit};
+use crate::{
+    GatewayStore, Inserted, JobStore, JobUpdate, NewJob, Notice, Recovered, StoreError, page_limit,
+};
 
 pub use self::migrate::SCHEMA_VERSION;
 pub use self::tls::SslMode;
@@ -250,8 +252,8 @@ impl JobStore for PostgresStore {
         self.write(|reply| Command::Update(updates, reply)).await
     }
 
-    async fn recover(&self, now_ms: u64) -> Result<Vec<QueuedJob>, StoreError> {
-        self.write(|reply| Command::Recover(now_ms, reply)).await
+    async fn recover(&self) -> Result<Recovered, StoreError> {
+        self.write(Command::Recover).await
     }
 
     async fn queued_ids(&self) -> Result<Vec<JobId>, StoreError> {

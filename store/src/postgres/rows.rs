@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use marie_protocol::messages::QueuedJob;
+use marie_protocol::messages::{QueuedJob, RunningJob};
 use marie_protocol::{JobId, JobMetadata, JobSpec, JobStatus, TraceContext};
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Json};
@@ -73,6 +73,14 @@ pub fn status(row: &Row) -> Result<JobStatus, StoreError> {
         created_at_ms: unsigned(row, 12)?,
         updated_at_ms: unsigned(row, 13)?,
         output_len: unsigned_or_null(row, 14)?,
+    })
+}
+
+/// Reads the columns of [`QUEUED_COLUMNS`] followed by the executor of the job's run.
+pub fn running(row: &Row) -> Result<RunningJob, StoreError> {
+    Ok(RunningJob {
+        job: queued(row)?,
+        executor: get(row, 15)?,
     })
 }
 

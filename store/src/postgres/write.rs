@@ -12,14 +12,13 @@
 use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::Transaction;
-use marie_protocol::messages::QueuedJob;
 use marie_protocol::{DedupPolicy, JobId, JobState};
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use super::listen::{CHANNEL, IDS_PER_NOTIFICATION};
 use super::rows::{self, QUEUED_COLUMNS, to_bigint};
-use crate::{Inserted, JobUpdate, NewJob, RESTARTED, StoreError, dedup_name};
+use crate::{Inserted, JobUpdate, NewJob, Recovered, StoreError, dedup_name};
 
 /// Most rows in one statement.
 const CHUNK_ROWS: usize = 1000;
@@ -363,34 +362,32 @@ async fn update_rows(
     .collect()
 }
 
-/// Writes the jobs that were running back as queued (the rows recording the leader's
-/// `epoch`), then reads every queued job.
-pub async fn recover(
-    tx: &Transaction<'_>,
-    now_ms: u64,
-    epoch: Option<i64>,
-) -> Result<Vec<QueuedJob>, StoreError> {
-    let requeue = tx
-        .prepare_cached(
-            "UPDATE jobs SET state = 'queued', last_error = $1, updated_at_ms = $2, \
-             leader_epoch = $3 WHERE state = 'running'",
-        )
-        .await?;
-    tx.execute(
-        &requeue,
-        &[&RESTARTED, &to_bigint(now_ms, "now_ms")?, &epoch],
-    )
-    .await?;
+/// Reads every queued job, and every running one with its executor.
+pub async fn recover(tx: &Transaction<'_>) -> Result<Recovered, StoreError> {
     let queued = tx
         .prepare_cached(&format!(
             "SELECT {QUEUED_COLUMNS} FROM jobs WHERE state = 'queued' ORDER BY id"
         ))
         .await?;
-    tx.query(&queued, &[])
+    let queued = tx
+        .query(&queued, &[])
         .await?
         .iter()
         .map(rows::queued)
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let running = tx
+        .prepare_cached(&format!(
+            "SELECT {QUEUED_COLUMNS}, COALESCE(executor, '') FROM jobs WHERE state = 'running' \
+             ORDER BY id"
+        ))
+        .await?;
+    let running = tx
+        .query(&running, &[])
+        .await?
+        .iter()
+        .map(rows::running)
+        .collect::<Result<_, _>>()?;
+    Ok(Recovered { queued, running })
 }
 
 #[cfg(test)]

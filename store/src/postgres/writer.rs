@@ -16,14 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use deadpool_postgres::Transaction;
-use marie_protocol::messages::QueuedJob;
 use marie_protocol::{JobId, JobState};
 use tokio::sync::{mpsc, oneshot};
 
 use super::connect::Connections;
 use super::fence::Fence;
 use super::write;
-use crate::{Inserted, JobUpdate, NewJob, StoreError, Unavailable};
+use crate::{Inserted, JobUpdate, NewJob, Recovered, StoreError, Unavailable};
 
 /// Where the writer sends a call's result.
 pub type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
@@ -35,7 +34,7 @@ pub enum Command {
     /// [`crate::JobStore::update`].
     Update(Vec<JobUpdate>, Reply<Vec<(JobId, JobState)>>),
     /// [`crate::JobStore::recover`].
-    Recover(u64, Reply<Vec<QueuedJob>>),
+    Recover(Reply<Recovered>),
 }
 
 /// Why a whole batch failed: every call of it is answered with a copy.
@@ -116,20 +115,21 @@ impl Call for Vec<JobUpdate> {
     }
 }
 
-/// A recovery at `now_ms`.
-struct Recovery(u64);
+/// A recovery: it writes nothing, but reads in the fenced transaction, so a deposed
+/// leader recovers nothing.
+struct Recovery;
 
 impl Call for Recovery {
-    type Output = Vec<QueuedJob>;
+    type Output = Recovered;
 
     async fn write(
         tx: &Transaction<'_>,
         calls: &[&Self],
-        epoch: Option<i64>,
+        _epoch: Option<i64>,
     ) -> Result<Vec<Self::Output>, StoreError> {
         let mut recovered = Vec::with_capacity(calls.len());
-        for Recovery(now_ms) in calls {
-            recovered.push(write::recover(tx, *now_ms, epoch).await?);
+        for _ in calls {
+            recovered.push(write::recover(tx).await?);
         }
         Ok(recovered)
     }
@@ -157,8 +157,8 @@ impl Group {
                 (Some(Group::Update(calls)), Command::Update(changes, reply)) => {
                     calls.push((changes, reply));
                 }
-                (Some(Group::Recover(calls)), Command::Recover(now_ms, reply)) => {
-                    calls.push((Recovery(now_ms), reply));
+                (Some(Group::Recover(calls)), Command::Recover(reply)) => {
+                    calls.push((Recovery, reply));
                 }
                 (_, Command::Insert(jobs, reply)) => {
                     groups.push(Group::Insert(vec![(jobs, reply)]))
@@ -166,8 +166,8 @@ impl Group {
                 (_, Command::Update(changes, reply)) => {
                     groups.push(Group::Update(vec![(changes, reply)]));
                 }
-                (_, Command::Recover(now_ms, reply)) => {
-                    groups.push(Group::Recover(vec![(Recovery(now_ms), reply)]));
+                (_, Command::Recover(reply)) => {
+                    groups.push(Group::Recover(vec![(Recovery, reply)]));
                 }
             }
         }
