@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Version of the wire format; bumped whenever an encoded type changes shape.
-pub const WIRE_VERSION: u8 = 2;
+pub const WIRE_VERSION: u8 = 3;
 
 /// Why bytes could not be decoded.
 #[derive(Debug, thiserror::Error)]
