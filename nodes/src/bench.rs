@@ -197,13 +197,16 @@ async fn wait_for_slots(config: &Config) -> anyhow::Result<Client> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let client = Client::local()?;
-        if client.capacity().await?.totals.capacity >= wanted {
+        // Not ready yet (with Postgres: until the node holds the lease) is waited out.
+        let capacity = client.capacity().await.map(|c| c.totals.capacity);
+        if capacity.as_ref().is_ok_and(|&slots| slots >= wanted) {
             return Ok(client);
         }
         anyhow::ensure!(
             Instant::now() < deadline,
             "executors did not register within 30 s (with Postgres: does another node \
-             hold the leader's lease on that database?)"
+             hold the leader's lease on that database?): {}",
+            capacity.map_or_else(|e| e.to_string(), |slots| format!("{slots} slots"))
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
