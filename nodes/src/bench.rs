@@ -1,5 +1,6 @@
-//! `marie bench`: no-op jobs through an embedded cluster, with the SQLite store and in
-//! memory, next to a raw local ractor call measured in the same run.
+//! `marie bench`: no-op jobs through an embedded cluster, with the SQLite store, in
+//! memory and (given a database) with the Postgres store, next to a raw local ractor
+//! call measured in the same run.
 //!
 //! Closed loop (default): `--in-flight` workers each submit a job and wait for its end,
 //! then take the next. Open loop (`--rate`): jobs start on a fixed schedule and latency
@@ -15,6 +16,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use marie_client::Client;
 use marie_protocol::{JobSpec, JobState};
+use marie_store::postgres::redact;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 use tokio::sync::Mutex;
@@ -44,6 +46,11 @@ pub struct BenchArgs {
     /// Which stores to measure.
     #[arg(long, value_enum, default_value_t = BenchStores::Both)]
     pub store: BenchStores,
+    /// The Postgres database of `--store postgres` and `--store all` (else `store.url`,
+    /// `MARIE_STORE__URL`). The benchmark takes the leader's lease and leaves its jobs
+    /// there: give it a database of its own.
+    #[arg(long, value_name = "URL")]
+    pub store_url: Option<String>,
     /// Executors in the benchmark pool.
     #[arg(long, default_value_t = 2)]
     pub executors: u32,
@@ -63,8 +70,12 @@ pub enum BenchStores {
     Sqlite,
     /// Memory only.
     Memory,
-    /// Both, one after the other.
+    /// SQLite and memory, one after the other.
     Both,
+    /// Postgres (durable): `--store-url`.
+    Postgres,
+    /// Memory, SQLite and Postgres, one after the other.
+    All,
 }
 
 /// One measured case.
@@ -81,16 +92,37 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.connect.clone() {
         return across_nodes(base, &args, &addr).await;
     }
-    let mut results = vec![raw_call(&args).await?];
     let stores = match args.store {
         BenchStores::Sqlite => vec![StoreBackend::Sqlite],
         BenchStores::Memory => vec![StoreBackend::Memory],
         BenchStores::Both => vec![StoreBackend::Memory, StoreBackend::Sqlite],
+        BenchStores::Postgres => vec![StoreBackend::Postgres],
+        BenchStores::All => vec![
+            StoreBackend::Memory,
+            StoreBackend::Sqlite,
+            StoreBackend::Postgres,
+        ],
     };
-    for backend in stores {
-        results.push(through_marie(base, &args, backend).await?);
+    let mut base = base.clone();
+    if let Some(url) = &args.store_url {
+        base.store.url = Some(url.clone());
+    }
+    let postgres_url = match &base.store.url {
+        Some(url) => Some(url.as_str()),
+        None if stores.contains(&StoreBackend::Postgres) => anyhow::bail!(
+            "the Postgres store needs a database: give --store-url (or store.url, \
+             MARIE_STORE__URL)"
+        ),
+        None => None,
+    };
+    let mut results = vec![raw_call(&args).await?];
+    for &backend in &stores {
+        results.push(through_marie(&base, &args, backend).await?);
     }
     print_table(&args, &results);
+    if let Some(url) = postgres_url.filter(|_| stores.contains(&StoreBackend::Postgres)) {
+        println!("postgres store: {}", redact(url));
+    }
     Ok(())
 }
 
@@ -160,15 +192,21 @@ async fn through_marie(
 
 async fn wait_for_slots(config: &Config) -> anyhow::Result<Client> {
     let wanted: u64 = config.pool_setups().iter().map(|p| p.target_slots).sum();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // With Postgres, the lease of a cluster that ended without releasing it must expire
+    // first.
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let client = Client::local()?;
-        if client.capacity().await?.totals.capacity >= wanted {
+        // Not ready yet (with Postgres: until the node holds the lease) is waited out.
+        let capacity = client.capacity().await.map(|c| c.totals.capacity);
+        if capacity.as_ref().is_ok_and(|&slots| slots >= wanted) {
             return Ok(client);
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "executors did not register within 10 s"
+            "executors did not register within 30 s (with Postgres: does another node \
+             hold the leader's lease on that database?): {}",
+            capacity.map_or_else(|e| e.to_string(), |slots| format!("{slots} slots"))
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

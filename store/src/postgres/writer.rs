@@ -4,9 +4,12 @@
 //! to `max_batch`), applies them in one transaction and answers each caller after the
 //! commit, so that concurrent callers share one commit (and its WAL flush:
 //! `synchronous_commit` stays on). Consecutive calls of one kind form a group written with
-//! one statement per chunk of rows ([`super::write`]), in a savepoint: should the group
-//! fail, the savepoint is undone and its calls are tried one by one, each in its own
-//! savepoint, so that the call at fault is answered with its error and the others pass.
+//! one statement per chunk of rows ([`super::write`]). The batch is first written as it
+//! is, with no savepoint (each costs two round trips and a subtransaction). Should a
+//! group fail, that transaction is rolled back and the batch written again carefully:
+//! each group in a savepoint, and should the group fail, the savepoint is undone and its
+//! calls are tried one by one, each in its own savepoint, so that the call at fault is
+//! answered with its error and the others pass.
 //!
 //! A leader's writer has a [`Fence`]: each transaction first checks, under a share lock
 //! on the lease row, that the lease still carries the fence's epoch ([`check_epoch`]),
@@ -138,11 +141,12 @@ impl Call for Recovery {
 /// Calls of one kind, each with where its answer goes.
 type Calls<C> = Vec<(C, Reply<<C as Call>::Output>)>;
 
-/// Consecutive calls of one kind.
+/// Consecutive calls of one kind, and their outputs once written at once
+/// ([`Group::write_at_once`]).
 enum Group {
-    Insert(Calls<Vec<NewJob>>),
-    Update(Calls<Vec<JobUpdate>>),
-    Recover(Calls<Recovery>),
+    Insert(Calls<Vec<NewJob>>, Vec<Vec<Inserted>>),
+    Update(Calls<Vec<JobUpdate>>, Vec<Vec<(JobId, JobState)>>),
+    Recover(Calls<Recovery>, Vec<Recovered>),
 }
 
 impl Group {
@@ -151,40 +155,71 @@ impl Group {
         let mut groups: Vec<Group> = Vec::new();
         for command in batch {
             match (groups.last_mut(), command) {
-                (Some(Group::Insert(calls)), Command::Insert(jobs, reply)) => {
+                (Some(Group::Insert(calls, _)), Command::Insert(jobs, reply)) => {
                     calls.push((jobs, reply));
                 }
-                (Some(Group::Update(calls)), Command::Update(changes, reply)) => {
+                (Some(Group::Update(calls, _)), Command::Update(changes, reply)) => {
                     calls.push((changes, reply));
                 }
-                (Some(Group::Recover(calls)), Command::Recover(reply)) => {
+                (Some(Group::Recover(calls, _)), Command::Recover(reply)) => {
                     calls.push((Recovery, reply));
                 }
                 (_, Command::Insert(jobs, reply)) => {
-                    groups.push(Group::Insert(vec![(jobs, reply)]))
+                    groups.push(Group::Insert(vec![(jobs, reply)], Vec::new()))
                 }
                 (_, Command::Update(changes, reply)) => {
-                    groups.push(Group::Update(vec![(changes, reply)]));
+                    groups.push(Group::Update(vec![(changes, reply)], Vec::new()));
                 }
                 (_, Command::Recover(reply)) => {
-                    groups.push(Group::Recover(vec![(Recovery, reply)]));
+                    groups.push(Group::Recover(vec![(Recovery, reply)], Vec::new()));
                 }
             }
         }
         groups
     }
 
-    /// Writes the group in `tx`; its answers wait in `answers` for the commit.
-    async fn write(
+    /// Writes the whole group in `tx` with no savepoint, keeping the outputs for
+    /// [`Group::answer`]; after an error the transaction is no longer usable.
+    async fn write_at_once(
+        &mut self,
+        tx: &Transaction<'_>,
+        epoch: Option<i64>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Group::Insert(calls, written) => *written = write_calls(tx, calls, epoch).await?,
+            Group::Update(calls, written) => *written = write_calls(tx, calls, epoch).await?,
+            Group::Recover(calls, written) => *written = write_calls(tx, calls, epoch).await?,
+        }
+        Ok(())
+    }
+
+    /// Sends each call the output [`Group::write_at_once`] kept if the transaction
+    /// `committed`, the commit's error otherwise.
+    fn answer(self, committed: &Committed) {
+        fn send<C: Call>(calls: Calls<C>, written: Vec<C::Output>, committed: &Committed) {
+            for ((_, reply), output) in calls.into_iter().zip(written) {
+                answer(reply, Ok(output))(committed);
+            }
+        }
+        match self {
+            Group::Insert(calls, written) => send(calls, written, committed),
+            Group::Update(calls, written) => send(calls, written, committed),
+            Group::Recover(calls, written) => send(calls, written, committed),
+        }
+    }
+
+    /// Writes the group in `tx`, in a savepoint (its calls one by one should the group
+    /// fail); its answers wait in `answers` for the commit.
+    async fn write_carefully(
         self,
         tx: &mut Transaction<'_>,
         epoch: Option<i64>,
         answers: &mut Vec<Answer>,
     ) -> Result<(), BatchFailure> {
         match self {
-            Group::Insert(calls) => write_group(tx, calls, epoch, answers).await,
-            Group::Update(calls) => write_group(tx, calls, epoch, answers).await,
-            Group::Recover(calls) => write_group(tx, calls, epoch, answers).await,
+            Group::Insert(calls, _) => write_group(tx, calls, epoch, answers).await,
+            Group::Update(calls, _) => write_group(tx, calls, epoch, answers).await,
+            Group::Recover(calls, _) => write_group(tx, calls, epoch, answers).await,
         }
     }
 
@@ -197,11 +232,21 @@ impl Group {
             }
         }
         match self {
-            Group::Insert(calls) => refuse(calls, failure),
-            Group::Update(calls) => refuse(calls, failure),
-            Group::Recover(calls) => refuse(calls, failure),
+            Group::Insert(calls, _) => refuse(calls, failure),
+            Group::Update(calls, _) => refuse(calls, failure),
+            Group::Recover(calls, _) => refuse(calls, failure),
         }
     }
+}
+
+/// Writes `calls` together in `tx`: one output per call.
+async fn write_calls<C: Call>(
+    tx: &Transaction<'_>,
+    calls: &Calls<C>,
+    epoch: Option<i64>,
+) -> Result<Vec<C::Output>, StoreError> {
+    let all: Vec<&C> = calls.iter().map(|(call, _)| call).collect();
+    C::write(tx, &all, epoch).await
 }
 
 /// The writer task: one transaction per batch of waiting calls, until every sender is
@@ -225,43 +270,95 @@ pub async fn write_loop(
     }
 }
 
-/// Writes `batch` in one transaction and answers its calls once it committed (or failed).
+/// Writes `batch` in one transaction and answers its calls once it committed (or failed):
+/// at once, and should a call fail, again carefully.
 async fn write_batch(
     connections: &Connections,
     batch: Vec<Command>,
     commits: &AtomicU64,
     fence: Option<&Fence>,
 ) {
-    let mut groups = Group::of(batch).into_iter();
+    let mut groups = Group::of(batch);
     if let Some(fence) = fence.filter(|fence| fence.revoked().is_some()) {
         let failure = deposed(fence);
-        return groups.for_each(|group| group.reject(&failure));
+        return groups.into_iter().for_each(|group| group.reject(&failure));
     }
     let mut client = match connections.get().await {
         Ok(client) => client,
         Err(e) => {
             let failure = BatchFailure::Unavailable(e);
-            return groups.for_each(|group| group.reject(&failure));
+            return groups.into_iter().for_each(|group| group.reject(&failure));
         }
     };
-    let mut tx = match client.transaction().await {
-        Ok(tx) => tx,
+    let committed = match write_at_once(&mut client, &mut groups, fence).await {
+        AtOnce::Done(committed) => committed,
+        AtOnce::CallFailed => {
+            write_carefully(&mut client, groups, fence, commits).await;
+            return;
+        }
+    };
+    match &committed {
+        Ok(()) => {
+            commits.fetch_add(1, Ordering::Relaxed);
+            groups
+                .into_iter()
+                .for_each(|group| group.answer(&committed));
+        }
         Err(e) => {
-            let failure = BatchFailure::from(e);
-            return groups.for_each(|group| group.reject(&failure));
+            tracing::warn!(error = %StoreError::from(e.clone()), "job store: a batch of writes failed");
+            groups.into_iter().for_each(|group| group.reject(e));
         }
-    };
-    if let Some(fence) = fence
-        && let Err(failure) = check_epoch(&tx, fence).await
-    {
-        // Dropping the transaction rolls it back.
-        return groups.for_each(|group| group.reject(&failure));
     }
+}
+
+/// How writing a batch at once ended.
+enum AtOnce {
+    /// The transaction committed, or failed as a whole (no connection, deposed, the
+    /// commit).
+    Done(Committed),
+    /// A group's statement failed: the transaction was rolled back.
+    CallFailed,
+}
+
+/// Writes every group in one transaction without savepoints; the outputs wait in the
+/// groups.
+async fn write_at_once(
+    client: &mut deadpool_postgres::Object,
+    groups: &mut [Group],
+    fence: Option<&Fence>,
+) -> AtOnce {
+    let tx = match begin(client, fence).await {
+        Ok(tx) => tx,
+        Err(failure) => return AtOnce::Done(Err(failure)),
+    };
+    let epoch = fence.map(|fence| fence.epoch() as i64);
+    for group in groups.iter_mut() {
+        if group.write_at_once(&tx, epoch).await.is_err() {
+            // Dropping the transaction rolls it back.
+            return AtOnce::CallFailed;
+        }
+    }
+    AtOnce::Done(tx.commit().await.map_err(BatchFailure::from))
+}
+
+/// Writes `groups` in one transaction, each in a savepoint, so that a call at fault
+/// fails alone; answers every call.
+async fn write_carefully(
+    client: &mut deadpool_postgres::Object,
+    groups: Vec<Group>,
+    fence: Option<&Fence>,
+    commits: &AtomicU64,
+) {
+    let mut groups = groups.into_iter();
+    let mut tx = match begin(client, fence).await {
+        Ok(tx) => tx,
+        Err(failure) => return groups.for_each(|group| group.reject(&failure)),
+    };
     let epoch = fence.map(|fence| fence.epoch() as i64);
     let mut answers = Vec::new();
     let mut failed = None;
     for group in groups.by_ref() {
-        if let Err(e) = group.write(&mut tx, epoch, &mut answers).await {
+        if let Err(e) = group.write_carefully(&mut tx, epoch, &mut answers).await {
             failed = Some(e);
             break;
         }
@@ -281,6 +378,19 @@ async fn write_batch(
         }
     }
     answers.into_iter().for_each(|answer| answer(&committed));
+}
+
+/// Begins a transaction on `client`, under `fence`'s check if given.
+async fn begin<'a>(
+    client: &'a mut deadpool_postgres::Object,
+    fence: Option<&Fence>,
+) -> Result<Transaction<'a>, BatchFailure> {
+    let tx = client.transaction().await?;
+    if let Some(fence) = fence {
+        // On a refusal, dropping the transaction rolls it back.
+        check_epoch(&tx, fence).await?;
+    }
+    Ok(tx)
 }
 
 /// The failure of a batch refused by `fence`.
