@@ -1,10 +1,10 @@
 //! Several `server` nodes on one throwaway Postgres, one leader fenced by its epoch:
 //! real `marie node` processes. The leader SIGKILLed in the middle of 2,000 jobs: the
 //! standby leads, runs in flight on the surviving executors keep their leases, and every
-//! job succeeds once. The leader SIGSTOPped past its lease: it
-//! finds itself deposed, nothing it writes after the takeover lands, and restarted it
-//! stands by. Two servers started together on an empty database: one migration, one
-//! leader; SIGTERM hands the lease over without waiting for it to expire.
+//! job succeeds once. The leader SIGSTOPped past its lease: it finds itself deposed,
+//! nothing it writes after the takeover lands, and it steps down in-process and stands
+//! by. Two servers started together on an empty database: one migration, one leader;
+//! SIGTERM hands the lease over without waiting for it to expire.
 
 mod common;
 mod leader;
@@ -14,10 +14,12 @@ use std::time::{Duration, Instant};
 use common::cluster::Cluster;
 use common::free_port;
 use leader::{
-    Setup, TTL, WAIT, config, leader_gauge, leader_seen_by, node_env, start_server, wait_for_leader,
+    Setup, TTL, WAIT, config, exports, leader_gauge, leader_seen_by, node_env, start_server,
+    wait_for_leader,
 };
 use marie_test_postgres::TestPostgres;
 use nix::sys::signal::Signal;
+use serde_json::Value;
 
 #[test]
 fn sigkill_of_the_leader_mid_run_hands_over_to_the_standby_and_every_job_succeeds_once() {
@@ -128,13 +130,32 @@ fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_
     std::thread::sleep(stop_for);
     setup.servers[0].signal(Signal::SIGCONT);
 
-    // It finds itself deposed and exits, for its supervisor to start it again.
-    assert!(
-        !setup.servers[0].wait_exit(WAIT),
-        "the deposed leader exited cleanly"
-    );
-    let logs = setup.servers[0].logs();
-    assert!(logs.contains("leader: lost the lease"), "{logs}");
+    // It finds itself deposed and steps down in-process: it stays up and stands by.
+    let deadline = Instant::now() + WAIT;
+    while !setup.servers[0]
+        .logs()
+        .contains("leader: stepped down, standing by")
+    {
+        assert!(
+            setup.servers[0].is_running(),
+            "the deposed leader exited instead of standing by:\n{}",
+            setup.servers[0].logs()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the deposed leader did not step down:\n{}",
+            setup.servers[0].logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(setup.servers[0].logs().contains("leader: lost the lease"));
+    // Its stopped CapacityManager and Supervisor export nothing: only the leader's do.
+    assert!(exports(&setup.servers[1], "marie_jobs_pending"));
+    assert!(!exports(&setup.servers[0], "marie_jobs_pending"));
+    assert!(!exports(
+        &setup.servers[0],
+        "marie_supervisor_desired_executors"
+    ));
 
     // Nothing the old leader wrote after the takeover is in the store: no row carries
     // its epoch with a change made after the new leader acquired the lease (both
@@ -157,11 +178,12 @@ fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_
         in_flight.len()
     );
 
-    // Started again, it stands by: the lease stays with s2.
-    setup.servers[0].restart();
+    // Standing by, it sees s2 lead and exports 0 on `marie_leader`; the lease stays
+    // with s2.
     assert_eq!(wait_for_leader(&setup.servers[0], "s2"), epoch);
     assert_eq!(leader_gauge(&setup.servers[0]), Some(0));
     assert_eq!(leader_gauge(&setup.servers[1]), Some(1));
+    assert!(setup.servers[0].is_running());
 }
 
 #[test]

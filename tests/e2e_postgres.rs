@@ -304,8 +304,9 @@ fn postgres_stopped_mid_run_refuses_submits_with_a_clear_answer_and_loses_no_acc
         }
         assert!(
             Instant::now() < deadline,
-            "{done} of {} accepted jobs succeeded",
-            accepted.len()
+            "{done} of {} accepted jobs succeeded:\n{}",
+            accepted.len(),
+            marie.all_logs()
         );
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -227,3 +227,14 @@ pub fn leader_gauge(node: &Node) -> Option<u64> {
         .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|value| value.trim().parse().ok())
 }
+
+/// Whether `node`'s `/metrics` exports any series of `metric`.
+pub fn exports(node: &Node, metric: &str) -> bool {
+    let Some((_, body)) = http_get(&node.http_url("/metrics")) else {
+        return false;
+    };
+    body.lines().any(|line| {
+        line.strip_prefix(metric)
+            .is_some_and(|rest| rest.starts_with('{'))
+    })
+}

@@ -190,6 +190,13 @@ impl Actor for Supervisor {
         _myself: ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
+        // OpenTelemetry keeps the gauges' callbacks for the life of the process: a
+        // stopped Supervisor (a leader that stepped down) exports nothing.
+        state
+            .exported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         let mut stopped: Vec<&Arc<dyn ScaleBackend>> = Vec::new();
         for scaled in state.pools.values() {
             if let Carrier::Executors(backend) = &scaled.carrier

@@ -13,7 +13,9 @@
 //! | `marie_job_queue_seconds` | histogram | time a job waited for a slot, per run |
 //!
 //! Gauges are read at scrape time from a snapshot the CapacityManager refreshes every
-//! tick.
+//! tick. OpenTelemetry keeps a gauge's callback for the life of the process: once the
+//! instruments are dropped (their CapacityManager stopped, a leader stepped down) the
+//! snapshot is emptied, so that only a running CapacityManager exports queue gauges.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -43,6 +45,12 @@ pub struct JobMetrics {
     duration: Histogram<f64>,
     queue: Histogram<f64>,
     _gauges: Vec<ObservableGauge<u64>>,
+}
+
+impl Drop for JobMetrics {
+    fn drop(&mut self) {
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = PoolSnapshot::default();
+    }
 }
 
 impl JobMetrics {

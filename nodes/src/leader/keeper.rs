@@ -6,8 +6,9 @@
 //! On acquiring the lease it makes the [`Fence`] of the new epoch; on losing it (the
 //! deadline passed without a renewal, the renewal found another holder, or a fenced
 //! write found another epoch) it revokes the fence before saying so, so that nothing the
-//! CapacityManager still sends reaches the store. Told to release (a clean shutdown), it
-//! frees the lease row so that a standby takes over at its next try.
+//! CapacityManager still sends reaches the store, and goes on campaigning as a standby:
+//! the next lease it takes comes with a fresh fence. Told to release (a clean
+//! shutdown), it frees the lease row so that a standby takes over at its next try.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,12 +37,14 @@ pub enum Lease {
         /// The fence of its writes.
         fence: Arc<Fence>,
     },
-    /// This node led and lost the lease: it must stop leading at once.
-    Lost(Loss),
+    /// This node led and lost the lease: it must stop leading at once. It campaigns
+    /// again as a standby.
+    Lost,
 }
 
 /// Keeps the lease of `lease` at the pace of `settings`, publishing through `status`,
-/// until it is lost or `release` is sent (then the lease is freed first).
+/// until `release` is sent (then the lease is freed first); a lost lease is revoked and
+/// campaigned for again.
 pub async fn keep(
     lease: LeaderLease,
     settings: LeaderSettings,
@@ -122,12 +125,11 @@ pub async fn keep(
             Step::Lost(loss) => Some(loss),
         };
         if let Some(loss) = loss {
-            if let Some(fence) = &fence {
+            if let Some(fence) = fence.take() {
                 fence.revoke();
             }
             log_lost(&loss);
-            status.send_replace(Lease::Lost(loss));
-            return;
+            status.send_replace(Lease::Lost);
         }
     }
 }
@@ -200,7 +202,7 @@ fn log_lost(loss: &Loss) {
             current: None,
         } => (*epoch, "deposed by another node".to_owned()),
     };
-    tracing::error!(epoch, %reason, "leader: lost the lease; the CapacityManager and the Supervisor stop and the node exits so that it is restarted as a standby");
+    tracing::error!(epoch, %reason, "leader: lost the lease; the CapacityManager and the Supervisor stop, the Gateway keeps serving and the node campaigns again");
 }
 
 /// Frees the lease of `epoch`, if the node holds one, within `limit`.

@@ -27,7 +27,7 @@ pub fn register(view: LeaderView) {
         .with_callback(move |observer| {
             let epoch = match &*view.lease.borrow() {
                 Lease::Leading { epoch, .. } | Lease::Standby { epoch, .. } => Some(*epoch),
-                Lease::Lost(_) => None,
+                Lease::Lost => None,
             };
             if let Some(epoch) = epoch {
                 observer.observe(epoch, std::slice::from_ref(&node));

@@ -3,24 +3,28 @@
 //! runs the CapacityManager and the Supervisor (its *term*), over a store handle fenced
 //! by the lease's epoch, so that a deposed leader changes nothing.
 //!
-//! A node that loses the lease (its renewals failed up to the deadline, or another node
-//! took it: seen by a renewal or by a fenced write) stops its term at once and **exits
-//! with an error**, for its orchestrator (Kubernetes, systemd) to start it again as a
-//! standby. Exiting rather than standing by in-process is what guarantees that nothing
-//! of the old term lingers: not a CapacityManager timer or mailbox, not a store writer
-//! retrying, not a Supervisor backend's processes, and not the queue gauges a stopped
-//! CapacityManager has registered (OpenTelemetry keeps their callbacks for the life of
+//! A node that loses the lease (its renewals failed up to the deadline, Postgres being
+//! out of reach for instance, or another node took it: seen by a renewal or by a fenced
+//! write) **steps down in-process**: its fence is revoked first (nothing the old term
+//! still sends reaches the store), then the term's actors stop (bounded by
+//! [`STOP_LIMIT`]), while the Gateway and the HTTP API keep serving (submits answer 503
+//! `store_unavailable` while Postgres is out of reach) and the keeper campaigns again.
+//! Acquiring the lease again starts a fresh term under a fresh fence; its
+//! CapacityManager recovers the live jobs from the store as at any start. The gauges of
+//! a stopped term export nothing (OpenTelemetry keeps their callbacks for the life of
 //! the process, and a second exporter of `marie_jobs_pending` would be summed by KEDA).
-//! The term's CapacityManager ending on its own (failing past its restarts) or its
-//! Supervisor failing also ends the node, after releasing the lease.
+//! The term's CapacityManager ending on its own (failing past its restarts), its
+//! Supervisor failing, a term that does not start, or a term that does not stop within
+//! [`STOP_LIMIT`] ends the node, after releasing the lease.
 //!
 //! Executors and Gateways find the new CapacityManager through its process group, as
 //! after an in-process restart; it recovers the live jobs from the store. Executors that
 //! still run jobs report them when they register with it, and those runs keep their
 //! leases; runs nobody reports within the executor timeout re-queue with the next
-//! attempt, and a late answer from such a run is ignored by its attempt number. On SIGTERM the leader stops its Supervisor first,
-//! drains its CapacityManager with the rest of the node, then releases the lease so that
-//! a standby takes over without waiting for it to expire.
+//! attempt, and a late answer from such a run is ignored by its attempt number. On
+//! SIGTERM the leader stops its Supervisor first, drains its CapacityManager with the
+//! rest of the node, then releases the lease so that a standby takes over without
+//! waiting for it to expire.
 
 mod keeper;
 mod metrics;
@@ -71,7 +75,7 @@ impl LeaderView {
                 node: node.clone(),
                 epoch: *epoch,
             }),
-            Lease::Standby { holder: None, .. } | Lease::Lost(_) => None,
+            Lease::Standby { holder: None, .. } | Lease::Lost => None,
         }
     }
 }
@@ -88,7 +92,7 @@ enum Order {
 pub struct Leadership {
     view: LeaderView,
     orders: mpsc::UnboundedSender<Order>,
-    /// Ends with an error when the node must exit (the lease lost, the term failed);
+    /// Ends with an error when the node must exit (the term failed, or did not stop);
     /// `None` once it ended.
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -134,8 +138,8 @@ impl Leadership {
         self.view.clone()
     }
 
-    /// Resolves when the node must exit: the lease was lost, or the term failed (the
-    /// reason is logged).
+    /// Resolves when the node must exit: the term failed, did not start, or did not stop
+    /// after the lease was lost (the reason is logged).
     pub async fn failed(&mut self) {
         if let Some(task) = &mut self.task {
             let _ = task.await;
@@ -171,27 +175,74 @@ struct TermSetup {
     store: Arc<PostgresStore>,
 }
 
+/// How many times a term that did not start (the store out of reach just after the
+/// lease was taken) is tried while the lease is held.
+const START_TRIES: u32 = 10;
+/// How long apart those tries are.
+const START_RETRY: Duration = Duration::from_millis(500);
+
 /// The actors of a leader: the CapacityManager under a root of its own, and the
 /// Supervisor linked under that root.
 struct Term {
+    /// The epoch of the lease it leads under.
+    epoch: u64,
     root: Running,
     supervisor: Option<Running>,
 }
 
 impl TermSetup {
-    /// Starts the CapacityManager over the store fenced by `fence` (it recovers the live
-    /// jobs), then the Supervisor.
-    async fn start(&self, fence: Arc<Fence>) -> anyhow::Result<Term> {
+    /// Starts the CapacityManager over the store fenced by `fence`, the lease of `epoch`
+    /// (it recovers the live jobs), then the Supervisor.
+    async fn start(&self, epoch: u64, fence: Arc<Fence>) -> anyhow::Result<Term> {
         let store: Arc<dyn JobStore> = Arc::new(self.store.fenced(fence));
         let name = format!("{}-leader", self.config.node.name);
         let root = cluster::start_root(&self.config, name, Some(store)).await?;
-        let supervisor = cluster::start_supervisor(&self.config, &self.context, &root.0).await?;
-        Ok(Term { root, supervisor })
+        let supervisor = match cluster::start_supervisor(&self.config, &self.context, &root.0).await
+        {
+            Ok(supervisor) => supervisor,
+            Err(e) => {
+                let (cell, done) = root;
+                cell.stop(Some("the Supervisor did not start".into()));
+                let _ = done.await;
+                return Err(e);
+            }
+        };
+        Ok(Term {
+            epoch,
+            root,
+            supervisor,
+        })
     }
 }
 
-/// Runs the term while the node leads; answers the node's orders. Ends with an error
-/// when the node must exit.
+impl TermSetup {
+    /// Starts the term of `epoch`, trying again while it fails and the lease is still
+    /// held (up to [`START_TRIES`] times); none when the lease was lost meanwhile.
+    async fn start_while_held(
+        &self,
+        epoch: u64,
+        fence: Arc<Fence>,
+        lease: &watch::Receiver<Lease>,
+    ) -> anyhow::Result<Option<Term>> {
+        let held = || matches!(&*lease.borrow(), Lease::Leading { epoch: e, .. } if *e == epoch);
+        let mut tries = 1;
+        loop {
+            match self.start(epoch, fence.clone()).await {
+                Ok(term) => return Ok(Some(term)),
+                Err(e) if tries < START_TRIES && held() => {
+                    tracing::warn!(epoch, tries, error = %format!("{e:#}"), "leader: the CapacityManager or the Supervisor did not start; trying again");
+                    tries += 1;
+                    tokio::time::sleep(START_RETRY).await;
+                }
+                Err(_) if !held() => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Runs a term while the node leads, steps down when it loses the lease, and answers
+/// the node's orders. Ends with an error when the node must exit.
 async fn lead(
     setup: TermSetup,
     mut lease: watch::Receiver<Lease>,
@@ -206,25 +257,26 @@ async fn lead(
                     anyhow::bail!("the leader's lease keeper stopped");
                 }
                 let now = lease.borrow_and_update().clone();
-                match now {
-                    Lease::Leading { fence, .. } if term.is_none() => {
-                        match setup.start(fence).await {
-                            Ok(started) => term = Some(started),
-                            Err(e) => {
-                                tracing::error!(error = %format!("{e:#}"), "leader: the CapacityManager or the Supervisor did not start; releasing the lease and exiting");
-                                let _ = release.send(());
-                                let _ = keeper.await;
-                                return Err(e);
-                            }
+                let leading = match now {
+                    Lease::Leading { epoch, fence } => Some((epoch, fence)),
+                    Lease::Standby { .. } | Lease::Lost => None,
+                };
+                // A term of another epoch than the one held (none, or a newer one when
+                // the loss and the next acquisition came together) steps down first.
+                let held = leading.as_ref().map(|(epoch, _)| *epoch);
+                if let Some(old) = term.take_if(|t| Some(t.epoch) != held) {
+                    step_down(old).await?;
+                }
+                if let (Some((epoch, fence)), None) = (leading, &term) {
+                    match setup.start_while_held(epoch, fence, &lease).await {
+                        Ok(started) => term = started,
+                        Err(e) => {
+                            tracing::error!(error = %format!("{e:#}"), "leader: the CapacityManager or the Supervisor did not start; releasing the lease and exiting");
+                            let _ = release.send(());
+                            let _ = keeper.await;
+                            return Err(e);
                         }
                     }
-                    Lease::Lost(loss) => {
-                        if let Some(term) = term.take() {
-                            term.stop().await;
-                        }
-                        anyhow::bail!("this node lost the leader's lease ({loss:?})");
-                    }
-                    _ => {}
                 }
             }
             () = ended(term.as_mut()) => {
@@ -256,6 +308,25 @@ async fn lead(
     }
 }
 
+/// Stops the term of a lease this node lost (its fence is revoked already); fails when
+/// its actors did not stop in time, since a fresh term could not take their names.
+async fn step_down(term: Term) -> anyhow::Result<()> {
+    let epoch = term.epoch;
+    if !term.stop().await {
+        tracing::error!(
+            epoch,
+            limit = ?STOP_LIMIT,
+            "leader: the CapacityManager or the Supervisor of the lost term did not stop in time; exiting so that the node is restarted"
+        );
+        anyhow::bail!("the actors of a lost leader's term did not stop within {STOP_LIMIT:?}");
+    }
+    tracing::warn!(
+        epoch,
+        "leader: stepped down, standing by; the Gateway keeps serving and the node campaigns for the lease again"
+    );
+    Ok(())
+}
+
 /// Resolves when the term's root ended; never without a term.
 async fn ended(term: Option<&mut Term>) {
     match term {
@@ -266,20 +337,20 @@ async fn ended(term: Option<&mut Term>) {
     }
 }
 
-/// How long a lost term's actors get to stop before the node exits anyway.
+/// How long a lost term's actors get to stop before the node exits.
 const STOP_LIMIT: Duration = Duration::from_secs(5);
 
 impl Term {
     /// Stops the Supervisor and the CapacityManager at once (their writes are refused by
-    /// now); gives up waiting after [`STOP_LIMIT`].
-    async fn stop(self) {
+    /// now); answers whether they stopped within [`STOP_LIMIT`].
+    async fn stop(self) -> bool {
         let stopping = async {
             for (cell, done) in [self.supervisor, Some(self.root)].into_iter().flatten() {
                 cell.stop(Some("the leader's lease was lost".into()));
                 let _ = done.await;
             }
         };
-        let _ = tokio::time::timeout(STOP_LIMIT, stopping).await;
+        tokio::time::timeout(STOP_LIMIT, stopping).await.is_ok()
     }
 
     /// Stops the Supervisor, then drains the CapacityManager: what is in its mailbox
