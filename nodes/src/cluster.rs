@@ -230,8 +230,9 @@ impl NodeActors {
     }
 
     /// Resolves when the node's actors have ended on their own: one failed, the
-    /// CapacityManager failed too often (see [`NodeRoot`]), or the node lost the
-    /// leader's lease. The node must then exit with an error.
+    /// CapacityManager failed too often (see [`NodeRoot`]), or a leader's term failed or
+    /// did not stop after the lease was lost (a lost lease alone only steps the node
+    /// down). The node must then exit with an error.
     pub async fn failed(&mut self) {
         match &mut self.leadership {
             Some(leadership) => tokio::select! {
