@@ -194,6 +194,14 @@ impl NodeActors {
             .collect()
     }
 
+    /// The executors this node runs (those the Supervisor starts aside).
+    pub fn executor_cells(&self) -> Vec<ActorCell> {
+        self.executors
+            .iter()
+            .map(|(_, (cell, _))| cell.clone())
+            .collect()
+    }
+
     /// Resolves when the node's actors have ended on their own: one failed, or the
     /// CapacityManager failed too often (see [`NodeRoot`]). The node must then exit
     /// with an error.
@@ -482,4 +490,14 @@ async fn local_backend(config: &Config, scaled: &[&PoolConfig]) -> anyhow::Resul
         );
     }
     Ok(LocalBackend::new(config.node.name.clone(), pools))
+}
+
+/// Resolves once every one of `actors` has stopped.
+pub async fn all_stopped(actors: &[ActorCell]) {
+    while !actors
+        .iter()
+        .all(|a| a.get_status() == ractor::ActorStatus::Stopped)
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

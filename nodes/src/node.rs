@@ -49,7 +49,7 @@ pub async fn run(
     let http = start_http(&config, &role, &actors, &draining, telemetry).await?;
     announce(&config, &role, &http)?;
 
-    until_stopped(&mut actors).await?;
+    until_stopped(&mut actors, &role).await?;
     draining.start();
     shutdown_delay(&config).await;
     drain(&config, &role, actors, http).await;
@@ -175,11 +175,38 @@ fn announce(config: &Config, role: &Role, http: &HttpServer) -> anyhow::Result<(
     Ok(())
 }
 
+/// How long an executor node whose executors were all drained waits to be stopped (its
+/// pod removed by the scale-down that drained it) before it stops by itself.
+const DRAINED_NODE_STOPS_AFTER: Duration = Duration::from_secs(30);
+
 /// Waits for SIGINT or SIGTERM; fails when the node's actors fail first, so that the
 /// node exits with an error and is restarted.
-async fn until_stopped(actors: &mut NodeActors) -> anyhow::Result<()> {
+///
+/// An executor node whose executors were all drained (the Supervisor scaling its pool
+/// down) expects to be stopped next: its pod is the one the scale-down removes. Should
+/// the platform remove another pod instead (a ReplicaSet ranks pods by readiness it
+/// probes every few seconds), this node would stay up serving nothing and hold a replica
+/// for good; after [`DRAINED_NODE_STOPS_AFTER`] it stops by itself, so that its
+/// container starts again as a fresh executor.
+async fn until_stopped(actors: &mut NodeActors, role: &Role) -> anyhow::Result<()> {
+    let executors = actors.executor_cells();
+    let kept_after_drain = async {
+        if role.runs_gateway() || role.runs_manager() || executors.is_empty() {
+            return std::future::pending().await;
+        }
+        crate::cluster::all_stopped(&executors).await;
+        tracing::info!(
+            wait = ?DRAINED_NODE_STOPS_AFTER,
+            "every executor of this node drained; waiting to be stopped"
+        );
+        tokio::time::sleep(DRAINED_NODE_STOPS_AFTER).await;
+        tracing::warn!(
+            "every executor of this node drained and nobody stopped the node: stopping, to start again as a fresh executor"
+        );
+    };
     tokio::select! {
         () = shutdown_signal() => Ok(()),
+        () = kept_after_drain => Ok(()),
         () = actors.failed() => anyhow::bail!(
             "the node's actors failed (see the log above); exiting so that the node is restarted"
         ),
