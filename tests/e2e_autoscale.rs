@@ -117,14 +117,17 @@ fn burst_scales_up_to_max_completes_every_job_once_and_returns_to_min(backend: &
         ids.iter().all(|id| ends.get(id) == Some(&1)),
         "a job ended other than once"
     );
-    let executors: std::collections::HashSet<&str> = statuses
-        .iter()
-        .filter_map(|s| s["executor"].as_str())
-        .collect();
+    // The Supervisor brought the pool to max: four executors started beside the first
+    // one (read from its log, whenever they came up; on a busy machine the burst may
+    // drain before the last of them takes a job).
+    let started = marie
+        .all_logs()
+        .lines()
+        .filter(|l| l.contains("executor ready") && l.contains("burst"))
+        .count();
     assert!(
-        executors.len() >= 5,
-        "the burst ran on {} executors",
-        executors.len()
+        started >= 4,
+        "the Supervisor started {started} executors for the burst"
     );
 
     // Idle: back to min (1 executor) once the scale-down window has passed.
