@@ -26,10 +26,31 @@ pub struct Cluster {
     names_nodes: bool,
 }
 
+/// Where a node runs: the address it listens on and advertises, and the command that
+/// starts it there (empty: this process's network namespace).
+#[derive(Clone, Debug)]
+pub struct Placement {
+    /// Its cluster and HTTP address.
+    pub host: String,
+    /// The command `marie` runs under (e.g. `ip netns exec NAME`).
+    pub launcher: Vec<String>,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Placement {
+            host: "127.0.0.1".into(),
+            launcher: Vec::new(),
+        }
+    }
+}
+
 /// One node process.
 pub struct Node {
     /// Its name.
     pub name: String,
+    /// Where it runs.
+    pub place: Placement,
     /// Its cluster port.
     pub port: u16,
     /// Its HTTP port.
@@ -100,6 +121,19 @@ impl Cluster {
     /// Starts a node `name` on the cluster port `port` (one that others were told to
     /// dial before it started).
     pub fn start_on(&self, port: u16, name: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
+        self.start_placed(&Placement::default(), port, name, args, env)
+    }
+
+    /// Starts a node `name` at `place` on the cluster port `port`; it listens on and
+    /// advertises `place.host`.
+    pub fn start_placed(
+        &self,
+        place: &Placement,
+        port: u16,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Node {
         let dir = self.dir.path().join(name);
         let http_port = free_port();
         let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -112,12 +146,17 @@ impl Cluster {
                 self.config.display().to_string(),
             ),
         ];
+        if place.host != Placement::default().host {
+            for key in ["MARIE_CLUSTER__HOST", "MARIE_HTTP__HOST"] {
+                node_env.push((key.into(), place.host.clone()));
+            }
+        }
         if self.names_nodes {
             node_env.push(("MARIE_NODE__NAME".into(), name.into()));
         }
         node_env.extend(self.env.iter().cloned());
         node_env.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Node::start(name, dir, (port, http_port), args, node_env)
+        Node::start_at(place, name, dir, (port, http_port), args, node_env)
     }
 
     /// The cluster's directory (each node's is a folder in it).
@@ -132,6 +171,11 @@ impl Cluster {
 
     /// Runs the CLI against `port` with `stdin`.
     pub fn cli_with_stdin(&self, port: u16, args: &[&str], stdin: &[u8]) -> Output {
+        self.cli_to(&format!("127.0.0.1:{port}"), args, stdin)
+    }
+
+    /// Runs the CLI against the node at `addr` (`host:port`) with `stdin`.
+    pub fn cli_to(&self, addr: &str, args: &[&str], stdin: &[u8]) -> Output {
         let mut command = Command::new(marie_bin());
         command
             .current_dir(self.dir.path())
@@ -140,7 +184,7 @@ impl Cluster {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(args)
             .arg("--connect")
-            .arg(format!("127.0.0.1:{port}"));
+            .arg(addr);
         run_with_stdin(command, stdin)
     }
 
@@ -204,9 +248,22 @@ impl Node {
         args: Vec<String>,
         env: Vec<(String, String)>,
     ) -> Node {
+        Node::start_at(&Placement::default(), name, dir, ports, args, env)
+    }
+
+    /// [`Node::start`] at `place`.
+    pub fn start_at(
+        place: &Placement,
+        name: &str,
+        dir: PathBuf,
+        ports: (u16, u16),
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Node {
         std::fs::create_dir_all(&dir).expect("node dir");
         let mut node = Node {
             name: name.into(),
+            place: place.clone(),
             port: ports.0,
             http_port: ports.1,
             args,
@@ -220,15 +277,27 @@ impl Node {
         node
     }
 
-    /// `http://127.0.0.1:<http port><path>`.
+    /// `http://<host>:<http port><path>`.
     pub fn http_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.http_port)
+        format!("http://{}:{}{path}", self.place.host, self.http_port)
+    }
+
+    /// Its cluster address, `host:port`.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.place.host, self.port)
     }
 
     fn spawn(&mut self) {
         self.starts += 1;
         let log = File::create(self.dir.join(format!("node-{}.log", self.starts))).expect("log");
-        let child = Command::new(marie_bin())
+        let (program, launcher_args) = match self.place.launcher.split_first() {
+            Some((program, rest)) => (program.as_str(), rest.to_vec()),
+            None => (marie_bin(), Vec::new()),
+        };
+        let marie = (!self.place.launcher.is_empty()).then(marie_bin);
+        let child = Command::new(program)
+            .args(launcher_args)
+            .args(marie)
             .current_dir(&self.dir)
             .args(&self.args)
             .env("RUST_LOG", "info")
@@ -244,7 +313,7 @@ impl Node {
     /// Waits until the node's cluster port accepts connections.
     fn wait_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while std::net::TcpStream::connect((self.place.host.as_str(), self.port)).is_err() {
             if let Some(status) = self
                 .child
                 .as_mut()

@@ -1,0 +1,658 @@
+//! Network faults (Linux, root): every node a real `marie node` process in its own
+//! network namespace ([`netns`]), its link cut for a while, dropped one way, made lossy
+//! and slow, or cut from Postgres, then healed. Every accepted job ends once, nothing
+//! accepted is lost, refusals say why; each test prints its figures. The short profile
+//! runs in scripts/test; `MARIE_CHAOS_LONG=1` (scripts/chaos --long) partitions longer
+//! under more load.
+
+mod common;
+mod leader;
+mod netns;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::cluster::{Cluster, Node};
+use common::{stderr, stdout, write_files};
+use marie_test_postgres::TestPostgres;
+use netns::{Host, Net, Relay};
+use serde_json::Value;
+
+const POOLS: &str = r#"
+[[executor.pools]]
+name = "cpu-general"
+replicas = 1
+slots = 4
+handlers = ["echo", "sleep"]
+"#;
+
+/// The pool every scenario runs.
+const POOL: &str = "cpu-general";
+/// Bound of every wait for a state: generous, for a machine busy with other work.
+const WAIT: Duration = Duration::from_secs(120);
+/// `cluster.down_after_ms` (the default).
+const DOWN_AFTER: Duration = Duration::from_millis(3000);
+
+/// How hard the faults are.
+struct Profile {
+    /// How long a node stays cut off.
+    partition: Duration,
+    /// How long a link stays lossy and slow.
+    degraded: Duration,
+    /// Jobs submitted per batch of the load, one batch every half second while the
+    /// link is degraded.
+    batch: usize,
+}
+
+fn profile() -> Profile {
+    match std::env::var("MARIE_CHAOS_LONG").as_deref() {
+        Ok("1") => Profile {
+            partition: Duration::from_secs(30),
+            degraded: Duration::from_secs(90),
+            batch: 40,
+        },
+        _ => Profile {
+            partition: Duration::from_secs(10),
+            degraded: Duration::from_secs(30),
+            batch: 20,
+        },
+    }
+}
+
+/// A node and the namespace it runs in (the node goes first when dropped).
+struct Member {
+    node: Node,
+    host: Host,
+}
+
+/// Nodes in namespaces on one bridge, sharing a configuration (dropped in this order:
+/// the nodes, the relay, the bridge).
+struct Chaos {
+    members: Vec<Member>,
+    _relay: Option<Relay>,
+    cluster: Cluster,
+    net: Net,
+}
+
+impl Chaos {
+    /// A bridge and the cluster's configuration (`extra`); no node yet.
+    fn new(extra: &str) -> Chaos {
+        Chaos::on(Net::new(), None, extra)
+    }
+
+    /// The cluster's configuration (`extra`) on `net`, where `relay` forwards.
+    fn on(net: Net, relay: Option<Relay>, extra: &str) -> Chaos {
+        Chaos {
+            members: Vec::new(),
+            _relay: relay,
+            cluster: Cluster::new(extra),
+            net,
+        }
+    }
+
+    /// A namespace for node `name`, not started yet.
+    fn host(&self, name: &str) -> Host {
+        self.net.host(name)
+    }
+
+    /// Starts `marie node ARGS` as `name` on `host`, joining through the nodes at
+    /// `seeds`.
+    fn start(&mut self, host: Host, name: &str, args: &[&str], seeds: &[Ipv4Addr]) {
+        let port = self.cluster.server_port;
+        let seeds: Vec<String> = seeds.iter().map(|ip| format!("\"{ip}:{port}\"")).collect();
+        let seeds = format!("[{}]", seeds.join(", "));
+        let env = [("MARIE_CLUSTER__SEEDS", seeds.as_str())];
+        let node = self
+            .cluster
+            .start_placed(&host.placement(), port, name, args, &env);
+        self.members.push(Member { node, host });
+    }
+
+    fn member(&self, name: &str) -> &Member {
+        self.members
+            .iter()
+            .find(|m| m.node.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    fn node(&self, name: &str) -> &Node {
+        &self.member(name).node
+    }
+
+    /// The CLI against node `name`.
+    fn cli(&self, name: &str, args: &[&str]) -> Output {
+        self.cluster.cli_to(&self.node(name).addr(), args, b"")
+    }
+
+    /// Slots of the pool as node `name` reports them (0 when it does not answer).
+    fn capacity(&self, name: &str) -> u64 {
+        let out = self.cli(name, &["capacity"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        report["result"]["slots"]
+            .as_array()
+            .and_then(|pools| pools.iter().find(|p| p["name"] == POOL))
+            .and_then(|p| p["capacity"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Waits until node `name` reports `slots`; returns how long it took.
+    fn wait_for_capacity(&self, name: &str, slots: u64) -> Duration {
+        let start = Instant::now();
+        loop {
+            let now = self.capacity(name);
+            if now == slots {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "{name} sees {now} slots, not {slots}, after {WAIT:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Submits `n` sleep jobs of `ms` through node `name`.
+    fn submit(&self, name: &str, ms: u64, n: usize) -> Output {
+        let dir = tempfile::tempdir().expect("inputs");
+        let files = write_files(dir.path(), (0..n).map(|_| ms.to_string().into_bytes()));
+        let mut args = vec!["submit", "--pool", POOL, "--handler", "sleep", "--json"];
+        args.extend(files.iter().map(String::as_str));
+        self.cli(name, &args)
+    }
+
+    /// Submits `n` sleep jobs of `ms` through node `name`; every one must be accepted.
+    fn submit_all(&self, name: &str, ms: u64, n: usize) -> Vec<String> {
+        let out = self.submit(name, ms, n);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let ids = accepted(&out);
+        assert_eq!(ids.len(), n, "{}", stdout(&out));
+        ids
+    }
+
+    /// Waits for every job through node `name`; returns their final statuses.
+    fn wait_all(&self, name: &str, ids: &[String]) -> Vec<Value> {
+        let mut statuses = Vec::new();
+        // In slices: a command line holds only so many ids.
+        for chunk in ids.chunks(500) {
+            let mut args = vec!["wait", "--json", "--timeout-secs", "180"];
+            args.extend(chunk.iter().map(String::as_str));
+            let out = self.cli(name, &args);
+            statuses.extend(
+                stdout(&out)
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).expect("status JSON")),
+            );
+        }
+        statuses
+    }
+
+    /// Waits until the store has held each of `ids` as running, through node `name`.
+    fn wait_until_all_ran(&self, name: &str, ids: &[String]) {
+        let mut seen = std::collections::HashSet::new();
+        let deadline = Instant::now() + WAIT;
+        while !ids.iter().all(|id| seen.contains(id)) {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {} jobs ran",
+                seen.len(),
+                ids.len()
+            );
+            let args = ["jobs", "--state", "running", "--limit", "1000", "--json"];
+            let page: Value =
+                serde_json::from_slice(&self.cli(name, &args).stdout).unwrap_or_default();
+            seen.extend(
+                page["jobs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|job| job["id"].as_str().map(str::to_owned)),
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until node `name`'s log holds `text`; returns how long it took.
+    fn wait_for_log(&self, name: &str, text: &str) -> Duration {
+        let start = Instant::now();
+        while !self.node(name).logs().contains(text) {
+            assert!(
+                start.elapsed() < WAIT,
+                "{name} never logged {text:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        start.elapsed()
+    }
+
+    /// Every node's log, for a failure's message.
+    fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("=== {}\n{}", m.node.name, m.node.logs()))
+            .collect()
+    }
+
+    /// The SQLite store of the server node `name`, asked with the `sqlite3` shell.
+    fn sqlite(&self, name: &str, sql: &str) -> String {
+        let db = self.cluster.dir().join(name).join("data").join("marie.db");
+        let out = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg(sql)
+            .output()
+            .expect("run sqlite3 (scripts/test installs it)");
+        assert!(out.status.success(), "sqlite3: {}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    }
+}
+
+/// The ids a `submit --json` accepted.
+fn accepted(out: &Output) -> Vec<String> {
+    stdout(out)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|v| v["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// How many times each job's end was recorded in `logs` (the store writer logs "job
+/// ended" once the store took the end, which it does once per job).
+fn ends(logs: &str) -> HashMap<String, usize> {
+    let mut ends = HashMap::new();
+    for line in logs.lines().filter(|l| l.contains("job ended")) {
+        if let Some(id) = line
+            .split("job=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+        {
+            *ends.entry(id.to_owned()).or_default() += 1;
+        }
+    }
+    ends
+}
+
+/// Every job of `ids` succeeded, and its end was recorded exactly once in `logs`.
+fn assert_each_succeeded_once(statuses: &[Value], ids: &[String], logs: &str) {
+    assert_eq!(statuses.len(), ids.len(), "a job is missing");
+    let failed: Vec<&Value> = statuses
+        .iter()
+        .filter(|s| s["state"] != "succeeded")
+        .collect();
+    assert!(failed.is_empty(), "jobs that did not succeed: {failed:?}");
+    let ends = ends(logs);
+    for id in ids {
+        let count = ends.get(id).copied().unwrap_or(0);
+        assert_eq!(count, 1, "job {id} ended {count} times");
+    }
+}
+
+/// The `q`-quantile of `values` (sorted here).
+fn quantile(values: &mut [u64], q: f64) -> u64 {
+    values.sort_unstable();
+    let i = ((values.len() as f64 - 1.0) * q).round() as usize;
+    values.get(i).copied().unwrap_or(0)
+}
+
+/// A server and two executor nodes of 4 slots, each in its namespace.
+fn server_and_two_executors() -> Chaos {
+    let mut chaos = Chaos::new(POOLS);
+    let server = chaos.host("server");
+    let seed = [server.addr()];
+    chaos.start(server, "server", &["node", "--role", "server"], &[]);
+    for name in ["ex1", "ex2"] {
+        let host = chaos.host(name);
+        let args = ["node", "--role", "executor", "--pool", POOL];
+        chaos.start(host, name, &args, &seed);
+    }
+    chaos.wait_for_capacity("server", 8);
+    chaos
+}
+
+impl Chaos {
+    /// Waits until a line of node `name`'s log holds every one of `parts`; returns how
+    /// long it took.
+    fn wait_for_line(&self, name: &str, parts: &[&str]) -> Duration {
+        let start = Instant::now();
+        loop {
+            let logs = self.node(name).logs();
+            if logs.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "{name} never logged a line with {parts:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// How an executor node is cut off.
+#[derive(Clone, Copy, Debug)]
+enum Cut {
+    /// Nothing in or out.
+    Both,
+    /// It hears the others; they do not hear it.
+    Outgoing,
+}
+
+/// ex1 cut off (`cut`) while it runs 4 jobs of 8 s, for the profile's partition, then
+/// healed: the server declares it unreachable from its silence, its 4 jobs run again on
+/// ex2 once, its own runs end during the cut and their late completions change nothing,
+/// it rejoins and takes work again.
+fn executor_partition(cut: Cut) {
+    let profile = profile();
+    let chaos = server_and_two_executors();
+    let ids = chaos.submit_all("server", 8000, 8);
+    chaos.wait_until_all_ran("server", &ids);
+    let ex1 = &chaos.member("ex1").host;
+    match cut {
+        Cut::Both => ex1.cut(),
+        Cut::Outgoing => ex1.drop_outgoing(),
+    }
+    let cut_at = Instant::now();
+    // Declared unreachable for its silence (membership, down_after_ms), not lost to the
+    // CapacityManager's executor timeout (10 s): the log says which.
+    chaos.wait_for_line(
+        "server",
+        &["node unreachable: connected but silent", "node=ex1"],
+    );
+    let detected = cut_at.elapsed();
+    chaos.wait_for_line(
+        "server",
+        &["executor lost: its node left the cluster", "executor=ex1-cpu-general-1"],
+    );
+    let requeued = cut_at.elapsed();
+    chaos.wait_for_capacity("server", 4);
+    std::thread::sleep(profile.partition.saturating_sub(cut_at.elapsed()));
+    ex1.heal();
+    let rejoined = chaos.wait_for_capacity("server", 8);
+
+    let statuses = chaos.wait_all("server", &ids);
+    assert_each_succeeded_once(&statuses, &ids, &chaos.node("server").logs());
+    let rerun: Vec<&Value> = statuses.iter().filter(|s| s["attempt"] == 2).collect();
+    assert_eq!(
+        rerun.len(),
+        4,
+        "the 4 jobs of the cut-off node ran again elsewhere, once: {statuses:?}"
+    );
+    // ex1's own runs ended during the cut; what it said of them late ended nothing:
+    // the re-runs on ex2 ended those jobs.
+    assert!(
+        rerun.iter().all(|s| s["executor"] == "ex2-cpu-general-1"),
+        "{rerun:?}"
+    );
+    let store = chaos.sqlite(
+        "server",
+        "SELECT count(*) || ',' || count(*) FILTER (WHERE state = 'succeeded') || ',' || max(attempt) FROM jobs",
+    );
+    assert_eq!(store, "8,8,2", "the store's jobs: rows, succeeded, most runs");
+    // It takes work again.
+    let more = chaos.submit_all("server", 500, 16);
+    let statuses = chaos.wait_all("server", &more);
+    assert_each_succeeded_once(&statuses, &more, &chaos.node("server").logs());
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s["executor"] == "ex1-cpu-general-1"),
+        "ex1 took no work after it rejoined: {statuses:?}"
+    );
+    println!(
+        "figure: executor cut off ({cut:?}) for {:.0} s with 8 jobs of 8 s running: declared unreachable after {:.2} s (down_after_ms {}), its jobs re-queued after {:.2} s, rejoined {:.2} s after the heal; 8 accepted, 8 ended once, 4 ran twice (first run's end ignored), 0 lost",
+        profile.partition.as_secs_f64(),
+        detected.as_secs_f64(),
+        DOWN_AFTER.as_millis(),
+        requeued.as_secs_f64(),
+        rejoined.as_secs_f64(),
+    );
+}
+
+#[test]
+fn an_executor_cut_off_is_declared_unreachable_its_jobs_run_again_once_and_it_rejoins() {
+    executor_partition(Cut::Both);
+}
+
+#[test]
+fn an_executor_the_server_cannot_hear_is_declared_unreachable_the_same_way() {
+    executor_partition(Cut::Outgoing);
+}
+
+#[test]
+fn a_lossy_slow_executor_link_under_load_loses_no_job_and_ends_none_twice() {
+    let profile = profile();
+    let chaos = server_and_two_executors();
+    let ex1 = &chaos.member("ex1").host;
+    ex1.degrade(0.3, Duration::from_millis(100));
+    let start = Instant::now();
+    let mut ids = Vec::new();
+    let mut refused = 0;
+    // One batch of 100 ms jobs every half second: half the pool's 80 jobs/s.
+    let batches = (profile.degraded.as_millis() / 500) as usize;
+    for _ in 0..batches {
+        if start.elapsed() >= profile.degraded {
+            break;
+        }
+        let out = chaos.submit("server", 100, profile.batch);
+        let got = accepted(&out);
+        refused += profile.batch - got.len();
+        ids.extend(got);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let loaded_for = start.elapsed();
+    ex1.heal();
+    let statuses = chaos.wait_all("server", &ids);
+    assert_each_succeeded_once(&statuses, &ids, &chaos.node("server").logs());
+    assert_eq!(refused, 0, "submits through the healthy server were refused");
+    let on_ex1 = statuses
+        .iter()
+        .filter(|s| s["executor"] == "ex1-cpu-general-1")
+        .count();
+    assert!(on_ex1 > 0, "the degraded executor ran nothing");
+    let reruns = statuses.iter().filter(|s| s["attempt"] != 1).count();
+    let mut latencies: Vec<u64> = statuses
+        .iter()
+        .map(|s| {
+            let created = s["created_at_ms"].as_u64().unwrap_or(0);
+            s["updated_at_ms"].as_u64().unwrap_or(0).saturating_sub(created)
+        })
+        .collect();
+    let first = statuses.iter().filter_map(|s| s["created_at_ms"].as_u64()).min();
+    let last = statuses.iter().filter_map(|s| s["updated_at_ms"].as_u64()).max();
+    let span_s = match (first, last) {
+        (Some(first), Some(last)) => (last - first) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    let p50 = quantile(&mut latencies, 0.5);
+    let p99 = quantile(&mut latencies, 0.99);
+    println!(
+        "figure: 30% loss + 100 ms delay on ex1's outgoing link for {:.0} s, {} jobs of 100 ms offered at {:.0}/s: {} accepted, {} ended once, 0 lost, {} on ex1, {} ran again; throughput {:.1} jobs/s, latency p50 {} ms p99 {} ms (submit to end)",
+        loaded_for.as_secs_f64(),
+        ids.len(),
+        ids.len() as f64 / loaded_for.as_secs_f64(),
+        ids.len(),
+        ids.len(),
+        on_ex1,
+        reruns,
+        ids.len() as f64 / span_s.max(0.001),
+        p50,
+        p99,
+    );
+}
+
+#[test]
+fn a_gateway_cut_off_from_the_server_refuses_submits_the_other_goes_on_and_healed_it_serves_again()
+{
+    let profile = profile();
+    let mut chaos = Chaos::new(POOLS);
+    let server = chaos.host("server");
+    let seed = [server.addr()];
+    chaos.start(server, "server", &["node", "--role", "server"], &[]);
+    for name in ["gw1", "gw2"] {
+        let host = chaos.host(name);
+        chaos.start(host, name, &["node", "--role", "gateway"], &seed);
+    }
+    let host = chaos.host("ex1");
+    chaos.start(host, "ex1", &["node", "--role", "executor", "--pool", POOL], &seed);
+    for node in ["server", "gw1", "gw2"] {
+        chaos.wait_for_capacity(node, 4);
+    }
+    let mut ids = chaos.submit_all("gw1", 10, 4);
+
+    chaos.member("gw1").host.cut_from(seed[0], None);
+    let cut_at = Instant::now();
+    // Submits through gw1, one at a time, until one is refused. Any id it still gives
+    // is of a committed job (checked at the end).
+    let mut refusal = None;
+    let mut given = 0;
+    while refusal.is_none() {
+        assert!(cut_at.elapsed() < WAIT, "gw1 never refused a submit");
+        let out = chaos.submit("gw1", 10, 1);
+        let got = accepted(&out);
+        if got.is_empty() {
+            let errors: Vec<String> = stdout(&out)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter_map(|v| v["error"].as_str().map(str::to_owned))
+                .collect();
+            refusal = Some(format!("{}{}", errors.join("; "), stderr(&out)));
+        }
+        given += got.len();
+        ids.extend(got);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let refused_after = cut_at.elapsed();
+    let refusal = refusal.unwrap_or_default();
+    assert!(
+        refusal.contains("job store") && refusal.contains("did not answer"),
+        "the refusal does not say what is wrong: {refusal}"
+    );
+    // The other gateway goes on.
+    let during = chaos.submit_all("gw2", 10, 20);
+    let statuses = chaos.wait_all("gw2", &during);
+    assert!(statuses.iter().all(|s| s["state"] == "succeeded"), "{statuses:?}");
+    ids.extend(during);
+    std::thread::sleep(profile.partition.saturating_sub(cut_at.elapsed()));
+
+    chaos.member("gw1").host.heal();
+    let healed_at = Instant::now();
+    loop {
+        let got = accepted(&chaos.submit("gw1", 10, 1));
+        if !got.is_empty() {
+            ids.extend(got);
+            break;
+        }
+        assert!(
+            healed_at.elapsed() < WAIT,
+            "gw1 does not serve again after the heal:\n{}",
+            chaos.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let recovered = healed_at.elapsed();
+    let statuses = chaos.wait_all("server", &ids);
+    assert_each_succeeded_once(&statuses, &ids, &chaos.node("server").logs());
+    println!(
+        "figure: gateway gw1 cut off from the server for {:.0} s: submits there refused after {:.2} s ({given} accepted before), \"{}\"; gw2 went on (20 of 20); gw1 served again {:.2} s after the heal; {} accepted, {} ended once, 0 lost",
+        profile.partition.as_secs_f64(),
+        refused_after.as_secs_f64(),
+        refusal.lines().next().unwrap_or_default(),
+        recovered.as_secs_f64(),
+        ids.len(),
+        ids.len(),
+    );
+}
+
+#[test]
+fn a_leader_cut_off_from_postgres_is_replaced_by_a_standby_and_its_writes_are_fenced() {
+    let profile = profile();
+    let postgres = TestPostgres::start().expect("a throwaway Postgres server");
+    let net = Net::new();
+    let relay = net.relay(([127, 0, 0, 1], postgres.port()).into());
+    let url = format!(
+        "postgres://{}:{}@{}/{}",
+        marie_test_postgres::USER,
+        marie_test_postgres::PASSWORD,
+        relay.addr(),
+        marie_test_postgres::DATABASE
+    );
+    let pg_port = relay.addr().port();
+    let mut chaos = Chaos::on(net, Some(relay), &leader::config(&url));
+    let (s1, s2) = (chaos.host("s1"), chaos.host("s2"));
+    let seeds = [s1.addr(), s2.addr()];
+    chaos.start(s1, "s1", &["node", "--role", "server"], &seeds);
+    leader::wait_for_leader(chaos.node("s1"), "s1");
+    chaos.start(s2, "s2", &["node", "--role", "server"], &seeds);
+    leader::wait_for_leader(chaos.node("s2"), "s1");
+    for name in ["e1", "e2"] {
+        let host = chaos.host(name);
+        let args = ["node", "--role", "executor", "--pool", POOL];
+        chaos.start(host, name, &args, &seeds);
+    }
+    for server in ["s1", "s2"] {
+        chaos.wait_for_capacity(server, 100);
+    }
+    let psql = |sql: &str| postgres.psql(sql).expect("psql");
+    let succeeded = || -> usize {
+        psql("SELECT count(*) FROM jobs WHERE state = 'succeeded'")
+            .parse()
+            .expect("a count")
+    };
+    // 2 s jobs through the standby's gateway, several rounds of the 100 slots: runs are
+    // in flight when the leader is cut off.
+    let ids = chaos.submit_all("s2", 2000, 400);
+    let deadline = Instant::now() + WAIT;
+    while succeeded() < 50 {
+        assert!(Instant::now() < deadline, "jobs did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let bridge = chaos.member("s1").host.bridge_ip();
+    chaos.member("s1").host.cut_from(bridge, Some(pg_port));
+    let cut_at = Instant::now();
+    let epoch = leader::wait_for_leader(chaos.node("s2"), "s2");
+    let took_over = cut_at.elapsed();
+    let takeover_ms: u64 = psql(&format!(
+        "SELECT (extract(epoch FROM acquired_at) * 1000)::bigint FROM marie_leader WHERE epoch = {epoch}"
+    ))
+    .parse()
+    .expect("the takeover's time");
+    chaos.wait_for_log("s1", "leader: lost the lease");
+    let stepped_down = cut_at.elapsed();
+    std::thread::sleep(profile.partition.saturating_sub(cut_at.elapsed()));
+    chaos.member("s1").host.heal();
+    let healed_at = Instant::now();
+    // Healed, it stands by: it sees s2 lead.
+    assert_eq!(leader::wait_for_leader(chaos.node("s1"), "s2"), epoch);
+    let standing_by = healed_at.elapsed();
+
+    let statuses = chaos.wait_all("s2", &ids);
+    let logs = format!("{}{}", chaos.node("s1").logs(), chaos.node("s2").logs());
+    assert_each_succeeded_once(&statuses, &ids, &logs);
+    assert_eq!(
+        psql("SELECT count(*) || ',' || count(*) FILTER (WHERE state = 'succeeded') FROM jobs"),
+        format!("{0},{0}", ids.len())
+    );
+    // Nothing the old leader sent after the takeover landed: no row carries its epoch
+    // with a change made after the new leader took the lease.
+    let late = psql(&format!(
+        "SELECT count(*) FROM jobs WHERE leader_epoch < {epoch} AND updated_at_ms > {takeover_ms}"
+    ));
+    assert_eq!(late, "0", "the deposed leader's writes landed after the takeover");
+    let by_new: u64 = psql(&format!("SELECT count(*) FROM jobs WHERE leader_epoch = {epoch}"))
+        .parse()
+        .expect("a count");
+    assert!(by_new > 0, "the new leader ended no job");
+    let reruns = statuses.iter().filter(|s| s["attempt"] != 1).count();
+    println!(
+        "figure: leader s1 cut off from Postgres for {:.0} s under 400 jobs of 2 s: s2 led (epoch {epoch}) after {:.2} s (lease TTL {:.0} s), s1 stepped down after {:.2} s, stood by {:.2} s after the heal; writes of the old epoch after the takeover: {late}; 400 accepted, 400 ended once, {reruns} ran again, 0 lost",
+        profile.partition.as_secs_f64(),
+        took_over.as_secs_f64(),
+        leader::TTL.as_secs_f64(),
+        stepped_down.as_secs_f64(),
+        standing_by.as_secs_f64(),
+    );
+}
