@@ -63,7 +63,8 @@ fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-/// Deletes the namespaces and bridges left by runs whose process is gone.
+/// Deletes the namespaces (and kills the nodes in them) and the bridges left by runs
+/// whose process is gone.
 fn clean_leftovers() {
     for line in output(&["ip", "netns", "list"]).lines() {
         let name = line.split_whitespace().next().unwrap_or_default();
@@ -74,6 +75,10 @@ fn clean_leftovers() {
         if let Some(pid) = pid
             && !alive(pid)
         {
+            // The nodes it started there outlived it.
+            for node in output(&["ip", "netns", "pids", name]).split_whitespace() {
+                run_quietly(&["kill", "-9", node]);
+            }
             run_quietly(&["ip", "netns", "del", name]);
         }
     }

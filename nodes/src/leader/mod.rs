@@ -7,15 +7,15 @@
 //! out of reach for instance, or another node took it: seen by a renewal or by a fenced
 //! write) **steps down in-process**: its fence is revoked first (nothing the old term
 //! still sends reaches the store), then the term's actors stop (bounded by
-//! [`STOP_LIMIT`]), while the Gateway and the HTTP API keep serving (submits answer 503
+//! [`STOP_LIMIT`]; killed past it, when a call on a store out of reach holds them), while the Gateway and the HTTP API keep serving (submits answer 503
 //! `store_unavailable` while Postgres is out of reach) and the keeper campaigns again.
 //! Acquiring the lease again starts a fresh term under a fresh fence; its
 //! CapacityManager recovers the live jobs from the store as at any start. The gauges of
 //! a stopped term export nothing (OpenTelemetry keeps their callbacks for the life of
 //! the process, and a second exporter of `marie_jobs_pending` would be summed by KEDA).
 //! The term's CapacityManager ending on its own (failing past its restarts), its
-//! Supervisor failing, a term that does not start, or a term that does not stop within
-//! [`STOP_LIMIT`] ends the node, after releasing the lease.
+//! Supervisor failing, a term that does not start, or a term that does not stop even
+//! killed ends the node, after releasing the lease.
 //!
 //! Executors and Gateways find the new CapacityManager through its process group, as
 //! after an in-process restart; it recovers the live jobs from the store. Executors that
@@ -36,6 +36,7 @@ use anyhow::Context;
 use marie_store::JobStore;
 use marie_store::postgres::PostgresStore;
 use marie_store::postgres::fence::Fence;
+use ractor::ActorCell;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -309,16 +310,16 @@ async fn lead(
 }
 
 /// Stops the term of a lease this node lost (its fence is revoked already); fails when
-/// its actors did not stop in time, since a fresh term could not take their names.
+/// its actors did not stop, even killed, since a fresh term could not take their names.
 async fn step_down(term: Term) -> anyhow::Result<()> {
     let epoch = term.epoch;
     if !term.stop().await {
         tracing::error!(
             epoch,
             limit = ?STOP_LIMIT,
-            "leader: the CapacityManager or the Supervisor of the lost term did not stop in time; exiting so that the node is restarted"
+            "leader: the CapacityManager or the Supervisor of the lost term did not stop, even killed; exiting so that the node is restarted"
         );
-        anyhow::bail!("the actors of a lost leader's term did not stop within {STOP_LIMIT:?}");
+        anyhow::bail!("the actors of a lost leader's term did not stop, even killed");
     }
     tracing::warn!(
         epoch,
@@ -337,20 +338,38 @@ async fn ended(term: Option<&mut Term>) {
     }
 }
 
-/// How long a lost term's actors get to stop before the node exits.
+/// How long a lost term's actors get to stop by themselves, then again once killed,
+/// before the node exits.
 const STOP_LIMIT: Duration = Duration::from_secs(5);
 
 impl Term {
     /// Stops the Supervisor and the CapacityManager at once (their writes are refused by
-    /// now); answers whether they stopped within [`STOP_LIMIT`].
+    /// now); answers whether they stopped. An actor waiting on a store out of reach
+    /// (Postgres cut off: a call on a connection that no longer answers) cannot take the
+    /// stop before [`STOP_LIMIT`]: it is killed, which ends the call (its fence is
+    /// revoked, so nothing of it can commit), and gets [`STOP_LIMIT`] again.
     async fn stop(self) -> bool {
-        let stopping = async {
-            for (cell, done) in [self.supervisor, Some(self.root)].into_iter().flatten() {
-                cell.stop(Some("the leader's lease was lost".into()));
-                let _ = done.await;
-            }
-        };
-        tokio::time::timeout(STOP_LIMIT, stopping).await.is_ok()
+        let running: Vec<Running> = [self.supervisor, Some(self.root)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let cells: Vec<ActorCell> = running.iter().map(|(cell, _)| cell.clone()).collect();
+        for cell in &cells {
+            cell.stop(Some("the leader's lease was lost".into()));
+        }
+        let mut stopped = futures::future::join_all(running.into_iter().map(|(_, done)| done));
+        if tokio::time::timeout(STOP_LIMIT, &mut stopped).await.is_ok() {
+            return true;
+        }
+        tracing::warn!(
+            epoch = self.epoch,
+            limit = ?STOP_LIMIT,
+            "leader: the CapacityManager or the Supervisor of the lost term did not stop in time (waiting on the store out of reach?); killing them"
+        );
+        for cell in &cells {
+            cell.kill();
+        }
+        tokio::time::timeout(STOP_LIMIT, stopped).await.is_ok()
     }
 
     /// Stops the Supervisor, then drains the CapacityManager: what is in its mailbox
