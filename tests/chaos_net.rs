@@ -44,6 +44,9 @@ struct Profile {
     /// Jobs submitted per batch of the load, one batch every half second while the
     /// link is degraded.
     batch: usize,
+    /// Jobs in flight when the leader is cut off from Postgres (2 s each, on 100
+    /// slots), and jobs through the other gateway while one is cut off.
+    jobs: usize,
 }
 
 fn profile() -> Profile {
@@ -52,11 +55,13 @@ fn profile() -> Profile {
             partition: Duration::from_secs(30),
             degraded: Duration::from_secs(90),
             batch: 40,
+            jobs: 1600,
         },
         _ => Profile {
             partition: Duration::from_secs(10),
             degraded: Duration::from_secs(30),
             batch: 20,
+            jobs: 400,
         },
     }
 }
@@ -555,8 +560,26 @@ fn a_gateway_cut_off_from_the_server_refuses_submits_the_other_goes_on_and_heale
         refusal.contains("job store") && refusal.contains("did not answer"),
         "the refusal does not say what is wrong: {refusal}"
     );
+    // Its HTTP API refuses too, with 503 and the error's code.
+    let response = reqwest::blocking::Client::new()
+        .post(
+            chaos
+                .node("gw1")
+                .http_url("/api/jobs?pool=cpu-general&handler=sleep"),
+        )
+        .body("10")
+        .timeout(WAIT)
+        .send()
+        .expect("POST /api/jobs to gw1");
+    let status = response.status().as_u16();
+    let body = response.text().unwrap_or_default();
+    assert!(
+        status == 503 && body.contains("store_unavailable"),
+        "gw1's HTTP submit answered {status}: {body}"
+    );
     // The other gateway goes on.
-    let during = chaos.submit_all("gw2", 10, 20);
+    let through_gw2 = profile.jobs / 20;
+    let during = chaos.submit_all("gw2", 10, through_gw2);
     let statuses = chaos.wait_all("gw2", &during);
     assert!(
         statuses.iter().all(|s| s["state"] == "succeeded"),
@@ -584,7 +607,7 @@ fn a_gateway_cut_off_from_the_server_refuses_submits_the_other_goes_on_and_heale
     let statuses = chaos.wait_all("server", &ids);
     assert_each_succeeded_once(&statuses, &ids, &chaos.node("server").logs());
     println!(
-        "figure: gateway gw1 cut off from the server for {:.0} s: submits there refused after {:.2} s ({given} accepted before), \"{}\"; gw2 went on (20 of 20); gw1 served again {:.2} s after the heal; {} accepted, {} ended once, 0 lost",
+        "figure: gateway gw1 cut off from the server for {:.0} s: submits there refused after {:.2} s ({given} accepted before), \"{}\", HTTP 503 store_unavailable; gw2 went on ({through_gw2} of {through_gw2}); gw1 served again {:.2} s after the heal; {} accepted, {} ended once, 0 lost",
         profile.partition.as_secs_f64(),
         refused_after.as_secs_f64(),
         refusal.lines().next().unwrap_or_default(),
@@ -631,7 +654,7 @@ fn a_leader_cut_off_from_postgres_is_replaced_by_a_standby_and_its_writes_are_fe
     };
     // 2 s jobs through the standby's gateway, several rounds of the 100 slots: runs are
     // in flight when the leader is cut off.
-    let ids = chaos.submit_all("s2", 2000, 400);
+    let ids = chaos.submit_all("s2", 2000, profile.jobs);
     let deadline = Instant::now() + WAIT;
     while succeeded() < 50 {
         assert!(Instant::now() < deadline, "jobs did not start");
@@ -683,11 +706,14 @@ fn a_leader_cut_off_from_postgres_is_replaced_by_a_standby_and_its_writes_are_fe
     assert!(by_new > 0, "the new leader ended no job");
     let reruns = statuses.iter().filter(|s| s["attempt"] != 1).count();
     println!(
-        "figure: leader s1 cut off from Postgres for {:.0} s under 400 jobs of 2 s: s2 led (epoch {epoch}) after {:.2} s (lease TTL {:.0} s), s1 stepped down after {:.2} s, stood by {:.2} s after the heal; writes of the old epoch after the takeover: {late}; 400 accepted, 400 ended once, {reruns} ran again, 0 lost",
+        "figure: leader s1 cut off from Postgres for {:.0} s under {} jobs of 2 s: s2 led (epoch {epoch}) after {:.2} s (lease TTL {:.0} s), s1 stepped down after {:.2} s, stood by {:.2} s after the heal; writes of the old epoch after the takeover: {late}; {} accepted, {} ended once, {reruns} ran again (their ends went to the deposed leader), 0 lost",
         profile.partition.as_secs_f64(),
+        ids.len(),
         took_over.as_secs_f64(),
         leader::TTL.as_secs_f64(),
         stepped_down.as_secs_f64(),
         standing_by.as_secs_f64(),
+        ids.len(),
+        ids.len(),
     );
 }
