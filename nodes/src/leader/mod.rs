@@ -384,3 +384,58 @@ impl Term {
         let _ = done.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ractor::{Actor, ActorProcessingErr, ActorRef};
+    use tokio::sync::Notify;
+
+    use super::*;
+
+    /// An actor whose every message waits for good, as a call on a store out of reach;
+    /// it says when it started waiting.
+    struct Stuck;
+
+    impl Actor for Stuck {
+        type Msg = ();
+        type State = Arc<Notify>;
+        type Arguments = Arc<Notify>;
+
+        async fn pre_start(
+            &self,
+            _: ActorRef<()>,
+            waiting: Arc<Notify>,
+        ) -> Result<Arc<Notify>, ActorProcessingErr> {
+            Ok(waiting)
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<()>,
+            _: (),
+            waiting: &mut Arc<Notify>,
+        ) -> Result<(), ActorProcessingErr> {
+            waiting.notify_one();
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_term_whose_actor_waits_on_the_store_is_killed_and_stops() {
+        let waiting = Arc::new(Notify::new());
+        let (actor, done) = Actor::spawn(None, Stuck, waiting.clone())
+            .await
+            .expect("spawn");
+        actor.cast(()).expect("cast");
+        waiting.notified().await;
+        let term = Term {
+            epoch: 1,
+            root: (actor.get_cell(), done),
+            supervisor: None,
+        };
+        assert!(term.stop().await, "the stuck term did not stop");
+        assert_eq!(actor.get_status(), ractor::ActorStatus::Stopped);
+    }
+}
