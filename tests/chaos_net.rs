@@ -9,15 +9,12 @@ mod common;
 mod leader;
 mod netns;
 
-use std::collections::HashMap;
-use std::net::Ipv4Addr;
-use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, Node};
-use common::{stderr, stdout, write_files};
+use common::{stderr, stdout};
 use marie_test_postgres::TestPostgres;
-use netns::{Host, Net, Relay};
+use netns::Net;
+use netns::cluster::{Chaos, POOL, WAIT, accepted, assert_each_succeeded_once};
 use serde_json::Value;
 
 const POOLS: &str = r#"
@@ -28,10 +25,6 @@ slots = 4
 handlers = ["echo", "sleep"]
 "#;
 
-/// The pool every scenario runs.
-const POOL: &str = "cpu-general";
-/// Bound of every wait for a state: generous, for a machine busy with other work.
-const WAIT: Duration = Duration::from_secs(120);
 /// `cluster.down_after_ms` (the default).
 const DOWN_AFTER: Duration = Duration::from_millis(3000);
 
@@ -66,241 +59,6 @@ fn profile() -> Profile {
     }
 }
 
-/// A node and the namespace it runs in (the node goes first when dropped).
-struct Member {
-    node: Node,
-    host: Host,
-}
-
-/// Nodes in namespaces on one bridge, sharing a configuration (dropped in this order:
-/// the nodes, the relay, the bridge).
-struct Chaos {
-    members: Vec<Member>,
-    _relay: Option<Relay>,
-    cluster: Cluster,
-    net: Net,
-}
-
-impl Chaos {
-    /// A bridge and the cluster's configuration (`extra`); no node yet.
-    fn new(extra: &str) -> Chaos {
-        Chaos::on(Net::new(), None, extra)
-    }
-
-    /// The cluster's configuration (`extra`) on `net`, where `relay` forwards.
-    fn on(net: Net, relay: Option<Relay>, extra: &str) -> Chaos {
-        Chaos {
-            members: Vec::new(),
-            _relay: relay,
-            cluster: Cluster::new(extra),
-            net,
-        }
-    }
-
-    /// A namespace for node `name`, not started yet.
-    fn host(&self, name: &str) -> Host {
-        self.net.host(name)
-    }
-
-    /// Starts `marie node ARGS` as `name` on `host`, joining through the nodes at
-    /// `seeds`.
-    fn start(&mut self, host: Host, name: &str, args: &[&str], seeds: &[Ipv4Addr]) {
-        let port = self.cluster.server_port;
-        let seeds: Vec<String> = seeds.iter().map(|ip| format!("\"{ip}:{port}\"")).collect();
-        let seeds = format!("[{}]", seeds.join(", "));
-        let env = [("MARIE_CLUSTER__SEEDS", seeds.as_str())];
-        let node = self
-            .cluster
-            .start_placed(&host.placement(), port, name, args, &env);
-        self.members.push(Member { node, host });
-    }
-
-    fn member(&self, name: &str) -> &Member {
-        self.members
-            .iter()
-            .find(|m| m.node.name == name)
-            .unwrap_or_else(|| panic!("no node {name}"))
-    }
-
-    fn node(&self, name: &str) -> &Node {
-        &self.member(name).node
-    }
-
-    /// The CLI against node `name`.
-    fn cli(&self, name: &str, args: &[&str]) -> Output {
-        self.cluster.cli_to(&self.node(name).addr(), args, b"")
-    }
-
-    /// Slots of the pool as node `name` reports them (0 when it does not answer).
-    fn capacity(&self, name: &str) -> u64 {
-        let out = self.cli(name, &["capacity"]);
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        report["result"]["slots"]
-            .as_array()
-            .and_then(|pools| pools.iter().find(|p| p["name"] == POOL))
-            .and_then(|p| p["capacity"].as_u64())
-            .unwrap_or(0)
-    }
-
-    /// Waits until node `name` reports `slots`; returns how long it took.
-    fn wait_for_capacity(&self, name: &str, slots: u64) -> Duration {
-        let start = Instant::now();
-        loop {
-            let now = self.capacity(name);
-            if now == slots {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "{name} sees {now} slots, not {slots}, after {WAIT:?}:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Submits `n` sleep jobs of `ms` through node `name`.
-    fn submit(&self, name: &str, ms: u64, n: usize) -> Output {
-        let dir = tempfile::tempdir().expect("inputs");
-        let files = write_files(dir.path(), (0..n).map(|_| ms.to_string().into_bytes()));
-        let mut args = vec!["submit", "--pool", POOL, "--handler", "sleep", "--json"];
-        args.extend(files.iter().map(String::as_str));
-        self.cli(name, &args)
-    }
-
-    /// Submits `n` sleep jobs of `ms` through node `name`; every one must be accepted.
-    fn submit_all(&self, name: &str, ms: u64, n: usize) -> Vec<String> {
-        let out = self.submit(name, ms, n);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let ids = accepted(&out);
-        assert_eq!(ids.len(), n, "{}", stdout(&out));
-        ids
-    }
-
-    /// Waits for every job through node `name`; returns their final statuses.
-    fn wait_all(&self, name: &str, ids: &[String]) -> Vec<Value> {
-        let mut statuses = Vec::new();
-        // In slices: a command line holds only so many ids.
-        for chunk in ids.chunks(500) {
-            let mut args = vec!["wait", "--json", "--timeout-secs", "180"];
-            args.extend(chunk.iter().map(String::as_str));
-            let out = self.cli(name, &args);
-            statuses.extend(
-                stdout(&out)
-                    .lines()
-                    .map(|l| serde_json::from_str::<Value>(l).expect("status JSON")),
-            );
-        }
-        statuses
-    }
-
-    /// Waits until the store has held each of `ids` as running, through node `name`.
-    fn wait_until_all_ran(&self, name: &str, ids: &[String]) {
-        let mut seen = std::collections::HashSet::new();
-        let deadline = Instant::now() + WAIT;
-        while !ids.iter().all(|id| seen.contains(id)) {
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {} jobs ran",
-                seen.len(),
-                ids.len()
-            );
-            let args = ["jobs", "--state", "running", "--limit", "1000", "--json"];
-            let page: Value =
-                serde_json::from_slice(&self.cli(name, &args).stdout).unwrap_or_default();
-            seen.extend(
-                page["jobs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|job| job["id"].as_str().map(str::to_owned)),
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until node `name`'s log holds `text`; returns how long it took.
-    fn wait_for_log(&self, name: &str, text: &str) -> Duration {
-        let start = Instant::now();
-        while !self.node(name).logs().contains(text) {
-            assert!(
-                start.elapsed() < WAIT,
-                "{name} never logged {text:?}:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        start.elapsed()
-    }
-
-    /// Every node's log, for a failure's message.
-    fn logs(&self) -> String {
-        self.members
-            .iter()
-            .map(|m| format!("=== {}\n{}", m.node.name, m.node.logs()))
-            .collect()
-    }
-
-    /// The SQLite store of the server node `name`, asked with the `sqlite3` shell.
-    fn sqlite(&self, name: &str, sql: &str) -> String {
-        let db = self.cluster.dir().join(name).join("data").join("marie.db");
-        let out = std::process::Command::new("sqlite3")
-            .arg(&db)
-            .arg(sql)
-            .output()
-            .expect("run sqlite3 (scripts/test installs it)");
-        assert!(out.status.success(), "sqlite3: {}", stderr(&out));
-        stdout(&out).trim().to_owned()
-    }
-}
-
-/// The ids a `submit --json` accepted.
-fn accepted(out: &Output) -> Vec<String> {
-    stdout(out)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter_map(|v| v["id"].as_str().map(str::to_owned))
-        .collect()
-}
-
-/// How many times each job's end was recorded in `logs` (the store writer logs "job
-/// ended" once the store took the end, which it does once per job).
-fn ends(logs: &str) -> HashMap<String, usize> {
-    let mut ends = HashMap::new();
-    for line in logs.lines().filter(|l| l.contains("job ended")) {
-        if let Some(id) = line
-            .split("job=")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-        {
-            *ends.entry(id.to_owned()).or_default() += 1;
-        }
-    }
-    ends
-}
-
-/// Every job of `ids` succeeded, and its end was recorded exactly once in `logs`.
-fn assert_each_succeeded_once(statuses: &[Value], ids: &[String], logs: &str) {
-    assert_eq!(statuses.len(), ids.len(), "a job is missing");
-    let failed: Vec<&Value> = statuses
-        .iter()
-        .filter(|s| s["state"] != "succeeded")
-        .collect();
-    assert!(failed.is_empty(), "jobs that did not succeed: {failed:?}");
-    let ends = ends(logs);
-    for id in ids {
-        let count = ends.get(id).copied().unwrap_or(0);
-        assert_eq!(count, 1, "job {id} ended {count} times");
-    }
-}
-
-/// The `q`-quantile of `values` (sorted here).
-fn quantile(values: &mut [u64], q: f64) -> u64 {
-    values.sort_unstable();
-    let i = ((values.len() as f64 - 1.0) * q).round() as usize;
-    values.get(i).copied().unwrap_or(0)
-}
-
 /// A server and two executor nodes of 4 slots, each in its namespace.
 fn server_and_two_executors() -> Chaos {
     let mut chaos = Chaos::new(POOLS);
@@ -314,26 +72,6 @@ fn server_and_two_executors() -> Chaos {
     }
     chaos.wait_for_capacity("server", 8);
     chaos
-}
-
-impl Chaos {
-    /// Waits until a line of node `name`'s log holds every one of `parts`; returns how
-    /// long it took.
-    fn wait_for_line(&self, name: &str, parts: &[&str]) -> Duration {
-        let start = Instant::now();
-        loop {
-            let logs = self.node(name).logs();
-            if logs.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "{name} never logged a line with {parts:?}:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 /// How an executor node is cut off.
@@ -474,16 +212,12 @@ fn a_lossy_slow_executor_link_under_load_loses_no_job_and_ends_none_twice() {
         .count();
     assert!(on_ex1 > 0, "the degraded executor ran nothing");
     let reruns = statuses.iter().filter(|s| s["attempt"] != 1).count();
-    let mut latencies: Vec<u64> = statuses
-        .iter()
-        .map(|s| {
-            let created = s["created_at_ms"].as_u64().unwrap_or(0);
-            s["updated_at_ms"]
-                .as_u64()
-                .unwrap_or(0)
-                .saturating_sub(created)
-        })
-        .collect();
+    let mut latencies = hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
+    for s in &statuses {
+        let created = s["created_at_ms"].as_u64().unwrap_or(0);
+        let ended = s["updated_at_ms"].as_u64().unwrap_or(0);
+        latencies.saturating_record(ended.saturating_sub(created));
+    }
     let first = statuses
         .iter()
         .filter_map(|s| s["created_at_ms"].as_u64())
@@ -496,8 +230,8 @@ fn a_lossy_slow_executor_link_under_load_loses_no_job_and_ends_none_twice() {
         (Some(first), Some(last)) => (last - first) as f64 / 1000.0,
         _ => 0.0,
     };
-    let p50 = quantile(&mut latencies, 0.5);
-    let p99 = quantile(&mut latencies, 0.99);
+    let p50 = latencies.value_at_quantile(0.5);
+    let p99 = latencies.value_at_quantile(0.99);
     println!(
         "figure: 30% loss + 100 ms delay on ex1's outgoing link for {:.0} s, {} jobs of 100 ms offered at {:.0}/s: {} accepted, {} ended once, 0 lost, {} on ex1, {} ran again; throughput {:.1} jobs/s, latency p50 {} ms p99 {} ms (submit to end)",
         loaded_for.as_secs_f64(),
@@ -677,7 +411,7 @@ fn a_leader_cut_off_from_postgres_is_replaced_by_a_standby_and_its_writes_are_fe
     .parse()
     .expect("the takeover's time");
     // It steps down and stays up, though its term's actors wait on Postgres.
-    chaos.wait_for_log("s1", "leader: stepped down, standing by");
+    chaos.wait_for_line("s1", &["leader: stepped down, standing by"]);
     let stepped_down = cut_at.elapsed();
     assert!(chaos.node("s1").logs().contains("leader: lost the lease"));
     std::thread::sleep(profile.partition.saturating_sub(cut_at.elapsed()));
