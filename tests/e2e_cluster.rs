@@ -36,34 +36,6 @@ fn server(cluster: &Cluster) -> Node {
 /// Bound of every wait for a state: generous, for a machine busy with other work.
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Waits until the store has held each of `ids` as running (one call per look, seen
-/// over the looks), through the node on `port`.
-fn wait_until_all_ran(cluster: &Cluster, port: u16, ids: &[String]) {
-    let mut seen = std::collections::HashSet::new();
-    let deadline = Instant::now() + WAIT;
-    while !ids.iter().all(|id| seen.contains(id)) {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {} jobs ran",
-            seen.len(),
-            ids.len()
-        );
-        let out = cluster.cli(
-            port,
-            &["jobs", "--state", "running", "--limit", "1000", "--json"],
-        );
-        let page: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        seen.extend(
-            page["jobs"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|job| job["id"].as_str().map(str::to_owned)),
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Submits `n` jobs of `payload` through the node on `port`; returns the accepted ids.
 fn submit_many(
     cluster: &Cluster,
@@ -241,7 +213,7 @@ fn a_hung_executor_node_is_declared_down_its_late_answers_are_ignored_and_it_com
     // 8 jobs of 5 s fill both nodes' slots; the store says when all of them run.
     let run = Duration::from_secs(5);
     let ids = submit_many(&cluster, server.port, "cpu-general", "sleep", b"5000", 8);
-    wait_until_all_ran(&cluster, server.port, &ids);
+    cluster.wait_until_all_ran(&format!("127.0.0.1:{}", server.port), &ids, WAIT);
     ex1.signal(Signal::SIGSTOP);
     let stopped = Instant::now();
     cluster.wait_for_capacity(server.port, "cpu-general", 4, WAIT);

@@ -232,6 +232,34 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Waits (at most `limit`) until the store has held each of `ids` as running (one
+    /// look per call, seen over the looks), through the node at `addr` (`host:port`).
+    pub fn wait_until_all_ran(&self, addr: &str, ids: &[String], limit: Duration) {
+        let mut seen = std::collections::HashSet::new();
+        let deadline = Instant::now() + limit;
+        while !ids.iter().all(|id| seen.contains(id)) {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {} jobs ran",
+                seen.len(),
+                ids.len()
+            );
+            let args = ["jobs", "--state", "running", "--limit", "1000", "--json"];
+            let out = self.cli_to(addr, &args, b"");
+            let page: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            seen.extend(
+                page["jobs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|job| job["id"].as_str().map(str::to_owned)),
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// The `cluster.toml` the project ships.
 pub fn shipped_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../cluster.toml")

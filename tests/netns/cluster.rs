@@ -100,19 +100,24 @@ impl Chaos {
 
     /// Waits until node `name` reports `slots`; returns how long it took.
     pub fn wait_for_capacity(&self, name: &str, slots: u64) -> Duration {
+        self.wait_until(&format!("{name} to see {slots} slots"), || {
+            self.capacity(name) == slots
+        })
+    }
+
+    /// Waits (at most [`WAIT`]) until `done`; returns how long it took. A timeout
+    /// fails the test with every node's log.
+    fn wait_until(&self, what: &str, mut done: impl FnMut() -> bool) -> Duration {
         let start = Instant::now();
-        loop {
-            let now = self.capacity(name);
-            if now == slots {
-                return start.elapsed();
-            }
+        while !done() {
             assert!(
                 start.elapsed() < WAIT,
-                "{name} sees {now} slots, not {slots}, after {WAIT:?}:\n{}",
+                "waited {WAIT:?} for {what}:\n{}",
                 self.logs()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
+        start.elapsed()
     }
 
     /// Submits `n` sleep jobs of `ms` through node `name`.
@@ -152,45 +157,17 @@ impl Chaos {
 
     /// Waits until the store has held each of `ids` as running, through node `name`.
     pub fn wait_until_all_ran(&self, name: &str, ids: &[String]) {
-        let mut seen = std::collections::HashSet::new();
-        let deadline = Instant::now() + WAIT;
-        while !ids.iter().all(|id| seen.contains(id)) {
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {} jobs ran",
-                seen.len(),
-                ids.len()
-            );
-            let args = ["jobs", "--state", "running", "--limit", "1000", "--json"];
-            let page: Value =
-                serde_json::from_slice(&self.cli(name, &args).stdout).unwrap_or_default();
-            seen.extend(
-                page["jobs"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|job| job["id"].as_str().map(str::to_owned)),
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let addr = self.node(name).addr();
+        self.cluster.wait_until_all_ran(&addr, ids, WAIT);
     }
 
     /// Waits until a line of node `name`'s log holds every one of `parts`; returns how
     /// long it took.
     pub fn wait_for_line(&self, name: &str, parts: &[&str]) -> Duration {
-        let start = Instant::now();
-        loop {
+        self.wait_until(&format!("{name} to log a line with {parts:?}"), || {
             let logs = self.node(name).logs();
-            if logs.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "{name} never logged a line with {parts:?}:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            logs.lines().any(|l| parts.iter().all(|p| l.contains(p)))
+        })
     }
 
     /// Every node's log, for a failure's message.
