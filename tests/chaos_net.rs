@@ -182,7 +182,24 @@ fn a_lossy_slow_executor_link_under_load_loses_no_job_and_ends_none_twice() {
     let profile = profile();
     let chaos = server_and_two_executors();
     let ex1 = &chaos.member("ex1").host;
-    ex1.degrade(0.3, Duration::from_millis(100));
+    let delay = Duration::from_millis(100);
+    ex1.degrade(0.3, delay);
+    // The fault is real: a TCP handshake with ex1 waits for its SYN-ACK, which leaves
+    // at least the delay late (or is lost and sent again).
+    let probes = chaos.node("ex1");
+    let handshake = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let addr = (probes.place.host.as_str(), probes.http_port);
+            drop(std::net::TcpStream::connect(addr).expect("connect to ex1's probes"));
+            start.elapsed()
+        })
+        .min()
+        .unwrap_or_default();
+    assert!(
+        handshake >= delay,
+        "a handshake with ex1 took {handshake:?}"
+    );
     let start = Instant::now();
     let mut ids = Vec::new();
     let mut refused = 0;
@@ -212,11 +229,19 @@ fn a_lossy_slow_executor_link_under_load_loses_no_job_and_ends_none_twice() {
         .count();
     assert!(on_ex1 > 0, "the degraded executor ran nothing");
     let reruns = statuses.iter().filter(|s| s["attempt"] != 1).count();
-    let mut latencies = hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
+    let histogram = || hdrhistogram::Histogram::<u64>::new(3).expect("a histogram");
+    let (mut latencies, mut on_faulty, mut on_healthy) = (histogram(), histogram(), histogram());
     for s in &statuses {
         let created = s["created_at_ms"].as_u64().unwrap_or(0);
-        let ended = s["updated_at_ms"].as_u64().unwrap_or(0);
-        latencies.saturating_record(ended.saturating_sub(created));
+        let took = s["updated_at_ms"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(created);
+        latencies.saturating_record(took);
+        match s["executor"] == "ex1-cpu-general-1" {
+            true => on_faulty.saturating_record(took),
+            false => on_healthy.saturating_record(took),
+        }
     }
     let first = statuses
         .iter()
@@ -233,7 +258,7 @@ fn a_lossy_slow_executor_link_under_load_loses_no_job_and_ends_none_twice() {
     let p50 = latencies.value_at_quantile(0.5);
     let p99 = latencies.value_at_quantile(0.99);
     println!(
-        "figure: 30% loss + 100 ms delay on ex1's outgoing link for {:.0} s, {} jobs of 100 ms offered at {:.0}/s: {} accepted, {} ended once, 0 lost, {} on ex1, {} ran again; throughput {:.1} jobs/s, latency p50 {} ms p99 {} ms (submit to end)",
+        "figure: 30% loss + 100 ms delay on ex1's outgoing link for {:.0} s, {} jobs of 100 ms offered at {:.0}/s: {} accepted, {} ended once, 0 lost, {} on ex1, {} ran again; throughput {:.1} jobs/s, latency p50 {} ms p99 {} ms (submit to end; p99 {} ms on ex1, {} ms on ex2); TCP handshake with ex1 {} ms",
         loaded_for.as_secs_f64(),
         ids.len(),
         ids.len() as f64 / loaded_for.as_secs_f64(),
@@ -244,6 +269,9 @@ fn a_lossy_slow_executor_link_under_load_loses_no_job_and_ends_none_twice() {
         ids.len() as f64 / span_s.max(0.001),
         p50,
         p99,
+        on_faulty.value_at_quantile(0.99),
+        on_healthy.value_at_quantile(0.99),
+        handshake.as_millis(),
     );
 }
 
