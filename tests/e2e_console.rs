@@ -211,13 +211,18 @@ async fn submit_sleep(marie: &Marie, pool: &str, ms: u64) -> String {
 /// The state of job `id` in the store, through the API.
 async fn job_state(marie: &Marie, id: &str) -> String {
     let (_, body) = api_get(marie, &format!("/api/jobs/{id}"), None).await;
-    body["result"]["state"].as_str().unwrap_or_default().to_owned()
+    body["result"]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 async fn wait_job_state(marie: &Marie, id: &str, state: &str) {
-    wait_until(&format!("job {id} {state} in the store"), PAGE_LIMIT, || async {
-        (job_state(marie, id).await == state).then_some(())
-    })
+    wait_until(
+        &format!("job {id} {state} in the store"),
+        PAGE_LIMIT,
+        || async { (job_state(marie, id).await == state).then_some(()) },
+    )
     .await;
 }
 
@@ -488,7 +493,11 @@ fn with_a_token_the_page_is_refused_until_it_is_given_the_token() {
         let (status, _) = api_get(&marie, "/api/capacity", None).await;
         assert_eq!(status, 401, "the API answers without the token");
         let page = reqwest::get(marie.http_url("/")).await.expect("the page");
-        assert_eq!(page.status().as_u16(), 200, "the page itself needs no token");
+        assert_eq!(
+            page.status().as_u16(),
+            200,
+            "the page itself needs no token"
+        );
 
         let browser = Browser::open().await;
         browser.goto(&marie.http_url("/")).await;
@@ -531,7 +540,10 @@ fn with_a_token_the_page_is_refused_until_it_is_given_the_token() {
             )
             .await;
         let url = browser.client.current_url().await.expect("the URL");
-        assert!(!url.as_str().contains("s3cret"), "the token is in the URL {url}");
+        assert!(
+            !url.as_str().contains("s3cret"),
+            "the token is in the URL {url}"
+        );
         // Other pages use the kept token without asking again.
         browser.goto(&marie.http_url("/#/nodes")).await;
         browser

@@ -65,7 +65,8 @@ CREATE INDEX jobs_by_pool_state ON jobs (pool, state, id);
 
 /// Columns read into a [`JobStatus`] by [`status_from_row`].
 const STATUS_COLUMNS: &str = "id, pool, handler, project_id, ref_type, ref_id, priority, state, \
-     attempt, max_attempts, last_error, executor, created_at_ms, updated_at_ms, length(output)";
+     attempt, max_attempts, last_error, executor, created_at_ms, updated_at_ms, length(output), \
+     trace";
 
 /// Columns read into a [`QueuedJob`] by [`queued_from_row`].
 const QUEUED_COLUMNS: &str = "id, pool, handler, payload, project_id, ref_type, ref_id, \
@@ -585,15 +586,22 @@ fn status_from_row(row: &Row<'_>) -> rusqlite::Result<JobStatus> {
         created_at_ms: row.get(12)?,
         updated_at_ms: row.get(13)?,
         output_len: row.get(14)?,
+        trace_id: trace_context(row, 15)?.trace_id(),
     })
+}
+
+/// Reads the trace context (JSON text) in column `idx`.
+fn trace_context(row: &Row<'_>, idx: usize) -> rusqlite::Result<TraceContext> {
+    let trace: String = row.get(idx)?;
+    serde_json::from_str(&trace)
+        .map(TraceContext)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
 /// Reads a row of the recovery query. The spec's `max_attempts` and `timeout_ms` come
 /// back as the values resolved at submit.
 fn queued_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedJob> {
-    let trace: String = row.get(12)?;
-    let trace = serde_json::from_str(&trace)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(e)))?;
+    let trace = trace_context(row, 12)?;
     let max_attempts = row.get(8)?;
     let timeout_ms = row.get(9)?;
     Ok(QueuedJob {
@@ -612,7 +620,7 @@ fn queued_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedJob> {
             timeout_ms: Some(timeout_ms),
             expire_after_ms: row.get(10)?,
             dedup: parse_dedup(row, 11)?,
-            trace: TraceContext(trace),
+            trace,
         },
         attempts_done: row.get(13)?,
         max_attempts,

@@ -25,6 +25,7 @@ export function mount(main, params, { poll, report }) {
   row("priority", "Priority");
   row("ref", "Reference");
   row("output", "Output");
+  row("trace", "Trace id");
   const error = h("pre", { class: "error-box", id: "job-error", hidden: true });
   const cancel = h("button", { type: "button", class: "danger", id: "cancel", text: "Cancel job", disabled: true });
   const download = h("button", { type: "button", id: "download", text: "Download result", disabled: true });
@@ -57,6 +58,7 @@ export function mount(main, params, { poll, report }) {
     const m = job.metadata;
     setText(fields.ref, [m.project_id, m.ref_type, m.ref_id].filter(Boolean).join(" · ") || "–");
     setText(fields.output, job.output_len != null ? `${job.output_len} bytes` : "–");
+    setText(fields.trace, job.trace_id || "– (submitted with traces off)");
     error.hidden = !job.last_error;
     noError.hidden = Boolean(job.last_error);
     setText(error, job.last_error || "");

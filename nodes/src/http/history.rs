@@ -308,7 +308,11 @@ mod tests {
         vec![PoolState {
             name: "burst".into(),
             queued,
-            executors: vec![executor("a", false), executor("b", false), executor("c", true)],
+            executors: vec![
+                executor("a", false),
+                executor("b", false),
+                executor("c", true),
+            ],
             ..PoolState::default()
         }]
     }

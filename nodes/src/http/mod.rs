@@ -42,8 +42,8 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::leader::LeaderView;
 use error::ApiError;
-use history::History;
 pub use health::Draining;
+use history::History;
 pub(crate) use jobs::MAX_WAIT_SECS;
 pub use probes::executor_probes;
 
