@@ -464,6 +464,14 @@ fn a_burst_shows_on_the_executor_plot_with_the_decision_and_its_reason() {
             )
             .await;
         assert!(peak.as_u64().unwrap_or(0) <= 4, "more executors than max: {peak}");
+        let (_, history) = api_get(&marie, "/api/history", None).await;
+        let decisions = history["result"]["decisions"].as_array().cloned().unwrap_or_default();
+        assert!(
+            decisions.iter().any(|d| d["pool"] == "burst"
+                && d["to"].as_u64() > d["from"].as_u64()
+                && !d["reason"].as_str().unwrap_or_default().is_empty()),
+            "no scale-up of burst with a reason in GET /api/history: {decisions:?}"
+        );
         // A marker for the decision on the executor plot's time axis.
         browser
             .wait_for(

@@ -33,7 +33,7 @@ use crate::{
 };
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE jobs (
@@ -61,7 +61,12 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_by_ref ON jobs (ref_type, ref_id);
 CREATE INDEX jobs_by_state ON jobs (state, id);
 CREATE INDEX jobs_by_pool_state ON jobs (pool, state, id);
+CREATE INDEX jobs_by_pool ON jobs (pool, id);
 ";
+
+/// What version 2 adds to a version-1 file: the index that pages the jobs of one pool
+/// (any state) newest first without sorting them all.
+const TO_VERSION_2: &str = "CREATE INDEX IF NOT EXISTS jobs_by_pool ON jobs (pool, id);";
 
 /// Columns read into a [`JobStatus`] by [`status_from_row`].
 const STATUS_COLUMNS: &str = "id, pool, handler, project_id, ref_type, ref_id, priority, state, \
@@ -300,20 +305,21 @@ enum Schema {
     Newer(i32),
 }
 
-/// Creates the schema in a new file; leaves a file written by another build untouched.
+/// Creates the schema in a new file, brings a version-1 file to this build's version;
+/// leaves a file written by a newer build untouched.
 fn migrate(conn: &mut Connection) -> rusqlite::Result<Schema> {
     let version: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    match version {
-        0 => {
-            let tx = conn.transaction()?;
-            tx.execute_batch(SCHEMA)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            tx.commit()?;
-            Ok(Schema::Known)
-        }
-        SCHEMA_VERSION => Ok(Schema::Known),
-        other => Ok(Schema::Newer(other)),
-    }
+    let step = match version {
+        0 => SCHEMA,
+        1 => TO_VERSION_2,
+        SCHEMA_VERSION => return Ok(Schema::Known),
+        other => return Ok(Schema::Newer(other)),
+    };
+    let tx = conn.transaction()?;
+    tx.execute_batch(step)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(Schema::Known)
 }
 
 /// The writer thread: one transaction per batch of waiting commands, until the store
