@@ -13,6 +13,7 @@ mod common;
 
 use std::future::Future;
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 use common::{Marie, free_port};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use serde_json::{Value, json};
 
 /// One browser at a time: Chromium and a node per test are a lot for two cores.
@@ -29,7 +32,8 @@ static BROWSER: Mutex<()> = Mutex::new(());
 /// Generous bound for anything the page shows (a busy 2-core machine).
 const PAGE_LIMIT: Duration = Duration::from_secs(90);
 
-/// A chromedriver process and its headless Chromium session.
+/// A chromedriver process and its headless Chromium session, in a process group of
+/// their own: dropping it (a failed test included) ends both.
 struct Browser {
     driver: Child,
     client: Client,
@@ -40,6 +44,7 @@ impl Browser {
         let port = free_port();
         let driver = Command::new(chromedriver())
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -60,6 +65,7 @@ impl Browser {
                 "--no-sandbox",
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
+                "--disable-crash-reporter",
                 "--window-size=1280,1000",
             ] }),
         );
@@ -136,7 +142,9 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        if let Ok(group) = i32::try_from(self.driver.id()) {
+            let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+        }
         let _ = self.driver.wait();
     }
 }
