@@ -546,8 +546,8 @@ fn with_a_token_the_page_is_refused_until_it_is_given_the_token() {
             json!(0)
         );
 
-        browser.type_into("#token", "s3cret").await;
-        browser.click("#token-form button").await;
+        // By keyboard this time: the token, then Enter.
+        browser.type_into("#token", "s3cret\u{E007}").await;
         browser
             .wait_for(
                 "the pools once the token is given",
