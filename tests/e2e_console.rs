@@ -337,11 +337,15 @@ fn documents_submitted_through_the_page_queue_run_succeed_and_one_is_cancelled_f
                 ),
             )
             .await;
-        let long = states_of(&rows)
-            .into_iter()
-            .find(|(file, _, _)| file == "a.txt")
-            .map(|(_, _, id)| id)
-            .expect("a.txt's job");
+        let submitted = states_of(&rows);
+        let job_of = |name: &str| {
+            submitted
+                .iter()
+                .find(|(file, _, _)| file == name)
+                .map(|(_, _, id)| id.clone())
+                .unwrap_or_else(|| panic!("no job for {name}: {submitted:?}"))
+        };
+        let (long, short) = (job_of("a.txt"), job_of("b.txt"));
         browser.screenshot("console-submit").await;
 
         // Its page, then Cancel: the page and the store say cancelled.
@@ -364,6 +368,25 @@ fn documents_submitted_through_the_page_queue_run_succeed_and_one_is_cancelled_f
             )
             .await;
         assert_eq!(job_state(&marie, &long).await, "cancelled");
+
+        // A succeeded job's result downloads from its page.
+        browser
+            .goto(&marie.http_url(&format!("/#/jobs/{short}")))
+            .await;
+        browser
+            .wait_for(
+                "the succeeded job's page offering its result",
+                "return document.querySelector('#job-state')?.dataset.state === 'succeeded'
+                    && !document.querySelector('#download').disabled;",
+            )
+            .await;
+        browser.click("#download").await;
+        browser
+            .wait_for(
+                "the result downloaded",
+                "return document.querySelector('#job-said').textContent === 'Result downloaded.';",
+            )
+            .await;
 
         // The Jobs list, filtered by state.
         browser.goto(&marie.http_url("/#/jobs")).await;
