@@ -515,11 +515,28 @@ fn a_burst_shows_on_the_executor_plot_with_the_decision_and_its_reason() {
         }
         browser
             .wait_for(
-                "the burst's jobs drained from the plot's queue",
-                "return document.querySelector('[data-pool=burst] [data-fact=queue]')?.textContent === '0';",
+                "the burst's jobs drained from the queue and the slots",
+                "return document.querySelector('[data-pool=burst] [data-fact=queue]')?.textContent === '0'
+                    && document.querySelector('[data-pool=burst] .bar-text')?.textContent.startsWith('0 / ');",
             )
             .await;
         browser.screenshot("console-overview").await;
+
+        // A narrow window: the pools stack, nothing runs off the side.
+        browser
+            .client
+            .set_window_size(420, 900)
+            .await
+            .expect("a narrow window");
+        browser
+            .wait_for(
+                "the overview fitting a narrow window",
+                "const [a, b] = document.querySelectorAll('[data-pool]');
+                 return document.documentElement.scrollWidth <= window.innerWidth
+                     && a && b && b.getBoundingClientRect().top > a.getBoundingClientRect().bottom;",
+            )
+            .await;
+        browser.screenshot("console-narrow").await;
         browser.close().await;
     });
 }
