@@ -450,6 +450,14 @@ fn a_bearer_token_guards_the_api_but_not_health() {
     assert_eq!(submitted.status(), StatusCode::ACCEPTED);
     assert_eq!(get(&marie, "/healthz").status(), StatusCode::OK);
     assert_eq!(get(&marie, "/readyz").status(), StatusCode::OK);
+    // The console's page loads without the token (it asks for it); its data does not.
+    assert_eq!(get(&marie, "/").status(), StatusCode::OK);
+    assert_eq!(get(&marie, "/ui/js/api.js").status(), StatusCode::OK);
+    assert_error(
+        get(&marie, "/api/history"),
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
 }
 
 #[test]
@@ -513,5 +521,80 @@ fn a_taken_http_port_stops_start_up_with_a_clear_message() {
     assert!(
         stderr.contains("cannot listen on the HTTP port") && stderr.contains("MARIE_HTTP__PORT"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn history_samples_every_pool_and_the_console_is_served_from_the_binary() {
+    let marie = Marie::start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let history = loop {
+        let history = json(get(&marie, "/api/history"))["result"].clone();
+        let pools = history["pools"].as_array().cloned().unwrap_or_default();
+        let sampled = |p: &Value| p["samples"].as_array().is_some_and(|s| s.len() >= 2);
+        if pools.len() == 3 && pools.iter().all(sampled) {
+            break history;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not two samples of each pool: {history}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(history["window_secs"], 900);
+    assert_eq!(history["interval_ms"], 2000);
+    let general = history["pools"]
+        .as_array()
+        .and_then(|pools| pools.iter().find(|p| p["name"] == "cpu-general"))
+        .expect("cpu-general");
+    assert_eq!(general["slots_per_executor"], 4);
+    let samples = general["samples"].as_array().expect("samples");
+    let last = samples.last().expect("a sample");
+    assert_eq!(last["slots_capacity"], 8, "{last}");
+    assert_eq!(last["executors"], 2, "{last}");
+    assert_eq!(last["executors_target"], 2, "{last}");
+    assert_eq!(last["pending"], 0, "{last}");
+    let times: Vec<u64> = samples.iter().filter_map(|s| s["at_ms"].as_u64()).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    assert!(history["decisions"].is_array());
+
+    let nodes = json(get(&marie, "/api/nodes"));
+    assert!(
+        nodes["result"]["nodes"][0]["since_ms"].as_u64().is_some(),
+        "{nodes}"
+    );
+    let doc = json(get(&marie, "/api/openapi.json"));
+    assert!(doc["paths"]["/api/history"]["get"].is_object());
+
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/ui/", "text/html"),
+        ("/ui/console.css", "text/css"),
+        ("/ui/js/app.js", "text/javascript"),
+    ] {
+        let response = get(&marie, path);
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let headers = response.headers();
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap_or_default()
+                .starts_with(kind),
+            "{path}"
+        );
+        assert!(
+            headers["content-security-policy"]
+                .to_str()
+                .unwrap_or_default()
+                .contains("default-src 'self'"),
+            "{path}"
+        );
+    }
+    let page = get(&marie, "/").text().expect("the page");
+    assert!(page.contains("/ui/js/app.js"), "{page}");
+    assert_error(
+        get(&marie, "/ui/js/missing.js"),
+        StatusCode::NOT_FOUND,
+        "no_route",
     );
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
-use common::{Marie, free_port, marie_bin, stderr, stdout};
+use common::{Marie, free_port, http_get, marie_bin, stderr, stdout};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -495,4 +495,11 @@ fn a_job_is_one_trace_from_submit_to_completion() {
         Some("succeeded")
     );
     assert!(span("job.queued").start_time_unix_nano <= leased.start_time_unix_nano);
+    // The job's status names its trace (the console's job page shows it).
+    let (status, body) =
+        http_get(&marie.http_url(&format!("/api/jobs/{id}"))).expect("GET /api/jobs/{id}");
+    assert_eq!(status, 200, "{body}");
+    let job: Value = serde_json::from_str(&body).expect("JSON");
+    let trace_id: String = submit.trace_id.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(job["result"]["trace_id"], trace_id.as_str(), "{job}");
 }

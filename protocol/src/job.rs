@@ -70,6 +70,21 @@ pub enum DedupPolicy {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceContext(pub BTreeMap<String, String>);
 
+impl TraceContext {
+    /// The trace id of its `traceparent` (`00-<trace id>-<span id>-<flags>`, 32 lowercase
+    /// hex digits), when it holds a valid one: the job's trace in the tracing backend.
+    pub fn trace_id(&self) -> Option<String> {
+        let mut parts = self.0.get("traceparent")?.split('-');
+        let (_version, trace_id) = (parts.next()?, parts.next()?);
+        let valid = trace_id.len() == 32
+            && trace_id
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            && trace_id.bytes().any(|b| b != b'0');
+        valid.then(|| trace_id.to_owned())
+    }
+}
+
 /// Everything a client says about a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -209,6 +224,8 @@ pub struct JobStatus {
     pub updated_at_ms: u64,
     /// Size of the output in bytes, once succeeded.
     pub output_len: Option<u64>,
+    /// The W3C trace id of the job's trace, when it was submitted with traces on.
+    pub trace_id: Option<String>,
 }
 
 /// What one run of a handler produced.
@@ -218,4 +235,29 @@ pub enum Outcome {
     Succeeded(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The handler failed.
     Failed(crate::HandlerError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceContext;
+
+    fn context(traceparent: &str) -> TraceContext {
+        TraceContext([("traceparent".to_owned(), traceparent.to_owned())].into())
+    }
+
+    #[test]
+    fn the_trace_id_is_read_from_a_valid_traceparent_only() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            context(&format!("00-{id}-00f067aa0ba902b7-01")).trace_id(),
+            Some(id.to_owned())
+        );
+        assert_eq!(TraceContext::default().trace_id(), None);
+        assert_eq!(
+            context("00-00000000000000000000000000000000-00f067aa0ba902b7-01").trace_id(),
+            None
+        );
+        assert_eq!(context("00-4BF92F35-00f067aa0ba902b7-01").trace_id(), None);
+        assert_eq!(context("garbage").trace_id(), None);
+    }
 }

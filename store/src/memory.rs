@@ -65,6 +65,7 @@ impl Record {
             created_at_ms: self.job.created_at_ms,
             updated_at_ms: self.updated_at_ms,
             output_len: self.output.as_ref().map(|out| out.len() as u64),
+            trace_id: spec.trace.trace_id(),
         }
     }
 

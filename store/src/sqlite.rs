@@ -33,7 +33,7 @@ use crate::{
 };
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE jobs (
@@ -61,11 +61,17 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_by_ref ON jobs (ref_type, ref_id);
 CREATE INDEX jobs_by_state ON jobs (state, id);
 CREATE INDEX jobs_by_pool_state ON jobs (pool, state, id);
+CREATE INDEX jobs_by_pool ON jobs (pool, id);
 ";
+
+/// What version 2 adds to a version-1 file: the index that pages the jobs of one pool
+/// (any state) newest first without sorting them all.
+const TO_VERSION_2: &str = "CREATE INDEX IF NOT EXISTS jobs_by_pool ON jobs (pool, id);";
 
 /// Columns read into a [`JobStatus`] by [`status_from_row`].
 const STATUS_COLUMNS: &str = "id, pool, handler, project_id, ref_type, ref_id, priority, state, \
-     attempt, max_attempts, last_error, executor, created_at_ms, updated_at_ms, length(output)";
+     attempt, max_attempts, last_error, executor, created_at_ms, updated_at_ms, length(output), \
+     trace";
 
 /// Columns read into a [`QueuedJob`] by [`queued_from_row`].
 const QUEUED_COLUMNS: &str = "id, pool, handler, payload, project_id, ref_type, ref_id, \
@@ -299,20 +305,21 @@ enum Schema {
     Newer(i32),
 }
 
-/// Creates the schema in a new file; leaves a file written by another build untouched.
+/// Creates the schema in a new file, brings a version-1 file to this build's version;
+/// leaves a file written by a newer build untouched.
 fn migrate(conn: &mut Connection) -> rusqlite::Result<Schema> {
     let version: i32 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    match version {
-        0 => {
-            let tx = conn.transaction()?;
-            tx.execute_batch(SCHEMA)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            tx.commit()?;
-            Ok(Schema::Known)
-        }
-        SCHEMA_VERSION => Ok(Schema::Known),
-        other => Ok(Schema::Newer(other)),
-    }
+    let step = match version {
+        0 => SCHEMA,
+        1 => TO_VERSION_2,
+        SCHEMA_VERSION => return Ok(Schema::Known),
+        other => return Ok(Schema::Newer(other)),
+    };
+    let tx = conn.transaction()?;
+    tx.execute_batch(step)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(Schema::Known)
 }
 
 /// The writer thread: one transaction per batch of waiting commands, until the store
@@ -585,15 +592,22 @@ fn status_from_row(row: &Row<'_>) -> rusqlite::Result<JobStatus> {
         created_at_ms: row.get(12)?,
         updated_at_ms: row.get(13)?,
         output_len: row.get(14)?,
+        trace_id: trace_context(row, 15)?.trace_id(),
     })
+}
+
+/// Reads the trace context (JSON text) in column `idx`.
+fn trace_context(row: &Row<'_>, idx: usize) -> rusqlite::Result<TraceContext> {
+    let trace: String = row.get(idx)?;
+    serde_json::from_str(&trace)
+        .map(TraceContext)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
 }
 
 /// Reads a row of the recovery query. The spec's `max_attempts` and `timeout_ms` come
 /// back as the values resolved at submit.
 fn queued_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedJob> {
-    let trace: String = row.get(12)?;
-    let trace = serde_json::from_str(&trace)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(12, Type::Text, Box::new(e)))?;
+    let trace = trace_context(row, 12)?;
     let max_attempts = row.get(8)?;
     let timeout_ms = row.get(9)?;
     Ok(QueuedJob {
@@ -612,7 +626,7 @@ fn queued_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedJob> {
             timeout_ms: Some(timeout_ms),
             expire_after_ms: row.get(10)?,
             dedup: parse_dedup(row, 11)?,
-            trace: TraceContext(trace),
+            trace,
         },
         attempts_done: row.get(13)?,
         max_attempts,

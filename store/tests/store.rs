@@ -572,6 +572,36 @@ fn sqlite_refuses_a_file_from_another_schema_as_a_permanent_error() {
     assert!(err.to_string().contains("run the Marie release"), "{err}");
 }
 
+#[test]
+fn sqlite_brings_a_version_1_file_up_to_the_index_that_pages_one_pool() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("jobs.db");
+    drop(SqliteStore::open(&path, SqliteOptions::default()).expect("a new store"));
+    let conn = rusqlite::Connection::open(&path).expect("the database");
+    conn.execute_batch("DROP INDEX jobs_by_pool; PRAGMA user_version = 1;")
+        .expect("a version-1 file");
+    drop(conn);
+    drop(SqliteStore::open(&path, SqliteOptions::default()).expect("a version-1 file opens"));
+    let conn = rusqlite::Connection::open(&path).expect("the database");
+    let version: i32 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .expect("the version");
+    assert_eq!(version, 2);
+    // The list's query for one pool, any state: read by the index, never sorted whole.
+    let plan: Vec<String> = conn
+        .prepare("EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE pool = ?1 AND id < ?2 ORDER BY id DESC LIMIT 50")
+        .expect("a plan")
+        .query_map(rusqlite::params!["extract", "z"], |row| row.get(3))
+        .expect("the plan's steps")
+        .collect::<Result<_, _>>()
+        .expect("the plan's steps");
+    assert!(
+        plan.iter().any(|step| step.contains("jobs_by_pool "))
+            && !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+        "{plan:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_concurrent_inserts_share_commits() {
     const TASKS: usize = 50;

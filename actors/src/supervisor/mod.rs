@@ -3,7 +3,8 @@
 //! CapacityManager, asks each pool's [`AutoscalePolicy`] for the desired executor
 //! count, sets the pool's `target`, exports it as `marie_supervisor_desired_executors`
 //! (with the measured cold start as `marie_supervisor_cold_start_seconds`), logs each
-//! change with its reason, and has the pool's backend ([`PoolBackend`]) carry it out.
+//! change with its reason (also kept in the process's [`journal`] for the HTTP API), and has
+//! the pool's backend ([`PoolBackend`]) carry it out.
 //!
 //! Scale-down is lossless: the executor to go (still starting first, then idle, then
 //! least busy) is drained — no new leases, its running jobs finish — and released only
@@ -26,6 +27,7 @@
 //! retried with backoff (`replica_pool`).
 
 mod backend;
+pub mod journal;
 mod local;
 mod pool;
 mod replica_pool;
@@ -197,6 +199,7 @@ impl Actor for Supervisor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        journal::forget_pools();
         let mut stopped: Vec<&Arc<dyn ScaleBackend>> = Vec::new();
         for scaled in state.pools.values() {
             if let Carrier::Executors(backend) = &scaled.carrier
@@ -307,6 +310,13 @@ impl SupervisorState {
                 backend,
                 "scaling"
             );
+            journal::record(journal::DecisionRecord {
+                at_ms: journal::unix_ms(),
+                pool: pool.to_owned(),
+                from: observation.executors.supply(),
+                to: decision.desired,
+                reason: decision.reason.to_string(),
+            });
             *desired = Some(decision.desired);
         }
         let paused = match carrier {
@@ -338,6 +348,13 @@ impl SupervisorState {
             cold_start_ms: book.cold_start_ms(),
             paused,
         };
+        journal::settle(
+            pool,
+            journal::PoolScaling {
+                desired: exported.desired,
+                cold_start_ms: exported.cold_start_ms,
+            },
+        );
         self.exported
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

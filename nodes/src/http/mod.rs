@@ -4,14 +4,18 @@
 //! one JSON shape ([`error::ApiError`]).
 //!
 //! Routes under `/api` need the bearer token when `http.auth_token` is set; `/healthz`,
-//! `/readyz` and the routes passed in as `public` (e.g. `/metrics`) never do. Executor
+//! `/readyz`, the web console's page and assets (`/`, `/ui/…`: the page asks for the
+//! token and sends it on its API calls) and the routes passed in as `public` (e.g.
+//! `/metrics`) never do. Executor
 //! nodes serve only `/healthz`, `/readyz` and `/metrics` ([`probes`]).
 
 mod auth;
 mod capacity;
+mod console;
 mod error;
 mod fields;
 mod health;
+mod history;
 mod jobs;
 mod nodes;
 mod openapi;
@@ -39,6 +43,7 @@ use crate::config::Config;
 use crate::leader::LeaderView;
 use error::ApiError;
 pub use health::Draining;
+use history::History;
 pub(crate) use jobs::MAX_WAIT_SECS;
 pub use probes::executor_probes;
 
@@ -63,6 +68,8 @@ pub struct ApiState {
     draining: Draining,
     /// The leader's lease as this node sees it (server nodes with the Postgres store).
     leader: Option<LeaderView>,
+    /// The last 15 minutes of the pools and the members, for the console.
+    history: Arc<History>,
 }
 
 impl ApiState {
@@ -77,6 +84,14 @@ impl ApiState {
             ready_requires_executors: config.http.ready_requires_executors,
             draining,
             leader: None,
+            history: Arc::new(History::new(
+                config
+                    .executor
+                    .pools
+                    .iter()
+                    .map(|p| (p.name.clone(), p.slots))
+                    .collect(),
+            )),
         }
     }
 }
@@ -98,6 +113,7 @@ pub fn api(
         leader,
         ..ApiState::new(client, config, draining)
     };
+    history::spawn_sampler(&state.history, state.client.clone());
     Ok(router(state, public))
 }
 
@@ -111,6 +127,7 @@ fn router(state: ApiState, public: Router) -> Router {
         .route("/api/jobs/{id}/result", get(jobs::result))
         .route("/api/capacity", get(capacity::capacity))
         .route("/api/nodes", get(nodes::nodes))
+        .route("/api/history", get(history::history))
         .route("/api/pools/{pool}/scaling/resume", post(scaling::resume))
         .route("/api/openapi.json", get(openapi::openapi_json));
     if state.auth_token.is_some() {
@@ -118,7 +135,8 @@ fn router(state: ApiState, public: Router) -> Router {
     }
     let open = Router::new()
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        .merge(console::routes());
     api.merge(open)
         .with_state(state)
         .merge(public)

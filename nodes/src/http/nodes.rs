@@ -25,6 +25,9 @@ pub struct NodeView {
     pub role: String,
     /// `up`, `unreachable`, `gone` or `known`.
     pub status: String,
+    /// Since when this node has seen it with this status, Unix milliseconds (absent
+    /// until this node's first look after its start).
+    pub since_ms: Option<u64>,
 }
 
 /// The nodes of the cluster, this one first.
@@ -66,6 +69,7 @@ pub async fn nodes(State(state): State<ApiState>) -> Result<Response, ApiError> 
         .0
         .into_iter()
         .map(|n| NodeView {
+            since_ms: state.history.since(&n.node.name, &n.status),
             name: n.node.name,
             addr: n.node.addr,
             role: n.node.role,

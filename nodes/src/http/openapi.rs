@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{capacity, health, jobs, nodes, scaling};
+use super::{capacity, health, history, jobs, nodes, scaling};
 
 /// The API's OpenAPI description.
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use super::{capacity, health, jobs, nodes, scaling};
         jobs::cancel,
         capacity::capacity,
         nodes::nodes,
+        history::history,
         scaling::resume,
         health::healthz,
         health::readyz,
@@ -98,6 +99,7 @@ mod tests {
             "/api/jobs/{id}",
             "/api/jobs/{id}/result",
             "/api/capacity",
+            "/api/history",
             "/healthz",
             "/readyz",
         ] {

@@ -142,6 +142,9 @@ pub struct JobView {
     pub updated_at_ms: u64,
     /// Size of the output in bytes, once succeeded (`GET /api/jobs/{id}/result`).
     pub output_len: Option<u64>,
+    /// The W3C trace id of the job's trace, when it was submitted with traces on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl From<JobStatus> for JobView {
@@ -164,6 +167,7 @@ impl From<JobStatus> for JobView {
             created_at_ms: s.created_at_ms,
             updated_at_ms: s.updated_at_ms,
             output_len: s.output_len,
+            trace_id: s.trace_id,
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::{StoreError, dedup_policy};
 /// Columns read into a [`JobStatus`] by [`status`].
 pub const STATUS_COLUMNS: &str = "id, pool, handler, project_id, ref_type, ref_id, priority, \
      state, attempt, max_attempts, last_error, executor, created_at_ms, updated_at_ms, \
-     octet_length(output)::bigint";
+     octet_length(output)::bigint, trace";
 
 /// Columns read into a [`QueuedJob`] by [`queued`].
 pub const QUEUED_COLUMNS: &str = "id, pool, handler, payload, project_id, ref_type, ref_id, \
@@ -47,6 +47,12 @@ fn unsigned_or_null<T: TryFrom<i64>>(row: &Row, idx: usize) -> Result<Option<T>,
     }
 }
 
+/// Reads the trace context (`jsonb`) in column `idx`.
+fn trace_context(row: &Row, idx: usize) -> Result<TraceContext, StoreError> {
+    let Json(trace): Json<BTreeMap<String, String>> = get(row, idx)?;
+    Ok(TraceContext(trace))
+}
+
 /// Reads the `uuid` column `idx`.
 pub fn job_id(row: &Row, idx: usize) -> Result<JobId, StoreError> {
     get(row, idx).map(JobId)
@@ -73,6 +79,7 @@ pub fn status(row: &Row) -> Result<JobStatus, StoreError> {
         created_at_ms: unsigned(row, 12)?,
         updated_at_ms: unsigned(row, 13)?,
         output_len: unsigned_or_null(row, 14)?,
+        trace_id: trace_context(row, 15)?.trace_id(),
     })
 }
 
@@ -88,7 +95,7 @@ pub fn running(row: &Row) -> Result<RunningJob, StoreError> {
 /// come back as the values resolved at submit.
 pub fn queued(row: &Row) -> Result<QueuedJob, StoreError> {
     let dedup: &str = get(row, 11)?;
-    let Json(trace): Json<BTreeMap<String, String>> = get(row, 12)?;
+    let trace = trace_context(row, 12)?;
     let max_attempts = unsigned(row, 8)?;
     let timeout_ms = unsigned(row, 9)?;
     Ok(QueuedJob {
@@ -108,7 +115,7 @@ pub fn queued(row: &Row) -> Result<QueuedJob, StoreError> {
             expire_after_ms: unsigned_or_null(row, 10)?,
             dedup: dedup_policy(dedup)
                 .ok_or_else(|| StoreError::Value(format!("unknown dedup policy {dedup:?}")))?,
-            trace: TraceContext(trace),
+            trace,
         },
         attempts_done: unsigned(row, 13)?,
         max_attempts,
