@@ -63,6 +63,10 @@ pub struct ApiState {
     draining: Draining,
     /// The leader's lease as this node sees it (server nodes with the Postgres store).
     leader: Option<LeaderView>,
+    /// This node's OpenAPI document ([`openapi::node_document`]).
+    openapi: Arc<Result<String, String>>,
+    /// The pools with an `autoscale` table: the only ones a Supervisor scales.
+    autoscaled: Arc<[String]>,
 }
 
 impl ApiState {
@@ -77,6 +81,14 @@ impl ApiState {
             ready_requires_executors: config.http.ready_requires_executors,
             draining,
             leader: None,
+            openapi: openapi::node_document(config),
+            autoscaled: config
+                .executor
+                .pools
+                .iter()
+                .filter(|p| p.autoscale.is_some())
+                .map(|p| p.name.clone())
+                .collect(),
         }
     }
 }
