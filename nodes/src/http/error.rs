@@ -152,6 +152,7 @@ fn gateway_status(e: &GatewayError) -> StatusCode {
         GatewayError::Store(failure) => match failure.kind {
             StoreErrorKind::Retryable => StatusCode::SERVICE_UNAVAILABLE,
             StoreErrorKind::Permanent => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreErrorKind::Full => StatusCode::INSUFFICIENT_STORAGE,
         },
         GatewayError::Undecodable(_) => StatusCode::BAD_GATEWAY,
     }
@@ -173,6 +174,7 @@ fn gateway_code(e: &GatewayError) -> &'static str {
         GatewayError::Store(failure) => match failure.kind {
             StoreErrorKind::Retryable => "store_unavailable",
             StoreErrorKind::Permanent => "store_error",
+            StoreErrorKind::Full => "store_full",
         },
         GatewayError::Undecodable(_) => "undecodable_reply",
     }
@@ -252,6 +254,14 @@ mod tests {
                 }),
                 500,
                 "store_error",
+            ),
+            (
+                GatewayError::Store(StoreFailure {
+                    kind: StoreErrorKind::Full,
+                    message: "the job store is full".into(),
+                }),
+                507,
+                "store_full",
             ),
             (
                 GatewayError::Undecodable("wire version 3 is not 2".into()),

@@ -58,6 +58,7 @@ const MAX_LIMIT: u32 = 1000;
         (status = 413, description = "The document is over gateway.max_payload_bytes", body = ErrorBody),
         (status = 429, description = "The pool's queue is full; see the Retry-After header", body = ErrorBody),
         (status = 503, description = "The cluster is not ready", body = ErrorBody),
+        (status = 507, description = "The job store's disk is full: free space, then retry", body = ErrorBody),
     )
 )]
 pub async fn submit(State(state): State<ApiState>, req: Request) -> Result<Response, ApiError> {
