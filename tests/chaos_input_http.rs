@@ -33,6 +33,19 @@ slots = 2
 handlers = ["echo"]
 "#;
 
+/// Every check on every operation but one: OpenAPI cannot say that a submit's `pool`
+/// and `handler` come from the query *or* from multipart parts, so the document makes
+/// them required in the query (true of a raw-body submit) and a multipart submit that
+/// gives them only as parts, which the API accepts, would count as "invalid data
+/// accepted". The checks that the server accepts valid submits, answers documented
+/// statuses and schemas, and never fails stay on for `POST /api/jobs` too.
+const CONFIG: &str = r#"
+[[operations]]
+include-path = "/api/jobs"
+include-method = "POST"
+checks.negative_data_rejection.enabled = false
+"#;
+
 fn long() -> bool {
     std::env::var_os("MARIE_CHAOS_LONG").is_some_and(|v| v == "1")
 }
@@ -55,8 +68,12 @@ fn schemathesis() -> PathBuf {
 fn schemathesis_finds_nothing_wrong_with_the_api() {
     let marie = Marie::start_with(Some(TWO_POOLS), &[]);
     let examples = if long() { "500" } else { "50" };
+    let config = marie.dir().join("schemathesis.toml");
+    std::fs::write(&config, CONFIG).expect("the Schemathesis configuration");
     let mut run = Command::new(schemathesis())
         .current_dir(marie.dir())
+        .arg("--config-file")
+        .arg(&config)
         .args(["run", &marie.http_url("/api/openapi.json")])
         .args(["--checks", "all", "--max-examples", examples])
         .args(["--request-timeout", "30", "--no-color"])
