@@ -109,10 +109,11 @@ fn a_full_disk_refuses_submits_and_keeps_every_accepted_job() {
         .collect();
     let filler = fill(&data);
 
-    // Submits are refused with a message naming the full store; some may still fit.
+    // Submits are refused with a message naming the full store; some may still fit
+    // (SQLite reuses its write-ahead log's space: up to 16 MiB of them is tried).
     let mut accepted = running.clone();
     let mut refusal = None;
-    for _ in 0..200 {
+    for _ in 0..1000 {
         let response = submit(&marie, "echo", vec![7; 16 * 1024]);
         match response.status().as_u16() {
             202 => {
