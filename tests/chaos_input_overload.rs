@@ -123,6 +123,8 @@ fn ten_times_the_capacity_is_refused_with_retry_after_and_every_accepted_job_com
         "--handler",
         "sleep",
         "--json",
+        "--retry-for-secs",
+        "120",
     ])
     .args(&files);
     let started = Instant::now();
