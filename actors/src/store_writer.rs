@@ -162,6 +162,22 @@ async fn run(
     Ok(())
 }
 
+/// Says once per streak of failures that a write is being retried, and why.
+fn log_retrying(e: &StoreError) {
+    if e.kind() == StoreErrorKind::Full {
+        tracing::error!(
+            error = %e.failure(),
+            "job store write failed: its disk is full; the write is kept and tried again with backoff until there is room (jobs do not end meanwhile)"
+        );
+    } else {
+        tracing::warn!(
+            error = %e.failure(),
+            max_retry_delay_ms = MAX_RETRY_DELAY.as_millis() as u64,
+            "job store write failed; retrying with backoff until it passes (jobs do not end meanwhile)"
+        );
+    }
+}
+
 /// Tries the write until it passes, with backoff while the store fails retryably
 /// (logged once per streak of failures); answers the store's error once it refuses the
 /// write for good.
@@ -179,13 +195,9 @@ async fn write_until_stored(
                 }
                 return Ok(ended);
             }
-            Err(e) if e.kind() == StoreErrorKind::Retryable => {
+            Err(e) if e.kind() != StoreErrorKind::Permanent => {
                 if failures == 0 {
-                    tracing::warn!(
-                        error = %e.failure(),
-                        max_retry_delay_ms = MAX_RETRY_DELAY.as_millis() as u64,
-                        "job store write failed; retrying with backoff until it passes (jobs do not end meanwhile)"
-                    );
+                    log_retrying(&e);
                 }
                 failures += 1;
                 tokio::time::sleep(delay).await;

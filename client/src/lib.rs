@@ -128,6 +128,29 @@ impl Client {
             .await
     }
 
+    /// Submits a job, and while the pool's queue is full waits the `Retry-After` the
+    /// Gateway names and submits again, for at most `retry_for` in all; then answers the
+    /// last refusal. Any other error is answered at once.
+    pub async fn submit_retrying(
+        &self,
+        spec: JobSpec,
+        retry_for: Duration,
+    ) -> Result<Submitted, ClientError> {
+        let give_up = tokio::time::Instant::now() + retry_for;
+        loop {
+            match self.submit(spec.clone()).await {
+                Err(ClientError::Gateway(GatewayError::QueueFull {
+                    retry_after_secs, ..
+                })) if tokio::time::Instant::now() < give_up => {
+                    let pause = Duration::from_secs(u64::from(retry_after_secs.max(1)));
+                    tokio::time::sleep_until(give_up.min(tokio::time::Instant::now() + pause))
+                        .await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
     /// A page of jobs, newest first.
     pub async fn list(&self, query: ListQuery) -> Result<JobPage, ClientError> {
         self.call(|reply| GatewayMsg::List(query, reply), self.timeout)

@@ -30,7 +30,11 @@ pub struct Limits {
 }
 
 /// Longest metadata field, in bytes.
-const MAX_FIELD_LEN: usize = 256;
+pub const MAX_FIELD_LEN: usize = 256;
+
+/// Longest `timeout_ms` or `expire_after_ms` a spec may ask for: a year. Larger values
+/// mean "never" in practice, and would not fit the stores' signed 64-bit columns.
+pub const MAX_DURATION_MS: u64 = 365 * 24 * 3600 * 1000;
 
 /// Checks a spec against the limits; `pending` is the pool's current queue depth.
 /// Returns the job's effective `(max_attempts, timeout_ms)`.
@@ -78,6 +82,15 @@ pub fn admit(
     let timeout_ms = spec.timeout_ms.unwrap_or(limits.default_timeout_ms);
     if timeout_ms == 0 {
         return Err(invalid("timeout_ms", "must be above 0".into()));
+    }
+    for (field, value) in [
+        ("timeout_ms", Some(timeout_ms)),
+        ("expire_after_ms", spec.expire_after_ms),
+    ] {
+        if value.is_some_and(|ms| ms > MAX_DURATION_MS) {
+            let reason = format!("must be at most {MAX_DURATION_MS} (a year)");
+            return Err(invalid(field, reason));
+        }
     }
     if pending >= rules.max_queued {
         return Err(GatewayError::QueueFull {
@@ -135,6 +148,26 @@ mod tests {
         assert!(err.to_string().contains("\"extract\""), "{err}");
         let err = admit(&JobSpec::new("extract", "ocr", vec![]), &limits(), 0, 0.0).unwrap_err();
         assert!(err.to_string().contains("[\"echo\"]"), "{err}");
+    }
+
+    #[test]
+    fn a_timeout_or_expiry_past_a_year_is_refused() {
+        let mut spec = JobSpec::new("extract", "echo", vec![]);
+        spec.timeout_ms = Some(MAX_DURATION_MS);
+        assert!(admit(&spec, &limits(), 0, 0.0).is_ok());
+        spec.timeout_ms = Some(u64::MAX);
+        let err = admit(&spec, &limits(), 0, 0.0).unwrap_err();
+        assert!(
+            matches!(err, GatewayError::InvalidField { ref field, .. } if field == "timeout_ms"),
+            "{err}"
+        );
+        spec.timeout_ms = None;
+        spec.expire_after_ms = Some(MAX_DURATION_MS + 1);
+        let err = admit(&spec, &limits(), 0, 0.0).unwrap_err();
+        assert!(
+            matches!(err, GatewayError::InvalidField { ref field, .. } if field == "expire_after_ms"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -270,6 +270,10 @@ pub struct SubmitArgs {
     /// Submissions in flight at once.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// While a pool's queue is full, wait the time the cluster names and submit again,
+    /// for at most this many seconds per job (0: fail at once).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub retry_for_secs: u64,
     #[command(flatten)]
     pub connect: Connect,
 }

@@ -60,8 +60,9 @@ pub async fn submit(client: &Client, args: SubmitArgs) -> anyhow::Result<bool> {
             let spec = job_spec(&args, payload);
             let progress = progress.clone();
             let (wait, output_dir) = (args.wait, args.output_dir.as_deref());
+            let retry_for = Duration::from_secs(args.retry_for_secs);
             async move {
-                let result = submit_one(client, spec, wait, output_dir).await;
+                let result = submit_one(client, spec, retry_for, wait, output_dir).await;
                 if let Some(bar) = &progress {
                     bar.inc(1);
                 }
@@ -101,15 +102,17 @@ fn job_spec(args: &SubmitArgs, payload: Vec<u8>) -> JobSpec {
     spec
 }
 
-/// Submits one job; with `wait`, waits for its end and writes the output of a job that
-/// succeeded to `output_dir/<job id>`.
+/// Submits one job (retrying while its pool's queue is full, for at most `retry_for`);
+/// with `wait`, waits for its end and writes the output of a job that succeeded to
+/// `output_dir/<job id>`.
 async fn submit_one(
     client: &Client,
     spec: JobSpec,
+    retry_for: Duration,
     wait: bool,
     output_dir: Option<&Path>,
 ) -> anyhow::Result<Submission> {
-    let submitted = client.submit(spec).await?;
+    let submitted = client.submit_retrying(spec, retry_for).await?;
     let end = match wait {
         true => Some(
             client

@@ -45,13 +45,21 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// close the whole link between two nodes, so clients and Gateways refuse such a job.
 pub const MAX_FRAME_PAYLOAD: u64 = 16 * 1024 * 1024 - 64 * 1024;
 
+/// Most bytes a decoded value may claim: ractor_cluster's inbound frame limit (16 MiB).
+/// No value read from one frame can be larger.
+const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
 /// Decodes bytes written by [`encode`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if version != WIRE_VERSION {
         return Err(DecodeError::Version { found: version });
     }
-    let (value, _) = bincode::serde::decode_from_slice(body, bincode::config::standard())
+    // The limit makes bincode refuse a length prefix larger than a frame can be before
+    // it allocates: without it a 10-byte frame announcing a 1 TiB string aborts the
+    // process (an allocation failure is not a panic ractor could catch).
+    let config = bincode::config::standard().with_limit::<{ MAX_FRAME_BYTES }>();
+    let (value, _) = bincode::serde::decode_from_slice(body, config)
         .map_err(|e| DecodeError::Malformed(e.to_string()))?;
     Ok(value)
 }
@@ -106,5 +114,16 @@ mod tests {
         let err = decode::<String>(&bytes[..4]).unwrap_err();
         assert!(matches!(err, DecodeError::Malformed(_)), "{err}");
         assert!(matches!(decode::<u8>(&[]), Err(DecodeError::Empty)));
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_malformed_not_an_allocation() {
+        // Version, then bincode's varint marker for a u64 and 2^40: a 1 TiB string.
+        let mut bytes = vec![WIRE_VERSION, 253];
+        bytes.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        let err = decode::<String>(&bytes).unwrap_err();
+        assert!(matches!(err, DecodeError::Malformed(_)), "{err}");
+        let err = decode::<Vec<u8>>(&bytes).unwrap_err();
+        assert!(matches!(err, DecodeError::Malformed(_)), "{err}");
     }
 }

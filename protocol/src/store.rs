@@ -47,6 +47,9 @@ pub enum StoreErrorKind {
     /// The operation or the store itself is at fault (a corrupt file, a schema from
     /// another release): retrying repeats the failure until someone fixes it.
     Permanent,
+    /// The disk under the store is full: writes fail until space is freed, then pass.
+    /// New jobs are refused meanwhile; the ends of accepted jobs wait to be written.
+    Full,
 }
 
 /// A store failure as it crosses the wire: its kind, and its causes in words.

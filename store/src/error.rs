@@ -178,17 +178,20 @@ impl StoreError {
         if let StoreError::Remote(failure) = self {
             return failure.clone();
         }
-        let mut message = self.to_string();
+        let kind = self.kind();
+        let mut message = match kind {
+            StoreErrorKind::Full => format!(
+                "the job store is full (no space left on its disk): free space where it keeps its data, or give it a larger disk; new jobs are refused until then, and the ends of accepted jobs are written once there is room: {self}"
+            ),
+            _ => self.to_string(),
+        };
         let mut cause = self.source();
         while let Some(e) = cause {
             message.push_str(": ");
             message.push_str(&e.to_string());
             cause = e.source();
         }
-        StoreFailure {
-            kind: self.kind(),
-            message,
-        }
+        StoreFailure { kind, message }
     }
 }
 
@@ -244,9 +247,9 @@ fn sqlite_kind(error: &rusqlite::Error) -> StoreErrorKind {
             ErrorCode::DatabaseBusy
             | ErrorCode::DatabaseLocked
             | ErrorCode::SystemIoFailure
-            | ErrorCode::DiskFull
             | ErrorCode::OutOfMemory,
         ) => StoreErrorKind::Retryable,
+        Some(ErrorCode::DiskFull) => StoreErrorKind::Full,
         _ => StoreErrorKind::Permanent,
     }
 }
@@ -282,6 +285,9 @@ fn postgres_kind(error: &tokio_postgres::Error) -> StoreErrorKind {
 /// operator interventions (57: shutdowns, cancels), system errors (58) and a lock not
 /// available (55P03) are retryable.
 fn postgres_code_kind(code: &SqlState) -> StoreErrorKind {
+    if code == &SqlState::DISK_FULL {
+        return StoreErrorKind::Full;
+    }
     let code = code.code();
     let retryable = ["08", "40", "53", "57", "58"]
         .iter()
@@ -306,12 +312,7 @@ mod tests {
 
     #[test]
     fn contention_and_resources_are_retryable() {
-        for code in [
-            ffi::SQLITE_BUSY,
-            ffi::SQLITE_LOCKED,
-            ffi::SQLITE_FULL,
-            ffi::SQLITE_IOERR,
-        ] {
+        for code in [ffi::SQLITE_BUSY, ffi::SQLITE_LOCKED, ffi::SQLITE_IOERR] {
             assert_eq!(
                 sqlite(code).kind(),
                 StoreErrorKind::Retryable,
@@ -321,6 +322,22 @@ mod tests {
         assert_eq!(StoreError::Closed.kind(), StoreErrorKind::Retryable);
         let unreachable = StoreError::Unreachable("no store service is connected".into());
         assert_eq!(unreachable.kind(), StoreErrorKind::Retryable);
+    }
+
+    #[test]
+    fn a_full_disk_is_its_own_kind_and_says_so() {
+        let full = sqlite(ffi::SQLITE_FULL);
+        assert_eq!(full.kind(), StoreErrorKind::Full);
+        let failure = full.failure();
+        assert_eq!(failure.kind, StoreErrorKind::Full);
+        assert!(
+            failure.message.contains("the job store is full"),
+            "{failure}"
+        );
+        assert_eq!(
+            postgres_code_kind(&SqlState::DISK_FULL),
+            StoreErrorKind::Full
+        );
     }
 
     #[test]

@@ -68,6 +68,11 @@ impl Marie {
         self.dir.path()
     }
 
+    /// The process id of the running node.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("marie is running").id()
+    }
+
     /// The cluster port.
     pub fn port(&self) -> u16 {
         self.port

@@ -66,6 +66,7 @@ fn sqlite_error(kind: StoreErrorKind) -> StoreError {
     let code = match kind {
         StoreErrorKind::Retryable => ffi::SQLITE_BUSY,
         StoreErrorKind::Permanent => ffi::SQLITE_CORRUPT,
+        StoreErrorKind::Full => ffi::SQLITE_FULL,
     };
     rusqlite::Error::SqliteFailure(ffi::Error::new(code), None).into()
 }

@@ -39,6 +39,14 @@ pub enum ApiError {
     /// The node is starting (or its executors are not registered yet).
     #[error("the node is not ready: {0}; retry in a moment")]
     NotReady(String),
+    /// The path names something that does not exist (a pool), said with what does.
+    #[error("{0}")]
+    NotFound(String),
+    /// A scaling request for a pool no Supervisor scales.
+    #[error(
+        "pool {0:?} has no [executor.pools.autoscale] table, so no Supervisor scales it and there is nothing to resume"
+    )]
+    NotAutoscaled(String),
     /// No route has that path.
     #[error("no route {0}: see GET /api/openapi.json for the routes")]
     NoRoute(String),
@@ -72,7 +80,8 @@ impl ApiError {
             ApiError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NoRoute(_) => StatusCode::NOT_FOUND,
+            ApiError::NoRoute(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotAutoscaled(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Client(ClientError::Gateway(e)) => gateway_status(e),
             ApiError::Client(ClientError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
@@ -89,6 +98,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotReady(_) => "not_ready",
             ApiError::NoRoute(_) => "no_route",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::NotAutoscaled(_) => "not_autoscaled",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Client(ClientError::Gateway(e)) => gateway_code(e),
             ApiError::Client(ClientError::Timeout(_)) => "timeout",
@@ -141,6 +152,7 @@ fn gateway_status(e: &GatewayError) -> StatusCode {
         GatewayError::Store(failure) => match failure.kind {
             StoreErrorKind::Retryable => StatusCode::SERVICE_UNAVAILABLE,
             StoreErrorKind::Permanent => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreErrorKind::Full => StatusCode::INSUFFICIENT_STORAGE,
         },
         GatewayError::Undecodable(_) => StatusCode::BAD_GATEWAY,
     }
@@ -162,6 +174,7 @@ fn gateway_code(e: &GatewayError) -> &'static str {
         GatewayError::Store(failure) => match failure.kind {
             StoreErrorKind::Retryable => "store_unavailable",
             StoreErrorKind::Permanent => "store_error",
+            StoreErrorKind::Full => "store_full",
         },
         GatewayError::Undecodable(_) => "undecodable_reply",
     }
@@ -241,6 +254,14 @@ mod tests {
                 }),
                 500,
                 "store_error",
+            ),
+            (
+                GatewayError::Store(StoreFailure {
+                    kind: StoreErrorKind::Full,
+                    message: "the job store is full".into(),
+                }),
+                507,
+                "store_full",
             ),
             (
                 GatewayError::Undecodable("wire version 3 is not 2".into()),

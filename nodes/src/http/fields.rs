@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use axum::http::HeaderMap;
+use marie_decide::admission::MAX_FIELD_LEN;
 use marie_protocol::{DedupPolicy, JobMetadata, JobSpec};
 
 use super::error::ApiError;
@@ -78,9 +79,20 @@ impl SubmitFields {
         Ok(())
     }
 
-    /// Overrides the fields with those of `other` (multipart parts over the query).
-    pub fn merge(&mut self, mut other: SubmitFields) {
-        self.values.append(&mut other.values);
+    /// Overrides the fields with those of `other` (multipart parts over the query); a
+    /// value a part replaces must still be valid, so a bad field is never silently
+    /// dropped.
+    pub fn merge(&mut self, other: SubmitFields) -> Result<(), ApiError> {
+        for (name, value) in other.values {
+            if let Some(replaced) = self.values.insert(name, value) {
+                let mut alone = SubmitFields::default();
+                alone.values.insert("pool", "-".into());
+                alone.values.insert("handler", "-".into());
+                alone.values.insert(name, replaced);
+                alone.into_spec(Vec::new())?;
+            }
+        }
+        Ok(())
     }
 
     /// Checks every field and builds the job's spec around `payload`.
@@ -90,6 +102,16 @@ impl SubmitFields {
         let mut spec = JobSpec::new(pool, handler, payload);
         if let Some(priority) = self.parsed::<i32>("priority", "an integer (e.g. 5 or -1)")? {
             spec.priority = priority;
+        }
+        for name in ["project_id", "ref_type", "ref_id"] {
+            if self
+                .values
+                .get(name)
+                .is_some_and(|v| v.len() > MAX_FIELD_LEN)
+            {
+                let reason = format!("longer than {MAX_FIELD_LEN} bytes");
+                return Err(ApiError::field(name, reason));
+            }
         }
         spec.metadata = JobMetadata {
             project_id: self.values.remove("project_id").unwrap_or_default(),
@@ -158,6 +180,28 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_part_overrides_a_query_field_only_when_both_are_valid() {
+        let part = |value: &str| {
+            let mut parts = SubmitFields::default();
+            parts.set("priority", value.into()).expect("a part");
+            parts
+        };
+        let mut fields =
+            SubmitFields::from_request(&HeaderMap::new(), &query(&[("priority", "1")]))
+                .expect("fields");
+        fields.merge(part("5")).expect("a valid override");
+        assert_eq!(fields.values["priority"], "5");
+        let mut fields =
+            SubmitFields::from_request(&HeaderMap::new(), &query(&[("priority", "1.5")]))
+                .expect("fields");
+        let err = fields.merge(part("5")).unwrap_err();
+        assert!(
+            matches!(&err, ApiError::InvalidField { field, .. } if field == "priority"),
+            "{err}"
+        );
     }
 
     #[test]

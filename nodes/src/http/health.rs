@@ -19,7 +19,7 @@ use axum::response::Response;
 
 use super::ApiState;
 use super::error::ApiError;
-use super::views::{ErrorBody, HealthView, ok};
+use super::views::{Envelope, ErrorBody, HealthView, ok};
 
 /// How long `/readyz` waits for the actor it asks.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,7 +51,7 @@ impl Draining {
     path = "/healthz",
     tag = "health",
     security(()),
-    responses((status = 200, description = "Alive", body = inline(HealthView)))
+    responses((status = 200, description = "Alive", body = Envelope<HealthView>))
 )]
 pub async fn healthz() -> Response {
     ok(StatusCode::OK, HealthView { state: "alive" })
@@ -66,7 +66,7 @@ pub async fn healthz() -> Response {
     tag = "health",
     security(()),
     responses(
-        (status = 200, description = "Ready", body = inline(HealthView)),
+        (status = 200, description = "Ready", body = Envelope<HealthView>),
         (status = 503, description = "Not ready yet, or shutting down", body = ErrorBody),
     )
 )]

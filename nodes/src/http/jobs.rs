@@ -15,7 +15,8 @@ use super::ApiState;
 use super::error::ApiError;
 use super::fields::SubmitFields;
 use super::views::{
-    CancelledView, Envelope, ErrorBody, JobPageView, JobView, SubmitForm, SubmittedView, ok,
+    CancelledView, Envelope, ErrorBody, JobPageView, JobView, StateView, SubmitForm, SubmittedView,
+    ok,
 };
 
 /// Longest `?wait=` in seconds (the Gateway holds a waiter at most 10 minutes).
@@ -33,15 +34,15 @@ const MAX_LIMIT: u32 = 1000;
     path = "/api/jobs",
     tag = "jobs",
     params(
-        ("pool" = String, Query, description = "The executor pool that runs the job"),
-        ("handler" = String, Query, description = "The handler within the pool (echo, sleep, pdf-text, image-normalize, …)"),
+        ("pool" = String, Query, min_length = 1, description = "The executor pool that runs the job (this node's document lists its pools)"),
+        ("handler" = String, Query, min_length = 1, description = "The handler within the pool (echo, sleep, pdf-text, image-normalize, …)"),
         ("priority" = Option<i32>, Query, description = "Higher runs first (default 0)"),
-        ("project_id" = Option<String>, Query, description = "The tenant or project"),
-        ("ref_type" = Option<String>, Query, description = "Kind of the referenced document; with ref_id, the deduplication key"),
-        ("ref_id" = Option<String>, Query, description = "Id of the referenced document"),
-        ("max_attempts" = Option<u32>, Query, description = "Runs allowed"),
-        ("timeout_secs" = Option<u64>, Query, description = "Longest one run may take, in seconds"),
-        ("dedup" = Option<String>, Query, description = "return_existing (default), reject or off"),
+        ("project_id" = Option<String>, Query, max_length = 256, description = "The tenant or project"),
+        ("ref_type" = Option<String>, Query, max_length = 256, description = "Kind of the referenced document; with ref_id, the deduplication key"),
+        ("ref_id" = Option<String>, Query, max_length = 256, description = "Id of the referenced document"),
+        ("max_attempts" = Option<u32>, Query, minimum = 1, description = "Runs allowed, 1 to gateway.max_attempts"),
+        ("timeout_secs" = Option<u64>, Query, minimum = 1, maximum = 31_536_000, description = "Longest one run may take, in seconds (at most a year)"),
+        ("dedup" = Option<String>, Query, pattern = "^(return_existing|reject|off)$", description = "return_existing (default), reject or off"),
     ),
     request_body(
         description = "The document as the raw body, or a multipart form with a `file` part and the fields as parts",
@@ -57,9 +58,21 @@ const MAX_LIMIT: u32 = 1000;
         (status = 413, description = "The document is over gateway.max_payload_bytes", body = ErrorBody),
         (status = 429, description = "The pool's queue is full; see the Retry-After header", body = ErrorBody),
         (status = 503, description = "The cluster is not ready", body = ErrorBody),
+        (status = 507, description = "The job store's disk is full: free space, then retry", body = ErrorBody),
     )
 )]
 pub async fn submit(State(state): State<ApiState>, req: Request) -> Result<Response, ApiError> {
+    // A body announced over the limit is refused before a byte of it is read.
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > state.body_limit as u64) {
+        return Err(ApiError::BodyTooLarge {
+            limit: state.body_limit,
+        });
+    }
     let query = query_pairs(req.uri())?;
     let mut fields = SubmitFields::from_request(req.headers(), &query)?;
     let multipart = req
@@ -69,7 +82,7 @@ pub async fn submit(State(state): State<ApiState>, req: Request) -> Result<Respo
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     let payload = if multipart {
         let (parts, file) = read_multipart(&state, req).await?;
-        fields.merge(parts);
+        fields.merge(parts)?;
         file
     } else {
         let body = Bytes::from_request(req, &state)
@@ -172,7 +185,7 @@ fn job_id(path: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> 
     tag = "jobs",
     params(
         ("id" = uuid::Uuid, Path, description = "The job"),
-        ("wait" = Option<u64>, Query, description = "Wait up to this many seconds (at most 600) for the job to end"),
+        ("wait" = Option<u64>, Query, maximum = 600, description = "Wait up to this many seconds (at most 600) for the job to end"),
     ),
     responses(
         (status = 200, description = "The job's status", body = Envelope<JobView>),
@@ -218,6 +231,7 @@ pub async fn status(
     params(("id" = uuid::Uuid, Path, description = "The job")),
     responses(
         (status = 200, description = "The handler's output", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "Bad id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job has not succeeded (yet)", body = ErrorBody),
     )
@@ -243,6 +257,7 @@ pub async fn result(
     params(("id" = uuid::Uuid, Path, description = "The job")),
     responses(
         (status = 200, description = "Cancelled", body = Envelope<CancelledView>),
+        (status = 400, description = "Bad id", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job already ended", body = ErrorBody),
     )
@@ -262,9 +277,9 @@ pub async fn cancel(
     path = "/api/jobs",
     tag = "jobs",
     params(
-        ("state" = Option<String>, Query, description = "Only jobs in this state: queued, running, succeeded, failed, cancelled, expired"),
+        ("state" = Option<StateView>, Query, description = "Only jobs in this state: queued, running, succeeded, failed, cancelled, expired"),
         ("pool" = Option<String>, Query, description = "Only jobs of this pool"),
-        ("limit" = Option<u32>, Query, description = "Jobs per page, 1 to 1000 (default 50)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Jobs per page, 1 to 1000 (default 50)"),
         ("cursor" = Option<uuid::Uuid>, Query, description = "The `next` of the previous page"),
     ),
     responses(

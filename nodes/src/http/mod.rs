@@ -21,6 +21,7 @@ mod nodes;
 mod openapi;
 mod probes;
 mod scaling;
+mod serve;
 mod views;
 
 use std::net::SocketAddr;
@@ -34,7 +35,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use marie_client::Client;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -70,6 +70,10 @@ pub struct ApiState {
     leader: Option<LeaderView>,
     /// The last 15 minutes of the pools and the members, for the console.
     history: Arc<History>,
+    /// This node's OpenAPI document ([`openapi::node_document`]).
+    openapi: Arc<Result<String, String>>,
+    /// The pools with an `autoscale` table: the only ones a Supervisor scales.
+    autoscaled: Arc<[String]>,
 }
 
 impl ApiState {
@@ -92,6 +96,14 @@ impl ApiState {
                     .map(|p| (p.name.clone(), p.slots))
                     .collect(),
             )),
+            openapi: openapi::node_document(config),
+            autoscaled: config
+                .executor
+                .pools
+                .iter()
+                .filter(|p| p.autoscale.is_some())
+                .map(|p| p.name.clone())
+                .collect(),
         }
     }
 }
@@ -157,7 +169,7 @@ async fn method_not_allowed(method: Method) -> ApiError {
 pub struct HttpServer {
     addr: SocketAddr,
     shutdown: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
 }
 
 impl HttpServer {
@@ -173,19 +185,8 @@ impl HttpServer {
         let addr = listener
             .local_addr()
             .context("the HTTP listener has no address")?;
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY on an HTTP connection");
-            }
-        });
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let task = tokio::spawn(serve::serve(listener, app, stopped));
         tracing::info!(%addr, "HTTP API listening");
         Ok(HttpServer {
             addr,
@@ -205,8 +206,7 @@ impl HttpServer {
         let _ = self.shutdown.send(());
         let mut task = self.task;
         match tokio::time::timeout(grace, &mut task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the HTTP server stopped with an error"),
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP server task failed"),
             Err(_) => {
                 tracing::info!(?grace, "HTTP requests still open at shutdown; closing them");

@@ -32,7 +32,8 @@ pub struct ResumeView {
     params(("pool" = String, Path, description = "The pool the Supervisor paused")),
     responses(
         (status = 202, description = "The Supervisor was told; its log says when it adopted the count", body = Envelope<ResumeView>),
-        (status = 400, description = "No such pool", body = ErrorBody),
+        (status = 404, description = "No such pool", body = ErrorBody),
+        (status = 409, description = "The pool has no autoscale table: no Supervisor scales it", body = ErrorBody),
         (status = 503, description = "No Supervisor runs in the cluster", body = ErrorBody),
     )
 )]
@@ -43,10 +44,13 @@ pub async fn resume(
     let report = state.client.capacity().await?;
     if !report.slots.iter().any(|p| p.name == pool) {
         let known: Vec<&str> = report.slots.iter().map(|p| p.name.as_str()).collect();
-        return Err(ApiError::field(
-            "pool",
-            format!("no pool {pool:?}; the pools are {}", known.join(", ")),
-        ));
+        return Err(ApiError::NotFound(format!(
+            "no pool {pool:?}; the pools are {}",
+            known.join(", ")
+        )));
+    }
+    if !state.autoscaled.contains(&pool) {
+        return Err(ApiError::NotAutoscaled(pool));
     }
     let supervisor = lookup::supervisors().into_iter().next().ok_or_else(|| {
         ApiError::NotReady(

@@ -281,26 +281,37 @@ pub struct HealthView {
 /// The fields of a `multipart/form-data` submit (the same names as the query fields).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // Only its schema is used: the parts are read one by one.
+#[serde(deny_unknown_fields)] // Other parts are refused (400).
 pub struct SubmitForm {
-    /// The document.
-    #[schema(content_media_type = "application/octet-stream")]
+    /// The document (one part).
+    #[schema(value_type = String, content_media_type = "application/octet-stream")]
     pub file: Vec<u8>,
-    /// The executor pool that runs the job.
+    /// The executor pool that runs the job (or the query's `pool`).
+    #[schema(required = false, min_length = 1)]
     pub pool: String,
-    /// The handler within the pool.
+    /// The handler within the pool (or the query's `handler`).
+    #[schema(required = false, min_length = 1)]
     pub handler: String,
+    // The optional parts are absent when not given, never null: a part is text.
     /// Higher runs first (default 0).
-    pub priority: Option<i32>,
+    #[schema(required = false)]
+    pub priority: i32,
     /// The tenant or project.
-    pub project_id: Option<String>,
+    #[schema(required = false, max_length = 256)]
+    pub project_id: String,
     /// Kind of the referenced document; with `ref_id`, the deduplication key.
-    pub ref_type: Option<String>,
+    #[schema(required = false, max_length = 256)]
+    pub ref_type: String,
     /// Id of the referenced document.
-    pub ref_id: Option<String>,
+    #[schema(required = false, max_length = 256)]
+    pub ref_id: String,
     /// Runs allowed (default `gateway.default_max_attempts`).
-    pub max_attempts: Option<u32>,
+    #[schema(required = false, minimum = 1)]
+    pub max_attempts: u32,
     /// Longest one run may take, in seconds (default `gateway.default_timeout_secs`).
-    pub timeout_secs: Option<u64>,
+    #[schema(required = false, minimum = 1, maximum = 31_536_000)]
+    pub timeout_secs: u64,
     /// Duplicate (`ref_type`, `ref_id`): `return_existing` (default), `reject` or `off`.
-    pub dedup: Option<String>,
+    #[schema(required = false, pattern = "^(return_existing|reject|off)$")]
+    pub dedup: String,
 }
