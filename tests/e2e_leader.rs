@@ -90,7 +90,8 @@ fn sigkill_of_the_leader_mid_run_hands_over_to_the_standby_and_every_job_succeed
 }
 
 #[test]
-fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_stands_by_and_leads_again() {
+fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_stands_by_and_leads_again()
+ {
     // Leases of 2 s: when the stopped leader wakes up, every lease it granted has
     // expired on its clock, and it would re-queue each of those jobs (which the new
     // leader runs) were its writes not fenced.
