@@ -149,16 +149,23 @@ impl Cluster {
     /// Submits `n` sleep jobs of `ms` to the pool `cpu-general` through the node on
     /// `port`; returns the accepted ids (every one must be accepted).
     pub fn submit_sleeps(&self, port: u16, ms: u64, n: usize) -> Vec<String> {
+        let payload = ms.to_string().into_bytes();
+        self.submit_many(port, "cpu-general", "sleep", &payload, n)
+    }
+
+    /// Submits `n` jobs of `payload` to `pool`'s `handler` through the node on `port`;
+    /// returns the accepted ids (every one must be accepted).
+    pub fn submit_many(
+        &self,
+        port: u16,
+        pool: &str,
+        handler: &str,
+        payload: &[u8],
+        n: usize,
+    ) -> Vec<String> {
         let dir = tempfile::tempdir().expect("inputs");
-        let files = write_files(dir.path(), (0..n).map(|_| ms.to_string().into_bytes()));
-        let mut args = vec![
-            "submit",
-            "--pool",
-            "cpu-general",
-            "--handler",
-            "sleep",
-            "--json",
-        ];
+        let files = write_files(dir.path(), (0..n).map(|_| payload.to_vec()));
+        let mut args = vec!["submit", "--pool", pool, "--handler", handler, "--json"];
         args.extend(files.iter().map(String::as_str));
         let out = self.cli(port, &args);
         assert!(out.status.success(), "{}", stderr(&out));
