@@ -120,10 +120,12 @@ impl Actor for Gateway {
                 let _ = reply.send(Pong);
             }
             GatewayMsg::JobsFinished(FinishedJobs(jobs)) => {
-                for (id, _) in jobs {
-                    if let Some(waiters) = state.waiters.remove(&id) {
-                        answer_waiters(state.store.clone(), id, waiters);
-                    }
+                let waiting: Vec<(JobId, Vec<Waiter>)> = jobs
+                    .into_iter()
+                    .filter_map(|(id, _)| state.waiters.remove(&id).map(|w| (id, w)))
+                    .collect();
+                if !waiting.is_empty() {
+                    answer_waiters(state.store.clone(), waiting);
                 }
             }
             GatewayMsg::Load(report) => {
@@ -138,7 +140,7 @@ impl Actor for Gateway {
                     if waiters.is_empty() {
                         state.waiters.remove(&id);
                     }
-                    answer_waiters(state.store.clone(), id, vec![waiter]);
+                    answer_waiters(state.store.clone(), vec![(id, vec![waiter])]);
                 }
             }
         }
@@ -351,11 +353,24 @@ async fn capacity(query: CapacityQuery) -> Result<marie_protocol::CapacityReport
         })
 }
 
-fn answer_waiters(store: Arc<dyn GatewayStore>, id: JobId, waiters: Vec<Waiter>) {
+/// Answers the waiters of `waiting` with their jobs' statuses, read from the store in
+/// one go (the ends of a whole commit come together).
+fn answer_waiters(store: Arc<dyn GatewayStore>, waiting: Vec<(JobId, Vec<Waiter>)>) {
     tokio::spawn(async move {
-        let result = status(&*store, id).await;
-        for (_, reply) in waiters {
-            let _ = reply.send(Reply(result.clone()));
+        let ids = waiting.iter().map(|(id, _)| *id).collect();
+        let read: Result<HashMap<JobId, JobStatus>, GatewayError> = store
+            .statuses(ids)
+            .await
+            .map(|found| found.into_iter().map(|s| (s.id, s)).collect())
+            .map_err(store_error);
+        for (id, waiters) in waiting {
+            let result = match &read {
+                Ok(found) => found.get(&id).cloned().ok_or(GatewayError::NotFound(id)),
+                Err(e) => Err(e.clone()),
+            };
+            for (_, reply) in waiters {
+                let _ = reply.send(Reply(result.clone()));
+            }
         }
     });
 }

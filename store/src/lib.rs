@@ -107,6 +107,16 @@ pub trait GatewayStore: Send + Sync + 'static {
     /// The status of one job.
     async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError>;
 
+    /// The statuses of those of `ids` that exist, in any order: a store that can reads
+    /// them at once (this default reads them one by one).
+    async fn statuses(&self, ids: Vec<JobId>) -> Result<Vec<JobStatus>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.extend(self.get(id).await?);
+        }
+        Ok(found)
+    }
+
     /// The output of a job, if it succeeded.
     async fn output(&self, id: JobId) -> Result<Option<Vec<u8>>, StoreError>;
 
