@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LeaderSettings {
-    /// How often the leader renews its lease, and a standby tries to take it, in ms.
+    /// How often the leader renews its lease, in ms; a standby tries to take it this
+    /// often too, or sooner when the lease it saw expires sooner.
     pub renew_ms: u64,
     /// How long a lease lasts after its last renewal, in ms: a dead leader is replaced
     /// after at most this long.
