@@ -24,6 +24,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
 use crate::clock::unix_ms;
 use crate::lookup;
 use crate::telemetry::job_trace;
+use crate::wait_check::WaitCheck;
 
 /// How long the Gateway waits for the CapacityManager to answer.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,6 +55,8 @@ pub struct GatewayState {
     loads: HashMap<String, PoolLoad>,
     /// Jobs this Gateway admitted since the last load report, per pool.
     admitted_since_load: HashMap<String, u64>,
+    /// Looks, for each new waiter, whether its job ended already.
+    wait_check: WaitCheck,
 }
 
 impl Actor for Gateway {
@@ -68,6 +71,7 @@ impl Actor for Gateway {
     ) -> Result<GatewayState, ActorProcessingErr> {
         pg::join(GATEWAY_GROUP.to_string(), vec![myself.get_cell()]);
         Ok(GatewayState {
+            wait_check: WaitCheck::spawn(args.store.clone(), myself.clone()),
             store: args.store,
             limits: Arc::new(args.limits),
             waiters: HashMap::new(),
@@ -201,17 +205,7 @@ impl GatewayState {
         });
         // The job may have ended before the waiter was registered: look once, and if so
         // answer through the same path as a finish notice.
-        let store = self.store.clone();
-        let myself = myself.clone();
-        tokio::spawn(async move {
-            let ended = match store.get(id).await {
-                Ok(Some(status)) => status.state.is_terminal().then_some(status.state),
-                Ok(None) | Err(_) => Some(JobState::Failed),
-            };
-            if let Some(state) = ended {
-                let _ = myself.cast(GatewayMsg::JobsFinished(FinishedJobs(vec![(id, state)])));
-            }
-        });
+        self.wait_check.look(id);
     }
 }
 
