@@ -108,13 +108,11 @@ pub trait GatewayStore: Send + Sync + 'static {
     async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError>;
 
     /// The statuses of those of `ids` that exist, in any order: a store that can reads
-    /// them at once (this default reads them one by one).
+    /// them at once (this default reads them one by one, all under way together).
     async fn statuses(&self, ids: Vec<JobId>) -> Result<Vec<JobStatus>, StoreError> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            found.extend(self.get(id).await?);
-        }
-        Ok(found)
+        let reads = ids.into_iter().map(|id| self.get(id));
+        let found = futures::future::try_join_all(reads).await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// The output of a job, if it succeeded.
