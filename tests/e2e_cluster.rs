@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::cluster::{Cluster, Node};
-use common::{stderr, stdout, write_files};
+use common::{stderr, stdout};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -35,33 +35,6 @@ fn server(cluster: &Cluster) -> Node {
 
 /// Bound of every wait for a state: generous, for a machine busy with other work.
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Submits `n` jobs of `payload` through the node on `port`; returns the accepted ids.
-fn submit_many(
-    cluster: &Cluster,
-    port: u16,
-    pool: &str,
-    handler: &str,
-    payload: &[u8],
-    n: usize,
-) -> Vec<String> {
-    let dir = tempfile::tempdir().expect("inputs");
-    let files = write_files(dir.path(), (0..n).map(|_| payload.to_vec()));
-    let mut args = vec!["submit", "--pool", pool, "--handler", handler, "--json"];
-    args.extend(files.iter().map(String::as_str));
-    let out = cluster.cli(port, &args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).expect("JSON line");
-            v["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("not accepted: {line}"))
-                .to_owned()
-        })
-        .collect()
-}
 
 /// Waits for every job through `port`; returns their final statuses.
 fn wait_all(cluster: &Cluster, port: u16, ids: &[String]) -> Vec<Value> {
@@ -127,7 +100,7 @@ fn jobs_through_either_gateway_complete_and_capacity_sums_the_live_executors() {
     }
     let mut ids = Vec::new();
     for gateway in &gateways {
-        let accepted = submit_many(&cluster, gateway.port, "cpu-general", "echo", b"hello", 100);
+        let accepted = cluster.submit_many(gateway.port, "cpu-general", "echo", b"hello", 100);
         ids.extend(accepted.clone());
         let statuses = wait_all(&cluster, gateway.port, &accepted);
         assert!(
@@ -161,7 +134,7 @@ fn jobs_through_either_gateway_complete_and_capacity_sums_the_live_executors() {
         ["ex1", "ex2", "ex3", "gw1", "gw2", "server"],
         "the full mesh as the server sees it"
     );
-    let extract = submit_many(&cluster, gateways[1].port, "extract", "echo", b"x", 10);
+    let extract = cluster.submit_many(gateways[1].port, "extract", "echo", b"x", 10);
     let statuses = wait_all(&cluster, gateways[0].port, &extract);
     assert!(
         statuses
@@ -179,7 +152,7 @@ fn sigkill_of_an_executor_node_mid_run_loses_no_job_and_runs_none_twice() {
     let mut ex1 = executor(&cluster, "ex1", "cpu-general");
     let _ex2 = executor(&cluster, "ex2", "cpu-general");
     cluster.wait_for_capacity(server.port, "cpu-general", 8, WAIT);
-    let ids = submit_many(&cluster, server.port, "cpu-general", "sleep", b"20", 2000);
+    let ids = cluster.submit_many(server.port, "cpu-general", "sleep", b"20", 2000);
     let deadline = Instant::now() + WAIT;
     while ends(&server).len() < 200 {
         assert!(Instant::now() < deadline, "jobs are not running");
@@ -212,7 +185,7 @@ fn a_hung_executor_node_is_declared_down_its_late_answers_are_ignored_and_it_com
     cluster.wait_for_capacity(server.port, "cpu-general", 8, WAIT);
     // 8 jobs of 5 s fill both nodes' slots; the store says when all of them run.
     let run = Duration::from_secs(5);
-    let ids = submit_many(&cluster, server.port, "cpu-general", "sleep", b"5000", 8);
+    let ids = cluster.submit_many(server.port, "cpu-general", "sleep", b"5000", 8);
     cluster.wait_until_all_ran(&format!("127.0.0.1:{}", server.port), &ids, WAIT);
     ex1.signal(Signal::SIGSTOP);
     let stopped = Instant::now();
@@ -242,7 +215,7 @@ fn a_hung_executor_node_is_declared_down_its_late_answers_are_ignored_and_it_com
     );
     assert!(rerun.iter().all(|s| s["executor"] == "ex2-cpu-general-1"));
     // It takes new work again.
-    let more = submit_many(&cluster, server.port, "cpu-general", "sleep", b"500", 8);
+    let more = cluster.submit_many(server.port, "cpu-general", "sleep", b"500", 8);
     let statuses = wait_all(&cluster, server.port, &more);
     assert!(
         statuses
@@ -258,7 +231,7 @@ fn restarting_the_server_node_brings_executors_back_and_completes_every_accepted
     let mut server = server(&cluster);
     let _ex1 = executor(&cluster, "ex1", "cpu-general");
     cluster.wait_for_capacity(server.port, "cpu-general", 4, WAIT);
-    let ids = submit_many(&cluster, server.port, "cpu-general", "sleep", b"100", 200);
+    let ids = cluster.submit_many(server.port, "cpu-general", "sleep", b"100", 200);
     // Killed once jobs are running and some have ended.
     let deadline = Instant::now() + WAIT;
     while ends(&server).len() < 20 {
@@ -339,7 +312,7 @@ fn mutual_tls_runs_jobs_refuses_clients_without_a_certificate_and_idle_connectio
     let idle = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
     let _ex1 = executor(&cluster, "ex1", "cpu-general");
     cluster.wait_for_capacity(server.port, "cpu-general", 4, WAIT);
-    let ids = submit_many(&cluster, server.port, "cpu-general", "echo", b"secret", 20);
+    let ids = cluster.submit_many(server.port, "cpu-general", "echo", b"secret", 20);
     assert_each_succeeded_once(&wait_all(&cluster, server.port, &ids), &ids, &server);
     drop(idle);
 
@@ -403,7 +376,7 @@ fn executor_nodes_joining_at_once_while_the_server_dials_them_are_never_taken_fo
     let mut all = Vec::new();
     for round in 0..ROUNDS {
         // Queued before the executors join, so each is leased a job as soon as it has.
-        let ids = submit_many(&cluster, server.port, "joining", "sleep", b"300", 16);
+        let ids = cluster.submit_many(server.port, "joining", "sleep", b"300", 16);
         std::thread::scope(|scope| {
             if round == 0 {
                 let started: Vec<_> = ports

@@ -3,7 +3,7 @@
 //! standby leads, runs in flight on the surviving executors keep their leases, and every
 //! job succeeds once. The leader SIGSTOPped past its lease: it finds itself deposed,
 //! nothing it writes after the takeover lands, and it steps down in-process and stands
-//! by. Two servers started together on an empty database: one migration, one leader;
+//! by; when the other then dies, it leads again and runs new jobs once. Two servers started together on an empty database: one migration, one leader;
 //! SIGTERM hands the lease over without waiting for it to expire.
 
 mod common;
@@ -90,7 +90,8 @@ fn sigkill_of_the_leader_mid_run_hands_over_to_the_standby_and_every_job_succeed
 }
 
 #[test]
-fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_and_stands_by() {
+fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_stands_by_and_leads_again()
+ {
     // Leases of 2 s: when the stopped leader wakes up, every lease it granted has
     // expired on its clock, and it would re-queue each of those jobs (which the new
     // leader runs) were its writes not fenced.
@@ -184,6 +185,36 @@ fn a_leader_stopped_past_its_lease_is_deposed_writes_nothing_after_the_takeover_
     assert_eq!(leader_gauge(&setup.servers[0]), Some(0));
     assert_eq!(leader_gauge(&setup.servers[1]), Some(1));
     assert!(setup.servers[0].is_running());
+
+    // s2 dies: the deposed node, standing by in the same process, takes the lease back
+    // under a fresh epoch and runs new work, each job once.
+    setup.servers[1].kill();
+    assert_eq!(wait_for_leader(&setup.servers[0], "s1"), epoch + 1);
+    assert!(
+        setup.servers[0]
+            .logs()
+            .contains("reason=the lease of s2 expired"),
+        "{}",
+        setup.servers[0].logs()
+    );
+    let again = setup.submit(&setup.servers[0], 200, 200);
+    assert_eq!(again.len(), 200);
+    let all: Vec<String> = ids.iter().chain(&again).cloned().collect();
+    let statuses = setup.wait_all(&setup.servers[0], &all);
+    setup.assert_each_succeeded_once(&statuses, &all);
+    let by_third: u64 = setup
+        .psql(&format!(
+            "SELECT count(*) FROM jobs WHERE leader_epoch = {}",
+            epoch + 1
+        ))
+        .parse()
+        .expect("a count");
+    assert!(
+        by_third >= again.len() as u64,
+        "the node that leads again ended {by_third} jobs under its new epoch"
+    );
+    assert_eq!(leader_gauge(&setup.servers[0]), Some(1));
+    assert!(exports(&setup.servers[0], "marie_jobs_pending"));
 }
 
 #[test]

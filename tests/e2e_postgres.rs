@@ -122,33 +122,6 @@ fn marie_up_refuses_a_wrong_password_naming_store_url_with_the_password_masked()
     assert!(!stderr.contains(wrong), "{stderr}");
 }
 
-/// Submits `n` sleep jobs of `ms` through the node on `port`; returns the accepted ids.
-fn submit_sleeps(cluster: &Cluster, port: u16, ms: u64, n: usize) -> Vec<String> {
-    let dir = tempfile::tempdir().expect("inputs");
-    let files = write_files(dir.path(), (0..n).map(|_| ms.to_string().into_bytes()));
-    let mut args = vec![
-        "submit",
-        "--pool",
-        "cpu-general",
-        "--handler",
-        "sleep",
-        "--json",
-    ];
-    args.extend(files.iter().map(String::as_str));
-    let out = cluster.cli(port, &args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    stdout(&out)
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).expect("JSON line");
-            v["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("not accepted: {line}"))
-                .to_owned()
-        })
-        .collect()
-}
-
 /// Waits for every job through `port`; asserts each succeeded.
 fn wait_succeeded(cluster: &Cluster, port: u16, ids: &[String]) {
     let mut args = vec!["wait", "--json", "--timeout-secs", "120"];
@@ -221,7 +194,7 @@ fn a_gateway_node_commits_to_postgres_itself_and_takes_jobs_while_the_server_nod
     cluster.wait_for_capacity(gateway.port, "cpu-general", 8, WAIT);
 
     // Through the gateway node: every job committed once, run once.
-    let ids = submit_sleeps(&cluster, gateway.port, 20, 100);
+    let ids = cluster.submit_sleeps(gateway.port, 20, 100);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
     wait_succeeded(&cluster, gateway.port, &ids);
     assert_eq!(count(&postgres, &ids, "state = 'succeeded'"), ids.len());
@@ -229,7 +202,7 @@ fn a_gateway_node_commits_to_postgres_itself_and_takes_jobs_while_the_server_nod
 
     // The server node dies: the gateway node still commits jobs to Postgres.
     server.kill();
-    let waiting = submit_sleeps(&cluster, gateway.port, 20, 50);
+    let waiting = cluster.submit_sleeps(gateway.port, 20, 50);
     assert_eq!(
         count(&postgres, &waiting, "state = 'queued'"),
         waiting.len()

@@ -84,6 +84,12 @@ fn the_committed_renders_a_fresh_compose_render_and_the_dockerfile_pass() {
             "compose-full.yaml",
             &compose_render("k8s/examples/full.toml"),
         ),
+        // full.toml stores in Postgres: its servers and gateways read the store's URL
+        // from this env file beside the Compose file.
+        (
+            "marie-store.env",
+            "MARIE_STORE__URL=postgres://marie:PASSWORD@db:5432/marie\n",
+        ),
     ]);
     let out = validate(&[
         "k8s",

@@ -1,6 +1,11 @@
 //! The Executor actor: serves one pool with a number of slots. It registers with the
 //! CapacityManager, heartbeats the runs it holds, runs each leased job's handler in its
 //! own task, reports the outcome, honours cancellation, and drains before it stops.
+//!
+//! It watches the CapacityManager's process group: when a CapacityManager joins (a new
+//! leader's, or one restarted), it heartbeats at once rather than at its next period, so
+//! that the new manager, which does not know it, has it register, and leases it work,
+//! without waiting out a heartbeat period.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,9 +14,10 @@ use marie_protocol::messages::{
     CapacityMsg, Completion, ExecutorInfo, ExecutorMsg, ExecutorName, Heartbeat, LeaseGrant,
     RegisterAttempt, RunRef, Tick,
 };
-use marie_protocol::names::executor_group;
+use marie_protocol::names::{CAPACITY_GROUP, executor_group};
 use marie_protocol::{HandlerError, Outcome};
-use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
+use ractor::pg::GroupChangeMessage;
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent, pg};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
@@ -52,6 +58,8 @@ pub struct ExecutorState {
     running: HashMap<RunRef, AbortHandle>,
     draining: bool,
     heartbeat: Option<JoinHandle<()>>,
+    /// The heartbeat period the CapacityManager asked for, once registered.
+    heartbeat_period: Option<Duration>,
     /// Wait before the next registration attempt while the manager is out of reach.
     register_retry: Duration,
 }
@@ -67,6 +75,7 @@ impl Actor for Executor {
         args: ExecutorArgs,
     ) -> Result<ExecutorState, ActorProcessingErr> {
         pg::join(executor_group(&args.pool), vec![myself.get_cell()]);
+        pg::monitor(CAPACITY_GROUP.to_string(), myself.get_cell());
         myself.cast(ExecutorMsg::Register(RegisterAttempt))?;
         Ok(ExecutorState {
             info: ExecutorInfo {
@@ -79,8 +88,23 @@ impl Actor for Executor {
             running: HashMap::new(),
             draining: false,
             heartbeat: None,
+            heartbeat_period: None,
             register_retry: REGISTER_RETRY,
         })
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<ExecutorMsg>,
+        event: SupervisionEvent,
+        state: &mut ExecutorState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ProcessGroupChanged(GroupChangeMessage::Join(_, group, _)) = event
+            && group == CAPACITY_GROUP
+        {
+            state.heartbeat_now(&myself);
+        }
+        Ok(())
     }
 
     async fn post_stop(
@@ -161,12 +185,8 @@ impl ExecutorState {
                     }
                     adopted
                 });
-                if let Some(timer) = self.heartbeat.take() {
-                    timer.abort();
-                }
-                let period = Duration::from_millis(ack.heartbeat_ms);
-                self.heartbeat =
-                    Some(myself.send_interval(period, || ExecutorMsg::HeartbeatTick(Tick)));
+                self.heartbeat_period = Some(Duration::from_millis(ack.heartbeat_ms));
+                self.restart_heartbeats(myself);
             }
             None => {
                 if self.register_retry == REGISTER_RETRY_MAX {
@@ -231,6 +251,29 @@ impl ExecutorState {
             let _ = reply_to.cast(ExecutorMsg::RunEnded(completion));
         });
         self.running.insert(run, task.abort_handle());
+    }
+
+    /// (Re)starts the periodic heartbeats, the first a period from now; none before the
+    /// first registration.
+    fn restart_heartbeats(&mut self, myself: &ActorRef<ExecutorMsg>) {
+        if let Some(timer) = self.heartbeat.take() {
+            timer.abort();
+        }
+        if let Some(period) = self.heartbeat_period {
+            self.heartbeat =
+                Some(myself.send_interval(period, || ExecutorMsg::HeartbeatTick(Tick)));
+        }
+    }
+
+    /// A CapacityManager joined: heartbeat now (a manager that does not know this
+    /// executor answers so, and it registers), and the next a full period later, so that
+    /// no periodic heartbeat races the registration. Before the first registration the
+    /// registration attempts go on by themselves.
+    fn heartbeat_now(&mut self, myself: &ActorRef<ExecutorMsg>) {
+        if self.heartbeat_period.is_some() {
+            self.restart_heartbeats(myself);
+            self.heartbeat(myself);
+        }
     }
 
     fn heartbeat(&self, myself: &ActorRef<ExecutorMsg>) {

@@ -24,6 +24,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
 use crate::clock::unix_ms;
 use crate::lookup;
 use crate::telemetry::job_trace;
+use crate::wait_check::WaitCheck;
 
 /// How long the Gateway waits for the CapacityManager to answer.
 const MANAGER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,6 +55,8 @@ pub struct GatewayState {
     loads: HashMap<String, PoolLoad>,
     /// Jobs this Gateway admitted since the last load report, per pool.
     admitted_since_load: HashMap<String, u64>,
+    /// Looks, for each new waiter, whether its job ended already.
+    wait_check: WaitCheck,
 }
 
 impl Actor for Gateway {
@@ -68,6 +71,7 @@ impl Actor for Gateway {
     ) -> Result<GatewayState, ActorProcessingErr> {
         pg::join(GATEWAY_GROUP.to_string(), vec![myself.get_cell()]);
         Ok(GatewayState {
+            wait_check: WaitCheck::spawn(args.store.clone(), myself.clone()),
             store: args.store,
             limits: Arc::new(args.limits),
             waiters: HashMap::new(),
@@ -120,10 +124,12 @@ impl Actor for Gateway {
                 let _ = reply.send(Pong);
             }
             GatewayMsg::JobsFinished(FinishedJobs(jobs)) => {
-                for (id, _) in jobs {
-                    if let Some(waiters) = state.waiters.remove(&id) {
-                        answer_waiters(state.store.clone(), id, waiters);
-                    }
+                let waiting: Vec<(JobId, Vec<Waiter>)> = jobs
+                    .into_iter()
+                    .filter_map(|(id, _)| state.waiters.remove(&id).map(|w| (id, w)))
+                    .collect();
+                if !waiting.is_empty() {
+                    answer_waiters(state.store.clone(), waiting);
                 }
             }
             GatewayMsg::Load(report) => {
@@ -138,7 +144,7 @@ impl Actor for Gateway {
                     if waiters.is_empty() {
                         state.waiters.remove(&id);
                     }
-                    answer_waiters(state.store.clone(), id, vec![waiter]);
+                    answer_waiters(state.store.clone(), vec![(id, vec![waiter])]);
                 }
             }
         }
@@ -199,17 +205,7 @@ impl GatewayState {
         });
         // The job may have ended before the waiter was registered: look once, and if so
         // answer through the same path as a finish notice.
-        let store = self.store.clone();
-        let myself = myself.clone();
-        tokio::spawn(async move {
-            let ended = match store.get(id).await {
-                Ok(Some(status)) => status.state.is_terminal().then_some(status.state),
-                Ok(None) | Err(_) => Some(JobState::Failed),
-            };
-            if let Some(state) = ended {
-                let _ = myself.cast(GatewayMsg::JobsFinished(FinishedJobs(vec![(id, state)])));
-            }
-        });
+        self.wait_check.look(id);
     }
 }
 
@@ -351,11 +347,24 @@ async fn capacity(query: CapacityQuery) -> Result<marie_protocol::CapacityReport
         })
 }
 
-fn answer_waiters(store: Arc<dyn GatewayStore>, id: JobId, waiters: Vec<Waiter>) {
+/// Answers the waiters of `waiting` with their jobs' statuses, read from the store in
+/// one go (the ends of a whole commit come together).
+fn answer_waiters(store: Arc<dyn GatewayStore>, waiting: Vec<(JobId, Vec<Waiter>)>) {
     tokio::spawn(async move {
-        let result = status(&*store, id).await;
-        for (_, reply) in waiters {
-            let _ = reply.send(Reply(result.clone()));
+        let ids = waiting.iter().map(|(id, _)| *id).collect();
+        let read: Result<HashMap<JobId, JobStatus>, GatewayError> = store
+            .statuses(ids)
+            .await
+            .map(|found| found.into_iter().map(|s| (s.id, s)).collect())
+            .map_err(store_error);
+        for (id, waiters) in waiting {
+            let result = match &read {
+                Ok(found) => found.get(&id).cloned().ok_or(GatewayError::NotFound(id)),
+                Err(e) => Err(e.clone()),
+            };
+            for (_, reply) in waiters {
+                let _ = reply.send(Reply(result.clone()));
+            }
         }
     });
 }

@@ -5,6 +5,7 @@
 //! [`marie_decide::scheduling::Intake`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use marie_protocol::JobId;
 use marie_protocol::messages::{CapacityMsg, LoadedJobs, QueuedIds};
@@ -45,15 +46,21 @@ pub fn load(
     });
 }
 
+/// How long after an announcement comes it is forwarded: a Gateway's cast of the same
+/// jobs (committed on this node, or reaching it over the cluster) usually arrives
+/// within it, and jobs the CapacityManager holds by then need no read of the store.
+const ANNOUNCE_GRACE: Duration = Duration::from_millis(20);
+
 /// Forwards the store's announcements to the CapacityManager, if the store makes any:
-/// announced jobs as [`CapacityMsg::StoreQueued`] (those that arrive together in one
-/// message), and after a lost connection, a sweep of its own at once (the timer's
-/// sweeps keep their pace). Abort the task when the
-/// CapacityManager stops.
+/// announced jobs as [`CapacityMsg::StoreQueued`] (those that arrive within
+/// [`ANNOUNCE_GRACE`] of the first in one message), and after a lost connection, a
+/// sweep of its own at once (the timer's sweeps keep their pace). Abort the task when
+/// the CapacityManager stops.
 pub fn listen(store: Arc<dyn JobStore>, manager: ActorRef<CapacityMsg>) -> Option<JoinHandle<()>> {
     let mut notices = store.notices()?;
     Some(tokio::spawn(async move {
         while let Some(first) = notices.recv().await {
+            tokio::time::sleep(ANNOUNCE_GRACE).await;
             let mut ids = Vec::new();
             let mut resumed = false;
             let mut notice = Some(first);

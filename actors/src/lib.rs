@@ -67,3 +67,4 @@ pub mod store_service;
 pub mod store_writer;
 pub mod supervisor;
 pub mod telemetry;
+pub mod wait_check;

@@ -11,6 +11,13 @@
 //! Its writes are fenced by the epoch anyway; the deadline is what stops it from
 //! *acting* as the leader.
 //!
+//! A standby that finds the lease held tries again as soon as the lease it saw expires:
+//! the database answers how long the lease has left on its own clock, and the standby
+//! asks again that long after the answer came (the lease expired by then, since the
+//! database measured it before answering), plus a small slack
+//! ([`LeaderSettings::expiry_slack_ms`]), and at the latest a renewal period later. A
+//! dead leader is so replaced as soon as its lease runs out, not up to a period after.
+//!
 //! [`Elector`] is a state machine with time passed in: [`Elector::next`] says what to do
 //! now, and the outcome of each call is reported back.
 
@@ -20,7 +27,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LeaderSettings {
-    /// How often the leader renews its lease, and a standby tries to take it, in ms.
+    /// How often the leader renews its lease, in ms; a standby tries to take it this
+    /// often too, or sooner when the lease it saw expires sooner.
     pub renew_ms: u64,
     /// How long a lease lasts after its last renewal, in ms: a dead leader is replaced
     /// after at most this long.
@@ -46,6 +54,13 @@ impl LeaderSettings {
     /// How long after asking the node holds a lease granted or renewed by that call.
     pub fn hold_ms(&self) -> u64 {
         self.ttl_ms - self.margin_ms()
+    }
+
+    /// How long after the lease it saw expires a standby tries to take it: a hundredth
+    /// of the time to live (room for the two clocks running at slightly different
+    /// rates), at least a millisecond.
+    pub fn expiry_slack_ms(&self) -> u64 {
+        (self.ttl_ms / 100).max(1)
     }
 
     /// Wait before another try after a renewal failed (an error, no answer in time):
@@ -178,9 +193,18 @@ impl Elector {
         self.next_ms = asked_ms + self.settings.renew_ms;
     }
 
-    /// An acquisition found the lease held, or failed; try again a period later.
+    /// An acquisition failed (an error, no answer in time); try again a period later.
     pub fn not_acquired(&mut self, now_ms: u64) {
         self.next_ms = now_ms + self.settings.renew_ms;
+    }
+
+    /// An acquisition answered at `now_ms` found the lease held, for `expires_in_ms`
+    /// more by the database's clock (none: nobody holds it any more, another node took
+    /// it and let it go meanwhile). Try again once it expired, plus the slack, and at
+    /// the latest a period later (to see a new holder).
+    pub fn found_held(&mut self, now_ms: u64, expires_in_ms: Option<u64>) {
+        let expired = now_ms + expires_in_ms.unwrap_or(0) + self.settings.expiry_slack_ms();
+        self.next_ms = expired.min(now_ms + self.settings.renew_ms);
     }
 
     /// A renewal that left at `asked_ms` passed: the lease holds until `asked_ms` plus
@@ -237,6 +261,27 @@ mod tests {
         elector.not_acquired(10);
         assert_eq!(elector.next(500), Step::Wait { until_ms: 1_010 });
         assert_eq!(elector.next(1_010), Step::Acquire);
+        elector.found_held(1_020, Some(2_500));
+        assert_eq!(elector.next(1_500), Step::Wait { until_ms: 2_020 });
+    }
+
+    #[test]
+    fn a_standby_tries_again_right_after_the_lease_it_saw_expires() {
+        let mut elector = Elector::new(SETTINGS, 0);
+        assert_eq!(elector.next(0), Step::Acquire);
+        // The leader died 2.6 s ago: its lease has 400 ms left.
+        elector.found_held(20, Some(400));
+        let retry = 20 + 400 + SETTINGS.expiry_slack_ms();
+        assert_eq!(elector.next(100), Step::Wait { until_ms: retry });
+        assert_eq!(elector.next(retry), Step::Acquire);
+        // Nobody holds it any more: at once, after the slack.
+        elector.found_held(retry + 5, None);
+        assert_eq!(
+            elector.next(retry + 5),
+            Step::Wait {
+                until_ms: retry + 5 + SETTINGS.expiry_slack_ms()
+            }
+        );
     }
 
     #[test]
@@ -366,7 +411,8 @@ mod tests {
                         elector.acquired(epoch, asked);
                         last_grant = Some(asked);
                     }
-                    (Step::Acquire, _) => elector.not_acquired(now),
+                    (Step::Acquire, Outcome::Failed) => elector.not_acquired(now),
+                    (Step::Acquire, Outcome::Deposed) => elector.found_held(now, Some(took)),
                     (Step::Renew { deadline_ms, .. }, _) if now >= deadline_ms => {
                         // The node gave the call up at its deadline.
                         now = deadline_ms;
@@ -391,6 +437,50 @@ mod tests {
                     let granted = last_grant.expect("a leader was granted its lease");
                     prop_assert!(until_ms <= granted + settings.ttl_ms - settings.margin_ms());
                     prop_assert!(now < until_ms);
+                }
+            }
+        }
+
+        /// A standby whose tries find another node's lease, which runs out at `expiry` (the
+        /// clocks agreeing), tries again no later than a period after each answer, and
+        /// its first try after the expiry comes within the slack plus the longest call.
+        #[test]
+        fn a_standby_tries_soon_after_the_lease_expires(
+            renew_ms in 10u64..2_000,
+            factor in 3u64..10,
+            expiry in 0u64..20_000,
+            calls in proptest::collection::vec((0u64..200, 0u64..=100), 1..400),
+        ) {
+            let settings = LeaderSettings { renew_ms, ttl_ms: renew_ms * factor };
+            let mut elector = Elector::new(settings, 0);
+            let mut now = 0;
+            let mut longest = 0;
+            for (took, measured_at) in calls {
+                match elector.next(now) {
+                    Step::Wait { until_ms } => {
+                        prop_assert!(until_ms > now);
+                        now = until_ms;
+                    }
+                    Step::Acquire if now >= expiry => {
+                        prop_assert!(
+                            now <= expiry + settings.expiry_slack_ms() + longest,
+                            "first try at {} for a lease that expired at {}", now, expiry
+                        );
+                        return Ok(());
+                    }
+                    Step::Acquire => {
+                        // The database measures the time left somewhere within the call.
+                        let measured = now + took * measured_at / 100;
+                        now += took;
+                        longest = longest.max(took);
+                        elector.found_held(now, expiry.checked_sub(measured).filter(|left| *left > 0));
+                        match elector.next(now) {
+                            Step::Wait { until_ms } => prop_assert!(until_ms <= now + renew_ms),
+                            Step::Acquire => {}
+                            other => prop_assert!(false, "{:?}", other),
+                        }
+                    }
+                    other => prop_assert!(false, "{:?} for a standby", other),
                 }
             }
         }

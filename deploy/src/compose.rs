@@ -1,8 +1,16 @@
 //! `--format compose`: the guide's Docker Compose setup from the same plan as the
-//! Kubernetes objects — the server with a volume, replicated gateways and one service
-//! per pool (`deploy.replicas`, a GPU reservation for GPU pools), each stopped with the
-//! grace period its drain needs. Replicas of a service share their environment, so
-//! their names and advertised addresses are `auto`.
+//! Kubernetes objects — the server, replicated gateways and one service per pool
+//! (`deploy.replicas`, a GPU reservation for GPU pools), each stopped with the grace
+//! period its drain needs. Replicas of a service share their environment, so their
+//! names and advertised addresses are `auto`.
+//!
+//! With SQLite, one server service `marie-server` owns the store on a volume. With
+//! Postgres, the plan's server count (`[kubernetes.server] replicas`, a leader and a
+//! standby by default) as services `marie-server-0`, `marie-server-1`, …: each one
+//! advertises its own stable name, as a server pod does, and all of them are every
+//! node's seeds; no volume. The servers and the gateways, which commit submits
+//! themselves, read the store's URL from the env file `marie-store.env` beside the
+//! Compose file (`MARIE_STORE__URL=postgres://…`), never from the file itself.
 
 use std::collections::BTreeMap;
 
@@ -16,12 +24,20 @@ use crate::render::Error;
 /// Where the cookie secret appears in a container.
 const COOKIE_FILE: &str = "/run/secrets/marie-cookie";
 
+/// The env file, beside the Compose file, that sets `MARIE_STORE__URL` for the server
+/// and gateway services with the Postgres store.
+pub const STORE_ENV_FILE: &str = "./marie-store.env";
+
+/// The SQLite server's service (and with Postgres, the prefix of each server's).
+const SERVER: &str = "marie-server";
+
 #[derive(Serialize)]
 struct ComposeFile {
     name: &'static str,
     services: BTreeMap<String, Service>,
     configs: BTreeMap<&'static str, InlineConfig>,
     secrets: BTreeMap<&'static str, FileSecret>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     volumes: BTreeMap<&'static str, BTreeMap<String, String>>,
 }
 
@@ -40,6 +56,8 @@ struct Service {
     image: String,
     command: Vec<String>,
     environment: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    env_file: Vec<&'static str>,
     configs: Vec<ConfigMount>,
     secrets: Vec<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -47,7 +65,7 @@ struct Service {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ports: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    depends_on: Vec<&'static str>,
+    depends_on: Vec<String>,
     stop_grace_period: String,
     read_only: bool,
     tmpfs: Vec<&'static str>,
@@ -99,10 +117,7 @@ fn node_service(plan: &Plan, args: &[&str], delay: u64, drain: u64) -> Service {
         ("MARIE_NODE__SHUTDOWN_DELAY_SECS", delay.to_string()),
         ("MARIE_CLUSTER__HOST", "0.0.0.0".to_owned()),
         ("MARIE_CLUSTER__ADVERTISE", "auto".to_owned()),
-        (
-            "MARIE_CLUSTER__SEEDS",
-            format!("[\"marie-server:{}\"]", c.cluster_port),
-        ),
+        ("MARIE_CLUSTER__SEEDS", seeds(plan)),
         ("MARIE_CLUSTER__COOKIE_FILE", COOKIE_FILE.to_owned()),
         ("MARIE_HTTP__HOST", "0.0.0.0".to_owned()),
     ]);
@@ -114,15 +129,76 @@ fn node_service(plan: &Plan, args: &[&str], delay: u64, drain: u64) -> Service {
             source: "marie-config",
             target: CONFIG_PATH,
         }],
+        env_file: Vec::new(),
         secrets: vec!["marie-cookie"],
         volumes: Vec::new(),
         ports: Vec::new(),
-        depends_on: vec!["marie-server"],
+        depends_on: server_names(plan),
         stop_grace_period: format!("{}s", crate::plan::grace_period_secs(delay, drain)),
         read_only: true,
         tmpfs: vec!["/tmp", DATA_DIR],
         deploy: None,
     }
+}
+
+/// The server services: `marie-server` alone, or one per server with Postgres.
+fn server_names(plan: &Plan) -> Vec<String> {
+    match plan.shared_store() {
+        true => (0..plan.server_replicas)
+            .map(|i| format!("{SERVER}-{i}"))
+            .collect(),
+        false => vec![SERVER.to_owned()],
+    }
+}
+
+/// `MARIE_CLUSTER__SEEDS`: every server's address.
+fn seeds(plan: &Plan) -> String {
+    let port = plan.cluster.cluster_port;
+    let addresses: Vec<String> = server_names(plan)
+        .iter()
+        .map(|name| format!("\"{name}:{port}\""))
+        .collect();
+    format!("[{}]", addresses.join(", "))
+}
+
+/// The server services, by name: each advertises its own name and publishes the
+/// cluster port (the first on the configured port, the next ones above it); without
+/// Postgres, the one server keeps its data on the volume `marie-data`.
+fn server_services(plan: &Plan) -> Vec<(String, Service)> {
+    let cluster = plan.cluster;
+    let port = u32::from(cluster.cluster_port);
+    server_names(plan)
+        .into_iter()
+        .zip(port..)
+        .map(|(name, host_port)| {
+            let mut server = node_service(
+                plan,
+                &["node", "--role", "server"],
+                plan.front_shutdown_delay_secs,
+                cluster.drain_timeout_secs,
+            );
+            server
+                .environment
+                .insert("MARIE_CLUSTER__ADVERTISE", format!("{name}:{port}"));
+            if cluster.supervisor_backend == SupervisorBackend::Kubernetes {
+                // No Kubernetes API under Compose: the Supervisor decides and exports,
+                // and each pool runs its `deploy.replicas`.
+                server
+                    .environment
+                    .insert("MARIE_SUPERVISOR__BACKEND", "external".to_owned());
+            }
+            server.depends_on.clear();
+            server.ports = vec![format!("{host_port}:{port}")];
+            if plan.shared_store() {
+                server.env_file = vec![STORE_ENV_FILE];
+            } else {
+                server.environment.remove("MARIE_CLUSTER__SEEDS");
+                server.tmpfs = vec!["/tmp"];
+                server.volumes = vec![format!("marie-data:{DATA_DIR}")];
+            }
+            (name, server)
+        })
+        .collect()
 }
 
 fn pool_service(plan: &Plan, pool: &PoolPlan) -> Service {
@@ -152,29 +228,7 @@ pub fn compose(cluster: &Cluster) -> Result<String, Error> {
     let plan = Plan::new(cluster)?;
     let k = &cluster.kubernetes;
     let mut services = BTreeMap::new();
-    let mut server = node_service(
-        &plan,
-        &["node", "--role", "server"],
-        plan.front_shutdown_delay_secs,
-        cluster.drain_timeout_secs,
-    );
-    server.environment.insert(
-        "MARIE_CLUSTER__ADVERTISE",
-        format!("marie-server:{}", cluster.cluster_port),
-    );
-    server.environment.remove("MARIE_CLUSTER__SEEDS");
-    if cluster.supervisor_backend == SupervisorBackend::Kubernetes {
-        // No Kubernetes API under Compose: the Supervisor decides and exports, and
-        // each pool runs its `deploy.replicas`.
-        server
-            .environment
-            .insert("MARIE_SUPERVISOR__BACKEND", "external".to_owned());
-    }
-    server.depends_on.clear();
-    server.tmpfs = vec!["/tmp"];
-    server.volumes = vec![format!("marie-data:{DATA_DIR}")];
-    server.ports = vec![format!("{0}:{0}", cluster.cluster_port)];
-    services.insert("marie-server".to_owned(), server);
+    services.extend(server_services(&plan));
 
     let gateways = match k.gateway.autoscaling.enabled {
         true => k.gateway.autoscaling.min_replicas,
@@ -198,6 +252,10 @@ pub fn compose(cluster: &Cluster) -> Result<String, Error> {
         replicas: gateways,
         resources: None,
     });
+    if plan.shared_store() {
+        // Gateways commit submits to Postgres themselves.
+        gateway.env_file = vec![STORE_ENV_FILE];
+    }
     services.insert("marie-gateway".to_owned(), gateway);
     for pool in &plan.pools {
         services.insert(pool.object_name.clone(), pool_service(&plan, pool));
@@ -218,7 +276,10 @@ pub fn compose(cluster: &Cluster) -> Result<String, Error> {
                 file: "./marie-cookie",
             },
         )]),
-        volumes: BTreeMap::from([("marie-data", BTreeMap::new())]),
+        volumes: match plan.shared_store() {
+            true => BTreeMap::new(),
+            false => BTreeMap::from([("marie-data", BTreeMap::new())]),
+        },
     };
     Ok(serde_norway::to_string(&file)?)
 }

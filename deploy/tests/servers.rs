@@ -275,3 +275,61 @@ fn check_finds_a_store_url_written_in_a_manifest() {
         "{found:#?}"
     );
 }
+
+/// The Compose file of `c`, parsed.
+fn compose(c: &Cluster) -> Value {
+    let yaml = marie_deploy::compose::compose(c).expect("the Compose file renders");
+    serde_norway::from_str(&yaml).expect("parses")
+}
+
+#[test]
+fn compose_with_postgres_runs_each_server_under_its_own_name_its_url_from_an_env_file() {
+    let doc = compose(&postgres(Some(3)));
+    let services = &doc["services"];
+    assert!(services["marie-server"].is_null(), "{services:#}");
+    let seeds = "[\"marie-server-0:52000\", \"marie-server-1:52000\", \"marie-server-2:52000\"]";
+    for i in 0..3 {
+        let server = &services[format!("marie-server-{i}").as_str()];
+        let env = &server["environment"];
+        assert_eq!(
+            env["MARIE_CLUSTER__ADVERTISE"],
+            format!("marie-server-{i}:52000")
+        );
+        assert_eq!(env["MARIE_CLUSTER__SEEDS"], seeds);
+        assert!(env["MARIE_STORE__URL"].is_null());
+        assert_eq!(server["env_file"], json!(["./marie-store.env"]));
+        assert_eq!(server["ports"], json!([format!("{}:52000", 52000 + i)]));
+        assert!(server["volumes"].is_null(), "no SQLite volume: {server:#}");
+    }
+    // Gateways commit submits themselves: the URL too; executors only join.
+    let gateway = &services["marie-gateway"];
+    assert_eq!(gateway["env_file"], json!(["./marie-store.env"]));
+    assert_eq!(gateway["environment"]["MARIE_CLUSTER__SEEDS"], seeds);
+    assert_eq!(
+        gateway["depends_on"],
+        json!(["marie-server-0", "marie-server-1", "marie-server-2"])
+    );
+    let executor = &services["marie-executor-extract"];
+    assert!(executor["env_file"].is_null());
+    assert_eq!(executor["environment"]["MARIE_CLUSTER__SEEDS"], seeds);
+    assert!(doc["volumes"].is_null(), "{doc:#}");
+    // A leader and a standby by default.
+    let doc = compose(&postgres(None));
+    assert!(doc["services"]["marie-server-1"].is_object());
+    assert!(doc["services"]["marie-server-2"].is_null());
+}
+
+#[test]
+fn compose_with_sqlite_runs_one_server_on_its_volume() {
+    let doc = compose(&cluster());
+    let services = &doc["services"];
+    let server = &services["marie-server"];
+    assert_eq!(server["volumes"], json!(["marie-data:/var/lib/marie"]));
+    assert!(server["env_file"].is_null());
+    assert!(services["marie-server-0"].is_null());
+    assert_eq!(
+        services["marie-gateway"]["environment"]["MARIE_CLUSTER__SEEDS"],
+        "[\"marie-server:52000\"]"
+    );
+    assert!(doc["volumes"]["marie-data"].is_object());
+}

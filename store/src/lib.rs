@@ -107,6 +107,14 @@ pub trait GatewayStore: Send + Sync + 'static {
     /// The status of one job.
     async fn get(&self, id: JobId) -> Result<Option<JobStatus>, StoreError>;
 
+    /// The statuses of those of `ids` that exist, in any order: a store that can reads
+    /// them at once (this default reads them one by one, all under way together).
+    async fn statuses(&self, ids: Vec<JobId>) -> Result<Vec<JobStatus>, StoreError> {
+        let reads = ids.into_iter().map(|id| self.get(id));
+        let found = futures::future::try_join_all(reads).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
     /// The output of a job, if it succeeded.
     async fn output(&self, id: JobId) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -61,13 +61,19 @@ async fn the_lease_is_taken_only_when_free_and_renewed_only_by_its_holder() {
     let (a, b, c) = (lease(&store, "a"), lease(&store, "b"), lease(&store, "c"));
 
     assert_eq!(acquired(&a, LONG).await, (1, Succession::First));
-    assert_eq!(
-        b.acquire(LONG).await.expect("acquire"),
+    match b.acquire(LONG).await.expect("acquire") {
         Acquisition::Held {
-            holder: Some("a".into()),
-            epoch: 1
+            holder,
+            epoch,
+            expires_in: Some(left),
+        } => {
+            assert_eq!((holder.as_deref(), epoch), (Some("a"), 1));
+            // The database's clock: what is left of the lease, no more than its time to
+            // live.
+            assert!(left <= LONG && left > LONG / 2, "time left: {left:?}");
         }
-    );
+        held => panic!("b found {held:?}"),
+    }
     assert_eq!(a.renew(1, LONG).await.expect("renew"), Renewal::Renewed);
     // Only the holder's process renews, whatever epoch it names.
     assert_eq!(

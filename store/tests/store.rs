@@ -468,6 +468,25 @@ async fn postgres_store() -> (Arc<dyn JobStore>, TestPostgres) {
     (Arc::new(store), server)
 }
 
+/// Many statuses read at once are those read one by one; unknown ids are left out.
+async fn statuses_read_at_once_match_each_get(store: Arc<dyn JobStore>) {
+    let jobs: Vec<NewJob> = (0..3).map(|_| new_job(spec("extract", b"doc"))).collect();
+    store.insert(jobs.clone()).await.expect("insert");
+    update(&*store, started(jobs[1].id, 1, "exec-1", 2_000)).await;
+    let unknown = JobId::generate();
+    let mut ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    ids.push(unknown);
+    let mut read = store.statuses(ids).await.expect("statuses");
+    read.sort_by_key(|s| s.id);
+    let mut each = Vec::new();
+    for job in &jobs {
+        each.push(store.get(job.id).await.expect("get").expect("stored"));
+    }
+    each.sort_by_key(|s| s.id);
+    assert_eq!(read, each);
+    assert!(store.statuses(Vec::new()).await.expect("none").is_empty());
+}
+
 /// Runs every named check against every backend.
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
@@ -507,6 +526,7 @@ conformance!(
     list_pages_cover_every_job_once,
     recover_returns_queued_and_running_jobs_and_changes_nothing,
     queued_reads_find_queued_jobs_and_change_nothing,
+    statuses_read_at_once_match_each_get,
 );
 
 // ---- SQLite only. ----

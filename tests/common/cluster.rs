@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
-use super::{free_port, kill_and_reap, marie_bin, run_with_stdin, send_signal};
+use super::{
+    free_port, kill_and_reap, marie_bin, run_with_stdin, send_signal, stderr, stdout, write_files,
+};
 
 /// The cookie every node of a test cluster shares.
 pub const COOKIE: &str = "cluster-test-cookie";
@@ -186,6 +188,41 @@ impl Cluster {
             .arg("--connect")
             .arg(addr);
         run_with_stdin(command, stdin)
+    }
+
+    /// Submits `n` sleep jobs of `ms` to the pool `cpu-general` through the node on
+    /// `port`; returns the accepted ids (every one must be accepted).
+    pub fn submit_sleeps(&self, port: u16, ms: u64, n: usize) -> Vec<String> {
+        let payload = ms.to_string().into_bytes();
+        self.submit_many(port, "cpu-general", "sleep", &payload, n)
+    }
+
+    /// Submits `n` jobs of `payload` to `pool`'s `handler` through the node on `port`;
+    /// returns the accepted ids (every one must be accepted).
+    pub fn submit_many(
+        &self,
+        port: u16,
+        pool: &str,
+        handler: &str,
+        payload: &[u8],
+        n: usize,
+    ) -> Vec<String> {
+        let dir = tempfile::tempdir().expect("inputs");
+        let files = write_files(dir.path(), (0..n).map(|_| payload.to_vec()));
+        let mut args = vec!["submit", "--pool", pool, "--handler", handler, "--json"];
+        args.extend(files.iter().map(String::as_str));
+        let out = self.cli(port, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).expect("JSON line");
+                v["id"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("not accepted: {line}"))
+                    .to_owned()
+            })
+            .collect()
     }
 
     /// The capacity report through the node on `port`, once it answers.

@@ -10,7 +10,7 @@ use marie_test_postgres::TestPostgres;
 use serde_json::Value;
 
 use crate::common::cluster::{Cluster, Node};
-use crate::common::{free_port, http_get, stderr, stdout, write_files};
+use crate::common::{free_port, http_get, stdout};
 
 /// Every node's configuration (and the CLI's, which checks it too): the Postgres store
 /// at `url`, the default lease (renewed every second, 3 s to live), and a pool of sleep
@@ -118,29 +118,7 @@ impl Setup {
 
     /// Submits `n` sleep jobs of `ms` through `server`; returns the accepted ids.
     pub fn submit(&self, server: &Node, ms: u64, n: usize) -> Vec<String> {
-        let dir = tempfile::tempdir().expect("inputs");
-        let files = write_files(dir.path(), (0..n).map(|_| ms.to_string().into_bytes()));
-        let mut args = vec![
-            "submit",
-            "--pool",
-            "cpu-general",
-            "--handler",
-            "sleep",
-            "--json",
-        ];
-        args.extend(files.iter().map(String::as_str));
-        let out = self.cluster.cli(server.port, &args);
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out)
-            .lines()
-            .map(|line| {
-                let v: Value = serde_json::from_str(line).expect("JSON line");
-                v["id"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("not accepted: {line}"))
-                    .to_owned()
-            })
-            .collect()
+        self.cluster.submit_sleeps(server.port, ms, n)
     }
 
     /// Waits for every job through `server`; returns their final statuses.

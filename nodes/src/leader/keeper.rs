@@ -80,9 +80,14 @@ pub async fn keep(
                         fence = Some(new.clone());
                         status.send_replace(Lease::Leading { epoch, fence: new });
                     }
-                    Ok(Ok(Acquisition::Held { holder, epoch })) => {
+                    Ok(Ok(Acquisition::Held {
+                        holder,
+                        epoch,
+                        expires_in,
+                    })) => {
                         failures.passed("acquire");
-                        elector.not_acquired(clock.now_ms());
+                        let expires_in_ms = expires_in.map(|left| left.as_millis() as u64);
+                        elector.found_held(clock.now_ms(), expires_in_ms);
                         seen(&status, holder, epoch);
                     }
                     Ok(Err(e)) => {

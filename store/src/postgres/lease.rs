@@ -50,6 +50,9 @@ pub enum Acquisition {
         holder: Option<String>,
         /// Its epoch.
         epoch: u64,
+        /// How long the lease has left, on the database's clock, measured before the
+        /// answer left it; none when it is no longer held.
+        expires_in: Option<Duration>,
     },
 }
 
@@ -120,8 +123,12 @@ impl LeaderLease {
             )
             .await?;
         let Some(row) = rows.first() else {
-            let (holder, epoch) = self.holder().await?;
-            return Ok(Acquisition::Held { holder, epoch });
+            let held = self.holder().await?;
+            return Ok(Acquisition::Held {
+                holder: held.holder,
+                epoch: held.epoch,
+                expires_in: held.expires_in,
+            });
         };
         let epoch = epoch(row, 0)?;
         let previous: Option<String> = row.try_get(1)?;
@@ -146,8 +153,11 @@ impl LeaderLease {
         if !renewed.is_empty() {
             return Ok(Renewal::Renewed);
         }
-        let (holder, current) = self.holder().await?;
-        Ok(Renewal::Lost { holder, current })
+        let held = self.holder().await?;
+        Ok(Renewal::Lost {
+            holder: held.holder,
+            current: held.epoch,
+        })
     }
 
     /// Frees the lease of `epoch` now, if it is still this node's; says whether it was.
@@ -162,19 +172,28 @@ impl LeaderLease {
         Ok(!released.is_empty())
     }
 
-    /// The holder of a live lease (none when it is free), and the row's epoch.
-    async fn holder(&self) -> Result<(Option<String>, u64), StoreError> {
+    /// The holder of a live lease (none when it is free) and the time it has left, and
+    /// the row's epoch.
+    async fn holder(&self) -> Result<Held, StoreError> {
         let rows = self
             .query(
-                "SELECT CASE WHEN holder_token IS NOT NULL AND expires_at > clock_timestamp() \
-                 THEN holder END, epoch FROM marie_leader WHERE id = 1",
+                "SELECT CASE WHEN left_us > 0 THEN holder END, epoch, \
+                 CASE WHEN left_us > 0 THEN left_us END \
+                 FROM (SELECT holder, epoch, CASE WHEN holder_token IS NOT NULL THEN \
+                 (extract(epoch FROM expires_at - clock_timestamp()) * 1000000)::bigint END \
+                 AS left_us FROM marie_leader WHERE id = 1) AS lease",
                 &[],
             )
             .await?;
         let row = rows
             .first()
             .ok_or_else(|| StoreError::Value("the lease row of marie_leader is missing".into()))?;
-        Ok((row.try_get(0)?, epoch(row, 1)?))
+        let left_us: Option<i64> = row.try_get(2)?;
+        Ok(Held {
+            holder: row.try_get(0)?,
+            epoch: epoch(row, 1)?,
+            expires_in: left_us.map(|us| Duration::from_micros(us.unsigned_abs())),
+        })
     }
 
     async fn query(
@@ -186,6 +205,13 @@ impl LeaderLease {
         let statement = client.prepare_cached(sql).await?;
         Ok(client.query(&statement, params).await?)
     }
+}
+
+/// The lease as a standby sees it.
+struct Held {
+    holder: Option<String>,
+    epoch: u64,
+    expires_in: Option<Duration>,
 }
 
 /// The epoch in column `at`.

@@ -203,6 +203,16 @@ impl GatewayStore for PostgresStore {
         rows.first().map(rows::status).transpose()
     }
 
+    async fn statuses(&self, ids: Vec<JobId>) -> Result<Vec<JobStatus>, StoreError> {
+        let ids: Vec<uuid::Uuid> = ids.into_iter().map(|id| id.0).collect();
+        let sql = format!("SELECT {STATUS_COLUMNS} FROM jobs WHERE id = ANY($1::uuid[])");
+        self.query(&sql, &[&ids])
+            .await?
+            .iter()
+            .map(rows::status)
+            .collect()
+    }
+
     async fn output(&self, id: JobId) -> Result<Option<Vec<u8>>, StoreError> {
         let sql = "SELECT output FROM jobs WHERE id = $1 AND state = 'succeeded'";
         let rows = self.query(sql, &[&id.0]).await?;

@@ -13,7 +13,8 @@
 //!
 //! A leader's writer has a [`Fence`]: each transaction first checks, under a share lock
 //! on the lease row, that the lease still carries the fence's epoch ([`check_epoch`]),
-//! and the rows it changes record that epoch.
+//! and the rows it changes record that epoch. The check and the writes go out together
+//! (pipelined on the connection); the commit waits for the check's answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -321,22 +322,36 @@ enum AtOnce {
 }
 
 /// Writes every group in one transaction without savepoints; the outputs wait in the
-/// groups.
+/// groups. Under a fence, the epoch's check and the writes are sent together, without
+/// waiting for the check's answer (one round trip less per batch): Postgres runs them
+/// in order, the check's share lock first, and the transaction commits only once the
+/// check passed; otherwise it is rolled back with whatever the writes did.
 async fn write_at_once(
     client: &mut deadpool_postgres::Object,
     groups: &mut [Group],
     fence: Option<&Fence>,
 ) -> AtOnce {
-    let tx = match begin(client, fence).await {
+    let tx = match client.transaction().await {
         Ok(tx) => tx,
-        Err(failure) => return AtOnce::Done(Err(failure)),
+        Err(e) => return AtOnce::Done(Err(e.into())),
     };
     let epoch = fence.map(|fence| fence.epoch() as i64);
-    for group in groups.iter_mut() {
-        if group.write_at_once(&tx, epoch).await.is_err() {
-            // Dropping the transaction rolls it back.
-            return AtOnce::CallFailed;
+    let writes = async {
+        for group in groups.iter_mut() {
+            group.write_at_once(&tx, epoch).await?;
         }
+        Ok::<(), StoreError>(())
+    };
+    let (checked, written) = match fence {
+        Some(fence) => tokio::join!(check_epoch(&tx, fence), writes),
+        None => (Ok(()), writes.await),
+    };
+    // Dropping the transaction rolls it back.
+    if let Err(failure) = checked {
+        return AtOnce::Done(Err(failure));
+    }
+    if written.is_err() {
+        return AtOnce::CallFailed;
     }
     AtOnce::Done(tx.commit().await.map_err(BatchFailure::from))
 }
