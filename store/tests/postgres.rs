@@ -67,6 +67,24 @@ async fn stores_opening_together_on_an_empty_database_migrate_it_once() {
 }
 
 #[tokio::test]
+async fn a_pools_jobs_page_from_an_index_without_a_sort() {
+    let server = server();
+    let _store = open(&server.url())
+        .await
+        .unwrap_or_else(|e| panic!("open: {}", words(&e)));
+    // The listing `marie jobs --pool` and the console run, planned without sequential scans
+    // (a table this small would otherwise be scanned).
+    let plan = server
+        .psql(
+            "SET enable_seqscan = off; EXPLAIN SELECT id FROM jobs WHERE pool = 'ocr' \
+             AND id < '01900000-0000-7000-8000-000000000000' ORDER BY id DESC LIMIT 50",
+        )
+        .expect("psql");
+    assert!(plan.contains("jobs_by_pool "), "{plan}");
+    assert!(!plan.contains("Sort"), "{plan}");
+}
+
+#[tokio::test]
 async fn a_database_with_a_newer_schema_is_refused_naming_the_version_it_needs() {
     let server = server();
     drop(open(&server.url()).await.expect("open"));

@@ -15,6 +15,7 @@ use crate::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0001_jobs.sql"),
     include_str!("../../migrations/postgres/0002_leader.sql"),
+    include_str!("../../migrations/postgres/0003_jobs_by_pool.sql"),
 ];
 
 /// The newest schema version this build knows.
