@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Marie;
+use common::{Marie, memory_kib};
 
 /// Two pools that both take `echo`: every pool × handler the document allows is a job
 /// this node accepts.
@@ -119,20 +119,6 @@ fn schemathesis_finds_nothing_wrong_with_the_api() {
         marie.cli(&["capacity"]).status.success(),
         "the node still serves"
     );
-}
-
-/// Resident and peak memory of a process, in KiB, from /proc.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// Sends a request head and reads the status line the node answers with.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Marie;
+use common::{Marie, memory_kib};
 use serde_json::Value;
 
 /// One executor of 2 slots; a job sleeps 100 ms: 20 jobs a second. At most 20 queued.
@@ -33,19 +33,6 @@ fn flood_secs() -> u64 {
     } else {
         8
     }
-}
-
-fn peak_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// What one flooding thread saw.
@@ -93,7 +80,7 @@ fn flood(url: String, per_sec: u64, stop: Arc<AtomicBool>) -> Flood {
 #[test]
 fn ten_times_the_capacity_is_refused_with_retry_after_and_every_accepted_job_completes() {
     let marie = Marie::start_with(Some(SMALL_POOL), &[]);
-    let (rss_before, _) = peak_kib(marie.pid());
+    let (rss_before, _) = memory_kib(marie.pid());
     let url = marie.http_url("/api/jobs?pool=cpu-general&handler=sleep");
     let stop = Arc::new(AtomicBool::new(false));
     let threads = 4;
@@ -156,7 +143,7 @@ fn ten_times_the_capacity_is_refused_with_retry_after_and_every_accepted_job_com
         .collect();
     let accepted: Vec<&String> = seen.iter().flat_map(|s| &s.accepted).collect();
     let refused: u64 = seen.iter().map(|s| s.refused).sum();
-    let (_, peak) = peak_kib(marie.pid());
+    let (_, peak) = memory_kib(marie.pid());
     assert!(refused > 0, "ten times the capacity was never refused");
 
     // Every accepted job, the CLI's too, ends succeeded after one run.
